@@ -1,0 +1,57 @@
+// Running a pre-fork server: the master creates the listeners, starts the
+// workers (fork or spawn), supervises them, and stops them gracefully.
+#pragma once
+
+#include <prefork/handler.hpp>
+#include <prefork/listener.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace prefork {
+
+enum class StartMode {
+  fork,   // fork(): the child goes on in this program image
+  spawn,  // a new program image (Boost.Process), listeners passed as LISTEN_FDS
+};
+
+struct ServerConfig {
+  std::vector<ListenerSpec> listeners;
+  unsigned workers = 0;  // 0: one per CPU
+  StartMode start = StartMode::fork;
+  std::string stats_name;  // scoreboard segment; empty: "prefork_<master pid>"
+  std::size_t max_frame = 1 << 20;
+  std::chrono::milliseconds graceful_timeout{10'000};
+  int backlog = 1024;
+  // spawn: the worker program; empty re-runs this executable in its worker
+  // role with worker_args (by default this process's own arguments).
+  std::string worker_exe;
+  std::vector<std::string> worker_args;
+  // A slot whose worker dies this many times in a row before serving for a
+  // second makes the master give up.
+  unsigned max_start_failures = 5;
+};
+
+// Exit statuses of the master (and of prefork_main).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_setup_failed = 1;   // e.g. bind failed
+inline constexpr int exit_usage = 2;          // bad command line
+inline constexpr int exit_workers_failed = 3;  // workers keep dying at start
+// A worker exiting with this status means "my set-up failed; do not
+// respawn me" (gunicorn's boot error): the master stops and exits 3.
+inline constexpr int worker_exit_boot_error = 3;
+
+// For callers: runs the master until it is stopped; returns its exit status.
+// Prints "listening <proto> <host>:<port>" on stdout once per listener.
+int serve(const ServerConfig& config, Handler& handler);
+
+// True in a process started by a spawn-mode master (the worker role).
+bool started_as_worker();
+
+// For a spawned worker: serves the inherited listeners with `handler` until
+// told to stop; returns the worker's exit status.
+int serve_as_worker(Handler& handler);
+
+}  // namespace prefork
