@@ -8,8 +8,8 @@
 namespace prefork {
 
 struct CommandLineDefaults {
-  std::string program;      // for --help and --version
-  std::string description;  // one line for --help
+  std::string program;                  // for --help and --version
+  std::string description;              // one line for --help
   std::vector<ListenerSpec> listeners;  // used when no --tcp/--framed/--udp is given
   std::string stats_name;
 };

@@ -17,7 +17,8 @@
 
 namespace prefork {
 
-inline constexpr std::uint64_t scoreboard_magic = 0x4b524f4645525021ull;  // "!PREFORK" little-endian
+inline constexpr std::uint64_t scoreboard_magic =
+    0x4b524f4645525021ull;  // "!PREFORK" little-endian
 inline constexpr std::uint32_t scoreboard_version = 1;
 
 enum class WorkerState : std::uint32_t {
@@ -47,8 +48,9 @@ struct alignas(64) Slot {
   Counters counters;
 };
 
-struct Header {
-  std::uint64_t magic;
+// Aligned like Slot so that the slots that follow it start on a cache line.
+struct alignas(64) Header {
+  std::uint64_t magic;  // written last, with release, once the rest is set
   std::uint32_t version;
   std::uint32_t slot_count;
   std::uint64_t segment_size;
@@ -133,6 +135,10 @@ class ScoreboardReader {
 
   // A consistent copy: retries while the master is folding a slot in.
   ScoreboardSnapshot snapshot() const;
+
+  // True once the name no longer refers to the mapped segment: the master
+  // removed it (it exits) or another master replaced it.
+  bool unlinked() const;
 
  private:
   struct Impl;

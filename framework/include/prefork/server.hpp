@@ -36,8 +36,8 @@ struct ServerConfig {
 
 // Exit statuses of the master (and of prefork_main).
 inline constexpr int exit_ok = 0;
-inline constexpr int exit_setup_failed = 1;   // e.g. bind failed
-inline constexpr int exit_usage = 2;          // bad command line
+inline constexpr int exit_setup_failed = 1;    // e.g. bind failed
+inline constexpr int exit_usage = 2;           // bad command line
 inline constexpr int exit_workers_failed = 3;  // workers keep dying at start
 // A worker exiting with this status means "my set-up failed; do not
 // respawn me" (gunicorn's boot error): the master stops and exits 3.

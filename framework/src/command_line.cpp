@@ -1,0 +1,155 @@
+#include <prefork/command_line.hpp>
+#include <prefork/server.hpp>
+
+#include <charconv>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace prefork {
+
+namespace {
+
+class UsageError : public std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
+  std::fprintf(out,
+               "usage: %s [--tcp HOST:PORT] [--framed HOST:PORT] [--udp HOST:PORT]\n"
+               "       [--workers N] [--start fork|spawn] [--stats NAME] [--max-frame BYTES]\n"
+               "       [--graceful-timeout SECONDS] [--backlog N] [--worker-exe PATH]\n"
+               "       [--help] [--version] [-- WORKER-ARGS...]\n",
+               defaults.program.c_str());
+  if (!defaults.description.empty()) std::fprintf(out, "\n%s\n", defaults.description.c_str());
+  std::string listeners;
+  for (const ListenerSpec& spec : defaults.listeners)
+    listeners += " --" + std::string(protocol_name(spec.protocol)) + ' ' + spec.address.to_string();
+  std::fprintf(
+      out,
+      "\n"
+      "  --tcp HOST:PORT      raw TCP stream: each chunk read is one request (repeatable)\n"
+      "  --framed HOST:PORT   TCP with 4-byte big-endian length-prefixed frames (repeatable)\n"
+      "  --udp HOST:PORT      UDP: each datagram is one request (repeatable)\n"
+      "                       without any of these:%s\n"
+      "  --workers N          worker processes (default: one per CPU)\n"
+      "  --start MODE         fork: children of this image; spawn: new program images\n"
+      "                       (default fork)\n"
+      "  --stats NAME         shared-memory scoreboard name, for prefork-top (default %s)\n"
+      "  --max-frame BYTES    largest frame accepted; larger closes the connection (default "
+      "1048576)\n"
+      "  --graceful-timeout S on stop, how long workers may finish requests (default 10)\n"
+      "  --backlog N          listen queue length (default 1024)\n"
+      "  --worker-exe PATH    spawn mode: run PATH as the worker (default: this program);\n"
+      "                       arguments after -- go to it\n"
+      "\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n",
+      listeners.c_str(),
+      defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str());
+}
+
+template <typename Number>
+Number parse_number(std::string_view flag, std::string_view text, Number low, Number high) {
+  Number value{};
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < low ||
+      value > high)
+    throw UsageError(std::string(flag) + " wants a number from " + std::to_string(low) + " to " +
+                     std::to_string(high) + ", not '" + std::string(text) + "'");
+  return value;
+}
+
+ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
+  ServerConfig config;
+  config.stats_name = defaults.stats_name;
+  // By default a spawned worker is this program re-run with our arguments.
+  for (int i = 1; i < argc; ++i) config.worker_args.emplace_back(argv[i]);
+  std::vector<std::string> after_dashes;
+  bool worker_args_given = false;
+
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--") {
+      worker_args_given = true;
+      for (++i; i < argc; ++i) after_dashes.emplace_back(argv[i]);
+      break;
+    }
+    if (arg == "--help" || arg == "-h") {
+      print_usage(stdout, defaults);
+      std::exit(exit_ok);
+    }
+    if (arg == "--version") {
+      std::printf("%s (prefork %s)\n", defaults.program.c_str(), PREFORK_VERSION);
+      std::exit(exit_ok);
+    }
+    std::string_view value;
+    std::size_t equals = arg.find('=');
+    std::string flag(arg.substr(0, equals));
+    if (flag.rfind("--", 0) != 0)
+      throw UsageError("unexpected argument '" + std::string(arg) + "'");
+    if (equals != std::string_view::npos) {
+      value = arg.substr(equals + 1);
+    } else {
+      if (i + 1 >= argc) throw UsageError(flag + " needs a value");
+      value = argv[++i];
+    }
+
+    try {
+      if (auto protocol = protocol_from_name(std::string_view(flag).substr(2))) {
+        config.listeners.push_back(ListenerSpec{*protocol, Address::parse(value)});
+      } else if (flag == "--workers") {
+        config.workers = parse_number<unsigned>(flag, value, 1, 1024);
+      } else if (flag == "--start") {
+        if (value == "fork")
+          config.start = StartMode::fork;
+        else if (value == "spawn")
+          config.start = StartMode::spawn;
+        else
+          throw UsageError("--start wants fork or spawn, not '" + std::string(value) + "'");
+      } else if (flag == "--stats") {
+        if (value.empty() || value.find('/') != std::string_view::npos)
+          throw UsageError("--stats wants a name without '/'");
+        config.stats_name = value;
+      } else if (flag == "--max-frame") {
+        config.max_frame = parse_number<std::size_t>(flag, value, 0, 0xFFFFFFFFu);
+      } else if (flag == "--graceful-timeout") {
+        config.graceful_timeout =
+            std::chrono::milliseconds(parse_number<unsigned>(flag, value, 0, 86400) * 1000);
+      } else if (flag == "--backlog") {
+        config.backlog = parse_number<int>(flag, value, 1, 65535);
+      } else if (flag == "--worker-exe") {
+        config.worker_exe = value;
+      } else {
+        throw UsageError("unknown option " + flag);
+      }
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(e.what());
+    }
+  }
+  if (config.listeners.empty()) config.listeners = defaults.listeners;
+  if (config.listeners.empty()) throw UsageError("nothing to serve: give --tcp, --framed or --udp");
+  if (!config.worker_exe.empty() || worker_args_given) config.worker_args = after_dashes;
+  if (!config.worker_exe.empty() && config.start != StartMode::spawn)
+    throw UsageError("--worker-exe needs --start spawn");
+  return config;
+}
+
+}  // namespace
+
+ServerConfig parse_command_line(int argc, char** argv, const CommandLineDefaults& defaults) {
+  try {
+    return parse(argc, argv, defaults);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "%s: %s\n", defaults.program.c_str(), e.what());
+    print_usage(stderr, defaults);
+    std::exit(exit_usage);
+  }
+}
+
+int prefork_main(int argc, char** argv, Handler& handler, const CommandLineDefaults& defaults) {
+  if (started_as_worker()) return serve_as_worker(handler);
+  return serve(parse_command_line(argc, argv, defaults), handler);
+}
+
+}  // namespace prefork

@@ -1,0 +1,74 @@
+// Fork as a protocol: prepare in the master, then the child drops what is
+// the master's, arms its death signal, runs the worker, and _exit()s: it
+// never unwinds back into the master's stack.
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+
+#include <prefork/log.hpp>
+
+#include "start_worker.hpp"
+#include "worker.hpp"
+
+namespace prefork {
+
+namespace {
+
+class ForkStarter final : public WorkerStarter {
+ public:
+  ForkStarter(const ServerConfig& config, std::span<Listener> listeners, Scoreboard& scoreboard,
+              Handler& handler, std::function<void()> in_child)
+      : config_(config),
+        listeners_(listeners),
+        scoreboard_(scoreboard),
+        handler_(handler),
+        in_child_(std::move(in_child)),
+        master_pid_(::getpid()) {}
+
+  pid_t start(unsigned slot, std::uint64_t generation) override {
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      log_sys_error("fork", errno, "while starting worker %u", slot);
+      return -1;
+    }
+    if (pid == 0) ::_exit(run_child(slot, generation));
+    return pid;
+  }
+
+ private:
+  int run_child(unsigned slot, std::uint64_t generation) {
+    static std::string role;
+    role = "worker " + std::to_string(slot);
+    set_log_role(role.c_str());
+    in_child_();
+    // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
+    if (::getppid() != master_pid_) return 0;  // it died before prctl
+    WorkerSetup setup{listeners_,        scoreboard_.slot(slot),
+                      handler_,          WorkerInfo{slot, generation, false},
+                      config_.max_frame, config_.graceful_timeout,
+                      master_pid_};
+    return run_worker(setup);
+  }
+
+  const ServerConfig& config_;
+  std::span<Listener> listeners_;
+  Scoreboard& scoreboard_;
+  Handler& handler_;
+  std::function<void()> in_child_;
+  pid_t master_pid_;
+};
+
+}  // namespace
+
+std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config,
+                                                 std::span<Listener> listeners,
+                                                 Scoreboard& scoreboard, Handler& handler,
+                                                 std::function<void()> in_child) {
+  return std::make_unique<ForkStarter>(config, listeners, scoreboard, handler, std::move(in_child));
+}
+
+}  // namespace prefork

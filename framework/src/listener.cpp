@@ -1,0 +1,126 @@
+#include <prefork/error.hpp>
+#include <prefork/listener.hpp>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "environment.hpp"
+
+namespace prefork {
+
+std::string_view protocol_name(Protocol protocol) noexcept {
+  switch (protocol) {
+    case Protocol::stream:
+      return "tcp";
+    case Protocol::framed:
+      return "framed";
+    case Protocol::datagram:
+      return "udp";
+  }
+  return "?";
+}
+
+std::optional<Protocol> protocol_from_name(std::string_view name) noexcept {
+  if (name == "tcp") return Protocol::stream;
+  if (name == "framed") return Protocol::framed;
+  if (name == "udp") return Protocol::datagram;
+  return std::nullopt;
+}
+
+namespace {
+
+Listener open_listener(const ListenerSpec& spec, int backlog) {
+  const std::string where = spec.address.to_string();
+  const bool is_udp = spec.protocol == Protocol::datagram;
+  int type = (is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+  UniqueFd fd(::socket(spec.address.family(), type, 0));
+  if (!fd) throw SystemError("socket", errno, where);
+
+  int on = 1;
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
+    throw SystemError("setsockopt(SO_REUSEADDR)", errno, where);
+  // As nginx does: [::]:80 means IPv6 only, so it can sit beside 0.0.0.0:80.
+  if (spec.address.family() == AF_INET6 &&
+      ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0)
+    throw SystemError("setsockopt(IPV6_V6ONLY)", errno, where);
+
+  if (::bind(fd.get(), spec.address.data(), spec.address.length()) != 0)
+    throw SystemError("bind", errno, where);
+  if (!is_udp && ::listen(fd.get(), backlog) != 0) throw SystemError("listen", errno, where);
+
+  Address local = Address::of_socket(fd.get());
+  return Listener{spec.protocol, std::move(fd), local};
+}
+
+std::optional<long> number_from_env(const char* name) {
+  const char* text = std::getenv(name);
+  if (text == nullptr) return std::nullopt;
+  long value = 0;
+  std::string_view view(text);
+  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
+  if (view.empty() || error != std::errc() || end != view.data() + view.size())
+    throw std::runtime_error(std::string(name) + "='" + text + "' is not a number");
+  return value;
+}
+
+Protocol protocol_of_inherited(int fd, std::string_view name) {
+  if (!name.empty()) {
+    if (auto protocol = protocol_from_name(name)) return *protocol;
+    throw std::runtime_error("LISTEN_FDNAMES names an unknown protocol '" + std::string(name) +
+                             "' (expected tcp, framed or udp)");
+  }
+  int type = 0;
+  socklen_t length = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &length) != 0)
+    throw SystemError("getsockopt(SO_TYPE)", errno, "inherited fd " + std::to_string(fd));
+  return type == SOCK_DGRAM ? Protocol::datagram : Protocol::stream;
+}
+
+}  // namespace
+
+std::vector<Listener> open_listeners(const std::vector<ListenerSpec>& specs, int backlog) {
+  std::vector<Listener> listeners;
+  listeners.reserve(specs.size());
+  for (const auto& spec : specs) listeners.push_back(open_listener(spec, backlog));
+  return listeners;
+}
+
+std::optional<std::vector<Listener>> listeners_from_environment() {
+  auto pid = number_from_env(env::listen_pid);
+  auto count = number_from_env(env::listen_fds);
+  if (!pid || !count || *pid != ::getpid()) return std::nullopt;
+  if (*count < 0 || *count > 1024) throw std::runtime_error("LISTEN_FDS out of range");
+
+  std::string names = std::getenv(env::listen_fdnames) ? std::getenv(env::listen_fdnames) : "";
+  std::vector<Listener> listeners;
+  std::size_t name_start = 0;
+  for (int i = 0; i < *count; ++i) {
+    int fd = env::listen_fds_start + i;
+    std::size_t name_end = std::min(names.find(':', name_start), names.size());
+    std::string_view name = name_start < names.size()
+                                ? std::string_view(names).substr(name_start, name_end - name_start)
+                                : std::string_view();
+    name_start = name_end + 1;
+
+    // Ours now: no exec'd grandchild should inherit them, and the loop
+    // relies on non-blocking accept/recv.
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+      throw SystemError("fcntl", errno, "inherited fd " + std::to_string(fd));
+    Protocol protocol = protocol_of_inherited(fd, name);
+    listeners.push_back(Listener{protocol, UniqueFd(fd), Address::of_socket(fd)});
+  }
+  ::unsetenv(env::listen_pid);
+  ::unsetenv(env::listen_fds);
+  ::unsetenv(env::listen_fdnames);
+  return listeners;
+}
+
+}  // namespace prefork

@@ -1,0 +1,216 @@
+#include "master.hpp"
+
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <string>
+
+#include <prefork/log.hpp>
+
+namespace prefork {
+
+namespace {
+
+// A worker that dies sooner than this after starting is failing to start.
+constexpr auto early_death = std::chrono::seconds(1);
+constexpr auto first_backoff = std::chrono::milliseconds(100);
+constexpr auto max_backoff = std::chrono::seconds(5);
+
+std::string describe_status(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) {
+    const char* name = ::sigabbrev_np(WTERMSIG(status));
+    return name ? std::string("was killed by SIG") + name
+                : "was killed by signal " + std::to_string(WTERMSIG(status));
+  }
+  return "changed state " + std::to_string(status);
+}
+
+}  // namespace
+
+Master::Master(const ServerConfig& config, std::vector<Listener>& listeners, Scoreboard& scoreboard,
+               WorkerStarter& starter, SignalPipe& signals)
+    : config_(config),
+      listeners_(listeners),
+      scoreboard_(scoreboard),
+      starter_(starter),
+      signals_(signals),
+      workers_(config.workers) {}
+
+int Master::run() {
+  log_info("starting %zu workers (%s mode)", workers_.size(),
+           config_.start == StartMode::fork ? "fork" : "spawn");
+  while (!stopping_ || live_workers() > 0) {
+    start_due_workers();
+    wait_for_events();
+    handle_signals();
+    reap_workers();
+    kill_lingering_workers();
+  }
+  log_info("stopped (exit status %d)", exit_status_);
+  return exit_status_;
+}
+
+// Sleeps in poll() on the signal pipe until a signal arrives or the next
+// deadline (a worker due to start, the end of the graceful timeout).
+void Master::wait_for_events() {
+  auto now = Clock::now();
+  auto wake = now + std::chrono::seconds(1);
+  if (stopping_) wake = std::min(wake, kill_at_);
+  for (const WorkerRecord& worker : workers_)
+    if (worker.due && !stopping_) wake = std::min(wake, worker.due_at);
+  auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+  pollfd pipe{signals_.fd(), POLLIN, 0};
+  if (::poll(&pipe, 1, static_cast<int>(std::max<long>(timeout, 0))) < 0 && errno != EINTR)
+    log_sys_error("poll", errno);
+}
+
+void Master::handle_signals() {
+  while (int number = signals_.next()) {
+    switch (number) {
+      case SIGTERM:
+      case SIGINT:
+        if (stopping_ && Clock::now() < kill_at_) {
+          // Asked twice: do not wait for the graceful timeout.
+          log_info("received %s again: killing the workers now", ::strsignal(number));
+          kill_at_ = Clock::now();
+        } else {
+          begin_stop(exit_status_, ::strsignal(number));
+        }
+        break;
+      case SIGQUIT:
+        begin_stop(exit_status_, "quit (fast stop)");
+        kill_at_ = Clock::now();
+        break;
+      case SIGHUP:
+        log_info("received SIGHUP: reload is not supported yet; ignored");
+        break;
+      case SIGCHLD:
+        break;  // reap_workers() runs on every turn of the loop
+    }
+  }
+}
+
+void Master::reap_workers() {
+  for (;;) {
+    int status = 0;
+    pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid == 0) return;
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      if (errno != ECHILD) log_sys_error("waitpid", errno);
+      return;
+    }
+    auto it = std::find_if(workers_.begin(), workers_.end(),
+                           [pid](const WorkerRecord& w) { return w.pid == pid; });
+    if (it != workers_.end()) on_worker_exit(static_cast<unsigned>(it - workers_.begin()), status);
+  }
+}
+
+void Master::on_worker_exit(unsigned slot, int status) {
+  WorkerRecord& worker = workers_[slot];
+  const std::string what = describe_status(status);
+  const bool served = scoreboard_.slot(slot).state.load() != WorkerState::starting &&
+                      Clock::now() - worker.started >= early_death;
+  const pid_t pid = worker.pid;
+  worker.pid = 0;
+  // Fold its counts into the totals before anything reuses the slot.
+  scoreboard_.retire(slot);
+
+  if (stopping_) {
+    log_info("worker %u (pid %d) %s", slot, pid, what.c_str());
+    return;
+  }
+  if (WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_boot_error) {
+    log_info("worker %u (pid %d) failed to boot (exit status %d): not restarting it", slot, pid,
+             worker_exit_boot_error);
+    begin_stop(exit_workers_failed, "a worker failed to boot");
+    return;
+  }
+  schedule_restart(slot, !served,
+                   "worker " + std::to_string(slot) + " (pid " + std::to_string(pid) + ") " + what);
+}
+
+// Crash-loop protection: each early death doubles the wait before the next
+// try; too many in a row and the master gives up instead of looping forever.
+void Master::schedule_restart(unsigned slot, bool early, const std::string& why) {
+  WorkerRecord& worker = workers_[slot];
+  worker.early_deaths = early ? worker.early_deaths + 1 : 0;
+  if (worker.early_deaths >= config_.max_start_failures) {
+    log_info("%s; it died %u times in a row within %llds of starting: giving up", why.c_str(),
+             worker.early_deaths, static_cast<long long>(early_death.count()));
+    begin_stop(exit_workers_failed, "workers keep failing to start");
+    return;
+  }
+  auto delay = std::chrono::milliseconds(0);
+  if (worker.early_deaths > 0)
+    delay = std::min<std::chrono::milliseconds>(first_backoff * (1 << (worker.early_deaths - 1)),
+                                                max_backoff);
+  log_info("%s; restarting it in %lld ms", why.c_str(), static_cast<long long>(delay.count()));
+  worker.due = true;
+  worker.due_at = Clock::now() + delay;
+}
+
+void Master::start_due_workers() {
+  if (stopping_) return;
+  auto now = Clock::now();
+  for (unsigned slot = 0; slot < workers_.size(); ++slot)
+    if (workers_[slot].due && workers_[slot].due_at <= now) start_worker(slot);
+}
+
+void Master::start_worker(unsigned slot) {
+  WorkerRecord& worker = workers_[slot];
+  worker.due = false;
+  worker.generation += 1;
+  if (worker.generation > 1) scoreboard_.header().worker_restarts.fetch_add(1);
+  Slot& entry = scoreboard_.slot(slot);
+  entry.generation.store(worker.generation);
+  entry.state.store(WorkerState::starting);
+
+  worker.started = Clock::now();
+  pid_t pid = starter_.start(slot, worker.generation);
+  if (pid < 0) {
+    scoreboard_.retire(slot);
+    schedule_restart(slot, true, "worker " + std::to_string(slot) + " could not be started");
+    return;
+  }
+  worker.pid = pid;
+  entry.pid.store(pid);
+}
+
+void Master::kill_lingering_workers() {
+  if (!stopping_ || Clock::now() < kill_at_ || live_workers() == 0) return;
+  log_info("graceful timeout: killing %u workers", live_workers());
+  signal_workers(SIGKILL);
+  kill_at_ = Clock::now() + std::chrono::seconds(1);
+}
+
+void Master::begin_stop(int exit_status, const char* why) {
+  if (stopping_) return;
+  stopping_ = true;
+  exit_status_ = exit_status;
+  kill_at_ = Clock::now() + config_.graceful_timeout;
+  log_info("stopping (%s): %u workers finish their requests, up to %lld ms", why, live_workers(),
+           static_cast<long long>(config_.graceful_timeout.count()));
+  // Close our copies of the listeners: once the workers close theirs the
+  // kernel refuses new connections instead of queueing them for nobody.
+  listeners_.clear();
+  signal_workers(SIGTERM);
+}
+
+void Master::signal_workers(int number) {
+  for (const WorkerRecord& worker : workers_)
+    if (worker.pid > 0 && ::kill(worker.pid, number) != 0 && errno != ESRCH)
+      log_sys_error("kill", errno, "worker pid %d", worker.pid);
+}
+
+unsigned Master::live_workers() const {
+  return static_cast<unsigned>(std::count_if(workers_.begin(), workers_.end(),
+                                             [](const WorkerRecord& w) { return w.pid > 0; }));
+}
+
+}  // namespace prefork

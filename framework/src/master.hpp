@@ -1,0 +1,64 @@
+// The master's supervision loop, after gunicorn's arbiter and nginx's
+// master cycle: wait for a signal or a deadline, handle the signals, reap
+// the dead, start what is missing; on a stop, drain and escalate.
+#pragma once
+
+#include <prefork/listener.hpp>
+#include <prefork/scoreboard.hpp>
+#include <prefork/server.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <vector>
+
+#include "signal_pipe.hpp"
+#include "start_worker.hpp"
+
+namespace prefork {
+
+class Master {
+ public:
+  Master(const ServerConfig& config, std::vector<Listener>& listeners, Scoreboard& scoreboard,
+         WorkerStarter& starter, SignalPipe& signals);
+  // Returns the master's exit status.
+  int run();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // One entry per scoreboard slot.
+  struct WorkerRecord {
+    pid_t pid = 0;
+    std::uint64_t generation = 0;
+    Clock::time_point started{};
+    unsigned early_deaths = 0;  // in a row, each before serving for a second
+    bool due = true;            // to be started at `due_at`
+    Clock::time_point due_at{};
+  };
+
+  void wait_for_events();
+  void handle_signals();
+  void reap_workers();
+  void start_due_workers();
+  void kill_lingering_workers();
+
+  void start_worker(unsigned slot);
+  void on_worker_exit(unsigned slot, int status);
+  void schedule_restart(unsigned slot, bool early, const std::string& why);
+  void begin_stop(int exit_status, const char* why);
+  void signal_workers(int number);
+  unsigned live_workers() const;
+
+  const ServerConfig& config_;
+  std::vector<Listener>& listeners_;
+  Scoreboard& scoreboard_;
+  WorkerStarter& starter_;
+  SignalPipe& signals_;
+  std::vector<WorkerRecord> workers_;
+  bool stopping_ = false;
+  int exit_status_ = exit_ok;
+  Clock::time_point kill_at_{};
+};
+
+}  // namespace prefork

@@ -1,0 +1,384 @@
+#include <prefork/error.hpp>
+#include <prefork/log.hpp>
+#include <prefork/scoreboard.hpp>
+
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <new>
+#include <optional>
+#include <stdexcept>
+#include <thread>
+
+namespace prefork {
+
+namespace bip = boost::interprocess;
+
+static_assert(sizeof(Header) % alignof(Slot) == 0, "slots must start aligned after the header");
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
+                  std::atomic<std::int32_t>::is_always_lock_free,
+              "atomics shared between processes must be lock-free");
+
+namespace {
+
+using namespace std::chrono_literals;
+
+// A master that is between creating the segment and publishing its magic.
+constexpr auto settle_timeout = 200ms;
+// Longer than any retire() can take, unless its master died in the middle.
+constexpr auto snapshot_timeout = 1s;
+constexpr int snapshot_spins = 64;
+
+std::size_t size_for(std::uint64_t slot_count) {
+  return sizeof(Header) + slot_count * sizeof(Slot);
+}
+
+std::string path_of(const std::string& name) { return "/dev/shm/" + name; }
+
+[[noreturn]] void throw_ipc(const char* call, const std::string& name,
+                            const bip::interprocess_exception& e) {
+  if (e.get_native_error() != 0) throw SystemError(call, e.get_native_error(), path_of(name));
+  throw std::runtime_error(std::string(call) + ' ' + path_of(name) + ": " + e.what());
+}
+
+bool process_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+// An open, mapped segment. The region is left unmapped when the object is
+// still empty (its creator has not sized it yet).
+struct Mapping {
+  bip::shared_memory_object shm;
+  bip::mapped_region region;
+
+  void* base() const { return region.get_address(); }
+  std::size_t size() const { return region.get_size(); }
+  Header* header() const { return static_cast<Header*>(base()); }
+  Slot* slots() const {
+    return reinterpret_cast<Slot*>(static_cast<char*>(base()) + sizeof(Header));
+  }
+  // The magic is stored last by the creator; zero means not ready yet.
+  std::uint64_t magic() const {
+    if (size() < sizeof(std::uint64_t)) return 0;
+    return std::atomic_ref<std::uint64_t>(header()->magic).load(std::memory_order_acquire);
+  }
+};
+
+// Opens and maps NAME; nullopt when it does not exist. Waits briefly while a
+// concurrent creator is still filling it in.
+std::optional<Mapping> open_settled(const std::string& name, bip::mode_t mode) {
+  const auto deadline = std::chrono::steady_clock::now() + settle_timeout;
+  for (;;) {
+    Mapping m;
+    try {
+      m.shm = bip::shared_memory_object(bip::open_only, name.c_str(), mode);
+    } catch (const bip::interprocess_exception& e) {
+      if (e.get_error_code() == bip::not_found_error) return std::nullopt;
+      throw_ipc("shm_open", name, e);
+    }
+    bip::offset_t size = 0;
+    if (!m.shm.get_size(size)) throw SystemError("fstat", errno, path_of(name));
+    if (size > 0) {
+      try {
+        m.region = bip::mapped_region(m.shm, mode);
+      } catch (const bip::interprocess_exception& e) {
+        throw_ipc("mmap", name, e);
+      }
+    }
+    if (m.magic() != 0 || std::chrono::steady_clock::now() >= deadline) return m;
+    std::this_thread::sleep_for(2ms);
+  }
+}
+
+// Why the segment cannot be used by this build, or an empty string.
+std::string layout_problem(const Mapping& m, const std::string& name, const char* who) {
+  const std::string segment = "stats segment " + name;
+  if (m.size() < sizeof(std::uint64_t) + sizeof(std::uint32_t) || m.magic() != scoreboard_magic)
+    return segment + " is not a prefork scoreboard";
+  const Header& h = *m.header();
+  if (h.version != scoreboard_version)
+    return segment + " has layout version " + std::to_string(h.version) + ", this " + who +
+           " understands version " + std::to_string(scoreboard_version);
+  if (m.size() < sizeof(Header) || h.segment_size != m.size() || m.size() != size_for(h.slot_count))
+    return segment + " has the wrong size: " + std::to_string(m.size()) + " bytes, expected " +
+           (m.size() < sizeof(Header) ? std::to_string(sizeof(Header)) + " or more"
+                                      : std::to_string(size_for(h.slot_count)) + " for " +
+                                            std::to_string(h.slot_count) + " slots");
+  return {};
+}
+
+Mapping open_valid(const std::string& name, bip::mode_t mode, const char* who) {
+  std::optional<Mapping> m = open_settled(name, mode);
+  if (!m)
+    throw std::runtime_error("no stats segment named " + name +
+                             " (is the server running with --stats " + name + "?)");
+  if (std::string problem = layout_problem(*m, name, who); !problem.empty())
+    throw std::runtime_error(problem);
+  return std::move(*m);
+}
+
+// Called when create_only found NAME taken: refuses a live master's segment,
+// removes anything else.
+void remove_unless_in_use(const std::string& name) {
+  std::optional<Mapping> existing = open_settled(name, bip::read_only);
+  if (!existing) return;  // its owner removed it meanwhile
+  std::string reason = layout_problem(*existing, name, "master");
+  if (reason.empty()) {
+    const pid_t master = existing->header()->master_pid;
+    if (master != ::getpid() && process_alive(master))
+      throw std::runtime_error("stats segment " + name + " is in use by running master " +
+                               std::to_string(master) + "; choose another --stats name");
+    reason = "stats segment " + name + " belonged to master " + std::to_string(master) +
+             (master == ::getpid() ? ", this process" : ", which is gone");
+  }
+  bip::shared_memory_object::remove(name.c_str());
+  log_info("%s; replaced it with a new one", reason.c_str());
+}
+
+CounterValues load(const Counters& c) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  return {c.requests.load(relaxed), c.bytes_in.load(relaxed), c.bytes_out.load(relaxed),
+          c.connections_total.load(relaxed), c.errors.load(relaxed)};
+}
+
+void add(CounterValues& to, const CounterValues& from) {
+  to.requests += from.requests;
+  to.bytes_in += from.bytes_in;
+  to.bytes_out += from.bytes_out;
+  to.connections_total += from.connections_total;
+  to.errors += from.errors;
+}
+
+}  // namespace
+
+const char* worker_state_name(WorkerState state) noexcept {
+  switch (state) {
+    case WorkerState::empty:
+      return "empty";
+    case WorkerState::starting:
+      return "starting";
+    case WorkerState::ready:
+      return "ready";
+    case WorkerState::stopping:
+      return "stopping";
+  }
+  return "unknown";
+}
+
+std::uint64_t realtime_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+// ---- Scoreboard ------------------------------------------------------------
+
+struct Scoreboard::Impl {
+  std::string name;
+  pid_t creator = ::getpid();
+  Mapping mapping;
+  unsigned slot_count = 0;
+
+  explicit Impl(std::string n) : name(std::move(n)) {}
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+  // Forked workers inherit this object; only the creator may remove the name.
+  ~Impl() {
+    if (::getpid() == creator) bip::shared_memory_object::remove(name.c_str());
+  }
+};
+
+Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count) {
+  std::optional<bip::shared_memory_object> shm;
+  for (int attempt = 0; !shm; ++attempt) {
+    try {
+      shm.emplace(bip::create_only, name.c_str(), bip::read_write, bip::permissions(0600));
+    } catch (const bip::interprocess_exception& e) {
+      // A second EEXIST means another master raced us to the name.
+      if (e.get_error_code() != bip::already_exists_error || attempt > 0)
+        throw_ipc("shm_open", name, e);
+      remove_unless_in_use(name);
+    }
+  }
+
+  auto impl = std::make_unique<Impl>(name);  // from here on a failure removes the segment
+  impl->mapping.shm = std::move(*shm);
+  impl->slot_count = slot_count;
+  const std::size_t size = size_for(slot_count);
+  try {
+    impl->mapping.shm.truncate(static_cast<bip::offset_t>(size));
+  } catch (const bip::interprocess_exception& e) {
+    throw_ipc("posix_fallocate", name, e);
+  }
+  try {
+    impl->mapping.region = bip::mapped_region(impl->mapping.shm, bip::read_write);
+  } catch (const bip::interprocess_exception& e) {
+    throw_ipc("mmap", name, e);
+  }
+
+  // Default-initialised: the magic keeps the zero from posix_fallocate until
+  // the release store below, so concurrent readers never see a plain write.
+  Header* h = new (impl->mapping.base()) Header;
+  h->version = scoreboard_version;
+  h->slot_count = slot_count;
+  h->segment_size = size;
+  h->master_pid = ::getpid();
+  h->reserved = 0;
+  h->started_ns = realtime_ns();
+  for (unsigned i = 0; i < slot_count; ++i) new (impl->mapping.slots() + i) Slot{};
+  // Readers take a non-zero magic to mean that everything above is in place.
+  std::atomic_ref<std::uint64_t>(h->magic).store(scoreboard_magic, std::memory_order_release);
+  return Scoreboard(std::move(impl));
+}
+
+Scoreboard::Scoreboard(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+Scoreboard::Scoreboard(Scoreboard&&) noexcept = default;
+Scoreboard& Scoreboard::operator=(Scoreboard&&) noexcept = default;
+Scoreboard::~Scoreboard() = default;
+
+const std::string& Scoreboard::name() const noexcept { return impl_->name; }
+Header& Scoreboard::header() noexcept { return *impl_->mapping.header(); }
+Slot& Scoreboard::slot(unsigned index) noexcept { return impl_->mapping.slots()[index]; }
+unsigned Scoreboard::slot_count() const noexcept { return impl_->slot_count; }
+
+// The writer side of the seqlock that snapshot() reads.
+void Scoreboard::retire(unsigned index) noexcept {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  Header& h = header();
+  Slot& s = slot(index);
+  const std::uint64_t sequence = h.sequence.load(relaxed);
+  h.sequence.store(sequence + 1, relaxed);
+  // A reader that sees any store below also sees the odd sequence.
+  std::atomic_thread_fence(std::memory_order_release);
+
+  auto fold = [](std::atomic<std::uint64_t>& into, std::atomic<std::uint64_t>& from) {
+    into.store(into.load(relaxed) + from.load(relaxed), relaxed);
+    from.store(0, relaxed);
+  };
+  fold(h.retired.requests, s.counters.requests);
+  fold(h.retired.bytes_in, s.counters.bytes_in);
+  fold(h.retired.bytes_out, s.counters.bytes_out);
+  fold(h.retired.connections_total, s.counters.connections_total);
+  fold(h.retired.errors, s.counters.errors);
+  s.connections_active.store(0, relaxed);
+  s.started_ns.store(0, relaxed);
+  s.heartbeat_ns.store(0, relaxed);
+  s.pid.store(0, relaxed);
+  s.state.store(WorkerState::empty, relaxed);
+
+  h.sequence.store(sequence + 2, std::memory_order_release);
+}
+
+// ---- SlotAttachment --------------------------------------------------------
+
+struct SlotAttachment::Impl {
+  Mapping mapping;
+  Slot* slot = nullptr;
+};
+
+SlotAttachment SlotAttachment::open(const std::string& name, unsigned slot) {
+  auto impl = std::make_unique<Impl>();
+  impl->mapping = open_valid(name, bip::read_write, "worker");
+  const unsigned count = impl->mapping.header()->slot_count;
+  if (slot >= count)
+    throw std::runtime_error("stats segment " + name + " has " + std::to_string(count) +
+                             " slots, no slot " + std::to_string(slot));
+  impl->slot = impl->mapping.slots() + slot;
+  return SlotAttachment(std::move(impl));
+}
+
+SlotAttachment::SlotAttachment(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+SlotAttachment::SlotAttachment(SlotAttachment&&) noexcept = default;
+SlotAttachment::~SlotAttachment() = default;
+Slot& SlotAttachment::slot() noexcept { return *impl_->slot; }
+
+// ---- ScoreboardReader ------------------------------------------------------
+
+struct ScoreboardReader::Impl {
+  std::string name;
+  Mapping mapping;
+  dev_t device = 0;
+  ino_t inode = 0;
+};
+
+ScoreboardReader ScoreboardReader::open(const std::string& name) {
+  auto impl = std::make_unique<Impl>();
+  impl->name = name;
+  impl->mapping = open_valid(name, bip::read_only, "reader");
+  struct stat st {};
+  if (::fstat(impl->mapping.shm.get_mapping_handle().handle, &st) != 0)
+    throw SystemError("fstat", errno, path_of(name));
+  impl->device = st.st_dev;
+  impl->inode = st.st_ino;
+  return ScoreboardReader(std::move(impl));
+}
+
+ScoreboardReader::ScoreboardReader(std::unique_ptr<Impl> impl) noexcept : impl_(std::move(impl)) {}
+ScoreboardReader::ScoreboardReader(ScoreboardReader&&) noexcept = default;
+ScoreboardReader::~ScoreboardReader() = default;
+
+ScoreboardSnapshot ScoreboardReader::snapshot() const {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  const Header& h = *impl_->mapping.header();
+  const Slot* slots = impl_->mapping.slots();
+  ScoreboardSnapshot snap;
+  snap.master_pid = h.master_pid;
+  snap.started_ns = h.started_ns;
+  snap.slots.resize(h.slot_count);
+  CounterValues retired;
+
+  const auto deadline = std::chrono::steady_clock::now() + snapshot_timeout;
+  for (int attempt = 1;; ++attempt) {
+    const std::uint64_t before = h.sequence.load(std::memory_order_acquire);
+    if (before % 2 == 0) {
+      snap.worker_restarts = h.worker_restarts.load(relaxed);
+      retired = load(h.retired);
+      for (unsigned i = 0; i < snap.slots.size(); ++i) {
+        const Slot& s = slots[i];
+        SlotSnapshot& out = snap.slots[i];
+        out.slot = i;
+        out.pid = s.pid.load(relaxed);
+        out.state = s.state.load(relaxed);
+        out.generation = s.generation.load(relaxed);
+        out.started_ns = s.started_ns.load(relaxed);
+        out.heartbeat_ns = s.heartbeat_ns.load(relaxed);
+        out.connections_active = s.connections_active.load(relaxed);
+        out.counters = load(s.counters);
+      }
+      // Orders the copies above before the second read of the sequence.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (h.sequence.load(relaxed) == before) break;
+    }
+    if (attempt >= snapshot_spins) {
+      if (std::chrono::steady_clock::now() >= deadline)
+        throw std::runtime_error(
+            "stats segment " + impl_->name +
+            " stays mid-update; its master may have died while retiring a worker");
+      ::sched_yield();
+    }
+  }
+
+  snap.totals = retired;
+  for (const SlotSnapshot& s : snap.slots) add(snap.totals, s.counters);
+  return snap;
+}
+
+bool ScoreboardReader::unlinked() const {
+  try {
+    bip::shared_memory_object now(bip::open_only, impl_->name.c_str(), bip::read_only);
+    struct stat st {};
+    if (::fstat(now.get_mapping_handle().handle, &st) != 0) return false;
+    return st.st_dev != impl_->device || st.st_ino != impl_->inode;
+  } catch (const bip::interprocess_exception& e) {
+    return e.get_error_code() == bip::not_found_error;
+  }
+}
+
+}  // namespace prefork

@@ -1,0 +1,62 @@
+#include <prefork/log.hpp>
+#include <prefork/scoreboard.hpp>
+#include <prefork/server.hpp>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "master.hpp"
+#include "signal_pipe.hpp"
+#include "start_worker.hpp"
+
+namespace prefork {
+
+namespace {
+
+// The one line per listener that scripts and tests wait for.
+void announce(const std::vector<Listener>& listeners) {
+  for (const Listener& listener : listeners)
+    std::printf("listening %.*s %s\n", static_cast<int>(protocol_name(listener.protocol).size()),
+                protocol_name(listener.protocol).data(), listener.local.to_string().c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int serve(const ServerConfig& requested, Handler& handler) {
+  set_log_role("master");
+  ServerConfig config = requested;
+  if (config.listeners.empty()) {
+    log_info("nothing to serve: no listeners configured");
+    return exit_usage;
+  }
+  if (config.workers == 0) config.workers = std::max(1u, std::thread::hardware_concurrency());
+  if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
+
+  try {
+    // Handlers first: a signal from now on is an orderly stop.
+    SignalPipe signals({SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD});
+    ::signal(SIGPIPE, SIG_IGN);
+    std::vector<Listener> listeners = open_listeners(config.listeners, config.backlog);
+    Scoreboard scoreboard = Scoreboard::create(config.stats_name, config.workers);
+
+    std::unique_ptr<WorkerStarter> starter;
+    if (config.start == StartMode::fork)
+      starter = make_fork_starter(config, listeners, scoreboard, handler,
+                                  [&signals] { signals.abandon_in_child(); });
+    else
+      starter = make_spawn_starter(config, listeners, config.stats_name);
+
+    announce(listeners);
+    Master master(config, listeners, scoreboard, *starter, signals);
+    return master.run();
+  } catch (const std::exception& e) {
+    log_info("%s", e.what());
+    return exit_setup_failed;
+  }
+}
+
+}  // namespace prefork

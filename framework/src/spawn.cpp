@@ -1,0 +1,186 @@
+// Spawn mode: each worker is a new program image started by Boost.Process v2.
+// The listening sockets cross the exec as descriptors 3, 4, ... following
+// systemd's socket activation (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES).
+//
+// Boost.Process v2's own bind_fd is broken in 1.81 (its on_setup returns no
+// value), so ListenerHandover below does the same job by the launcher's
+// documented hooks: on_setup runs in the master, on_exec_setup in the child
+// between fork and exec (async-signal-safe calls only there).
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/asio/io_context.hpp>
+#include <boost/process/v2.hpp>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <prefork/error.hpp>
+#include <prefork/log.hpp>
+
+#include "environment.hpp"
+#include "start_worker.hpp"
+
+extern char** environ;
+
+namespace prefork {
+
+namespace bp = boost::process::v2;
+
+namespace {
+
+constexpr std::size_t pid_digits = 10;
+
+// Only the listeners may cross the exec. Boost.Process 1.81's launcher
+// means to close every other descriptor but skips some (its close_all
+// misses those below the highest whitelisted one), so mark them all
+// close-on-exec; the launcher's own error pipe already is.
+void mark_close_on_exec_from(int first) noexcept {
+  if (::close_range(static_cast<unsigned>(first), ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  rlimit limit{};  // kernels before 5.11: one descriptor at a time
+  long last = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? static_cast<long>(limit.rlim_cur) : 1024;
+  for (long fd = first; fd < std::min(last, 1L << 16); ++fd) {
+    int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+    if (flags >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+  }
+}
+
+struct ListenerHandover {
+  const std::vector<int>& sources;  // the master's listener descriptors
+  std::vector<int>& moved;          // scratch, sized like sources
+  const char* const* envp;
+  char* listen_pid_digits;  // inside envp's LISTEN_PID=0000000000
+  pid_t master_pid;
+
+  bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
+                          const char* const*) {
+    for (std::size_t i = 0; i < sources.size(); ++i)
+      launcher.fd_whitelist.push_back(env::listen_fds_start + static_cast<int>(i));
+    launcher.env = envp;
+    return {};
+  }
+
+  bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
+                               const char* const*) {
+    // The master's handlers and mask must not carry over into the worker.
+    for (int number : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGPIPE})
+      ::signal(number, SIG_DFL);
+    sigset_t none;
+    ::sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != master_pid)
+      return {errno ? errno : ESRCH, bp::system_category()};
+
+    // Move every source above the target range first, so that a dup2 onto
+    // descriptor 3+i never closes a source not yet moved.
+    const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      moved[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, first_free);
+      if (moved[i] < 0) return {errno, bp::system_category()};
+    }
+    for (std::size_t i = 0; i < sources.size(); ++i) {
+      // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
+      if (::dup2(moved[i], env::listen_fds_start + static_cast<int>(i)) < 0)
+        return {errno, bp::system_category()};
+    }
+    mark_close_on_exec_from(first_free);
+    pid_t pid = ::getpid();
+    for (std::size_t i = pid_digits; i-- > 0; pid /= 10)
+      listen_pid_digits[i] = static_cast<char>('0' + pid % 10);
+    return {};
+  }
+};
+
+bool is_ours(const char* entry) {
+  for (const char* prefix : {"LISTEN_", "PREFORK_"})
+    if (std::strncmp(entry, prefix, std::strlen(prefix)) == 0) return true;
+  return false;
+}
+
+class SpawnStarter final : public WorkerStarter {
+ public:
+  SpawnStarter(const ServerConfig& config, std::span<const Listener> listeners,
+               const std::string& stats_name)
+      : config_(config), stats_name_(stats_name), master_pid_(::getpid()) {
+    executable_ = config.worker_exe.empty() ? this_executable() : config.worker_exe;
+    if (::access(executable_.c_str(), X_OK) != 0)
+      throw SystemError("access", errno, "worker program " + executable_);
+    std::string names;
+    for (const Listener& listener : listeners) {
+      sources_.push_back(listener.fd.get());
+      if (!names.empty()) names += ':';
+      names += protocol_name(listener.protocol);
+    }
+    moved_.resize(sources_.size());
+    // The inherited environment, minus any LISTEN_*/PREFORK_* of our own
+    // parent, plus ours.
+    for (char** entry = environ; *entry != nullptr; ++entry)
+      if (!is_ours(*entry)) inherited_.emplace_back(*entry);
+    inherited_.push_back(std::string(env::listen_fds) + '=' + std::to_string(sources_.size()));
+    inherited_.push_back(std::string(env::listen_fdnames) + '=' + names);
+    inherited_.push_back(std::string(env::stats) + '=' + stats_name_);
+    inherited_.push_back(std::string(env::max_frame) + '=' + std::to_string(config.max_frame));
+    inherited_.push_back(std::string(env::graceful_timeout_ms) + '=' +
+                         std::to_string(config.graceful_timeout.count()));
+    inherited_.push_back(std::string(env::master_pid) + '=' + std::to_string(master_pid_));
+  }
+
+  pid_t start(unsigned slot, std::uint64_t generation) override {
+    std::vector<std::string> environment = inherited_;
+    environment.push_back(std::string(env::slot) + '=' + std::to_string(slot));
+    environment.push_back(std::string(env::generation) + '=' + std::to_string(generation));
+    environment.push_back(std::string(env::listen_pid) + '=' + std::string(pid_digits, '0'));
+    std::vector<const char*> envp;
+    for (const std::string& entry : environment) envp.push_back(entry.c_str());
+    envp.push_back(nullptr);
+    char* digits = environment.back().data() + std::strlen(env::listen_pid) + 1;
+
+    ListenerHandover handover{sources_, moved_, envp.data(), digits, master_pid_};
+    bp::error_code error;
+    bp::posix::default_launcher launcher;
+    // (The overload taking an io_context drops the error_code in 1.81; the
+    // one taking an executor honours it.)
+    auto child = launcher(io_.get_executor(), error, executable_, config_.worker_args, handover);
+    if (error) {
+      log_info("spawn %s failed: %s (worker %u)", executable_.c_str(), error.message().c_str(),
+               slot);
+      return -1;
+    }
+    // The master reaps its workers with its own waitpid loop.
+    pid_t pid = child.id();
+    child.detach();
+    return pid;
+  }
+
+ private:
+  static std::string this_executable() {
+    char path[4096];
+    ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n < 0) throw SystemError("readlink", errno, "/proc/self/exe");
+    return std::string(path, static_cast<std::size_t>(n));
+  }
+
+  const ServerConfig& config_;
+  std::string stats_name_;
+  pid_t master_pid_;
+  std::string executable_;
+  std::vector<int> sources_;
+  std::vector<int> moved_;
+  std::vector<std::string> inherited_;
+  boost::asio::io_context io_;
+};
+
+}  // namespace
+
+std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config,
+                                                  std::span<const Listener> listeners,
+                                                  const std::string& stats_name) {
+  return std::make_unique<SpawnStarter>(config, listeners, stats_name);
+}
+
+}  // namespace prefork

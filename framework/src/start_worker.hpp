@@ -1,0 +1,38 @@
+// How the master starts one worker: the two start modes behind one
+// interface, so the supervisor never knows which one runs.
+#pragma once
+
+#include <prefork/handler.hpp>
+#include <prefork/listener.hpp>
+#include <prefork/scoreboard.hpp>
+#include <prefork/server.hpp>
+
+#include <sys/types.h>
+
+#include <functional>
+#include <memory>
+#include <span>
+
+namespace prefork {
+
+class WorkerStarter {
+ public:
+  virtual ~WorkerStarter() = default;
+  // Starts the worker for `slot`; returns its pid, or -1 after logging why.
+  virtual pid_t start(unsigned slot, std::uint64_t generation) = 0;
+};
+
+// fork(): the child runs the worker loop in this image and _exit()s.
+// `in_child` runs first in the child to drop what belongs to the master.
+std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config,
+                                                 std::span<Listener> listeners,
+                                                 Scoreboard& scoreboard, Handler& handler,
+                                                 std::function<void()> in_child);
+
+// A new program image through Boost.Process v2, the listeners passed as
+// LISTEN_FDS. Throws SystemError when the program cannot be found.
+std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config,
+                                                  std::span<const Listener> listeners,
+                                                  const std::string& stats_name);
+
+}  // namespace prefork

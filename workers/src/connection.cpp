@@ -1,0 +1,171 @@
+#include "connection.hpp"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <limits>
+#include <stdexcept>
+
+#include <prefork/log.hpp>
+
+namespace prefork {
+
+Connection::Connection(UniqueFd fd, const Address& peer, Protocol protocol, std::size_t listener,
+                       ConnectionContext& context) noexcept
+    : fd_(std::move(fd)),
+      peer_(peer),
+      protocol_(protocol),
+      listener_(listener),
+      context_(context) {}
+
+std::uint32_t Connection::interest() const noexcept {
+  std::uint32_t events = 0;
+  if (!peer_closed_ && !backlogged()) events |= EPOLLIN;
+  if (!out_.empty()) events |= EPOLLOUT;
+  return events;
+}
+
+Connection::Next Connection::on_readable() {
+  return protocol_ == Protocol::framed ? read_frames() : read_chunk();
+}
+
+Connection::Next Connection::on_writable() {
+  if (flush() == Next::close) return Next::close;
+  // Frames held back while the client was not reading can go on now.
+  if (!backlogged() && !partial_.empty()) {
+    std::size_t consumed = 0;
+    Next next = serve_frames(partial_.view(), consumed);
+    partial_.consume(consumed);
+    if (next == Next::close) return next;
+    return flush();
+  }
+  return Next::keep;
+}
+
+// Raw stream: as socketserver's StreamRequestHandler, each chunk read is
+// one request. A stream has no message boundaries, so a chunk is whatever
+// the kernel has when we read.
+Connection::Next Connection::read_chunk() {
+  ssize_t n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
+  if (n <= 0) return after_read(n);
+  context_.stats.bytes_in(static_cast<std::size_t>(n));
+  if (!call_handler({context_.scratch, static_cast<std::size_t>(n)})) return Next::close;
+  return flush();
+}
+
+Connection::Next Connection::read_frames() {
+  ssize_t n;
+  std::size_t consumed = 0;
+  Next next;
+  if (partial_.empty()) {
+    // The common case: whole frames straight from the scratch buffer;
+    // only a trailing partial frame is kept.
+    n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
+    if (n <= 0) return after_read(n);
+    context_.stats.bytes_in(static_cast<std::size_t>(n));
+    std::string_view input(context_.scratch, static_cast<std::size_t>(n));
+    next = serve_frames(input, consumed);
+    if (next == Next::keep && consumed < input.size()) {
+      std::memcpy(partial_.append(input.size() - consumed), input.data() + consumed,
+                  input.size() - consumed);
+    }
+  } else {
+    // A frame is under way: read into its own buffer, at most what is still
+    // missing of a large frame plus one more scratch-full.
+    n = ::recv(fd_.get(), partial_.prepare(context_.scratch_size), context_.scratch_size, 0);
+    if (n <= 0) return after_read(n);
+    context_.stats.bytes_in(static_cast<std::size_t>(n));
+    partial_.commit(static_cast<std::size_t>(n));
+    next = serve_frames(partial_.view(), consumed);
+    partial_.consume(consumed);
+  }
+  if (next == Next::close) return next;
+  return flush();
+}
+
+Connection::Next Connection::after_read(long n) {
+  if (n == 0) {
+    // The client will send no more; answer what it sent, then close.
+    peer_closed_ = true;
+    return out_.empty() ? Next::close : flush();
+  }
+  int error = errno;
+  if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) return Next::keep;
+  context_.stats.error();
+  if (error != ECONNRESET) log_sys_error("recv", error, "from %s", peer_.to_string().c_str());
+  return Next::close;
+}
+
+Connection::Next Connection::serve_frames(std::string_view input, std::size_t& consumed) {
+  consumed = 0;
+  while (!backlogged()) {
+    auto frame = context_.decoder.next(input.substr(consumed));
+    if (frame.status == FrameDecoder::Status::need_more) break;
+    if (frame.status == FrameDecoder::Status::oversized) {
+      context_.stats.error();
+      log_info("closing connection from %s: frame of %u bytes exceeds --max-frame %zu",
+               peer_.to_string().c_str(), read_frame_header(input.data() + consumed),
+               context_.decoder.max_frame());
+      return Next::close;
+    }
+    consumed += frame.consumed;
+    if (!call_handler(frame.payload)) return Next::close;
+  }
+  return Next::keep;
+}
+
+bool Connection::call_handler(std::string_view data) {
+  context_.stats.request();
+  Request request{protocol_, listener_, peer_, context_.worker_slot};
+  Reply reply(*this);
+  try {
+    if (protocol_ == Protocol::framed)
+      context_.handler.handle_frame(request, data, reply);
+    else
+      context_.handler.handle_stream(request, data, reply);
+    return true;
+  } catch (const std::exception& e) {
+    log_info("handler failed on a request from %s: %s; closing the connection",
+             peer_.to_string().c_str(), e.what());
+  } catch (...) {
+    log_info("handler threw a non-standard exception on a request from %s; closing",
+             peer_.to_string().c_str());
+  }
+  context_.stats.error();
+  return false;
+}
+
+std::span<char> Connection::allocate(std::size_t size) {
+  if (protocol_ == Protocol::framed) {
+    if (size > std::numeric_limits<std::uint32_t>::max())
+      throw std::length_error("reply frame larger than 4 GiB");
+    char* at = out_.append(frame_header_size + size);
+    write_frame_header(static_cast<std::uint32_t>(size), at);
+    return {at + frame_header_size, size};
+  }
+  return {out_.append(size), size};
+}
+
+Connection::Next Connection::flush() {
+  while (!out_.empty()) {
+    ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      context_.stats.bytes_out(static_cast<std::size_t>(n));
+      out_.consume(static_cast<std::size_t>(n));
+      continue;
+    }
+    int error = errno;
+    if (error == EINTR) continue;
+    if (error == EAGAIN || error == EWOULDBLOCK) return Next::keep;
+    context_.stats.error();
+    if (error != EPIPE && error != ECONNRESET)
+      log_sys_error("send", error, "to %s", peer_.to_string().c_str());
+    return Next::close;
+  }
+  // A slow reader made the buffer grow; do not keep that memory.
+  if (out_.capacity() > 4 * high_watermark) out_.release();
+  return peer_closed_ ? Next::close : Next::keep;
+}
+
+}  // namespace prefork

@@ -1,0 +1,40 @@
+// A worker's UDP service on one listener: each datagram is one request,
+// each reply message one datagram back to its sender.
+#pragma once
+
+#include <prefork/handler.hpp>
+
+#include <cstddef>
+
+#include "slot_writer.hpp"
+
+namespace prefork {
+
+class DatagramService final : public ReplySink {
+ public:
+  DatagramService(int fd, std::size_t listener, Handler& handler, SlotWriter& stats,
+                  unsigned worker_slot) noexcept;
+
+  // Serves the datagrams queued on the socket, at most `budget` of them so
+  // that one busy socket cannot starve the others.
+  void on_readable(char* buffer, std::size_t buffer_size, unsigned budget);
+
+  std::span<char> allocate(std::size_t size) override;
+
+ private:
+  void send_pending() noexcept;
+
+  int fd_;
+  std::size_t listener_;
+  Handler& handler_;
+  SlotWriter& stats_;
+  unsigned worker_slot_;
+  Address peer_;
+  // The reply being written: sent when the handler asks for the next one or returns.
+  std::unique_ptr<char[]> reply_;
+  std::size_t reply_capacity_ = 0;
+  std::size_t reply_size_ = 0;
+  bool reply_pending_ = false;
+};
+
+}  // namespace prefork

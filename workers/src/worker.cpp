@@ -1,0 +1,302 @@
+#include "worker.hpp"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <prefork/error.hpp>
+#include <prefork/log.hpp>
+
+#include "connection.hpp"
+#include "datagram.hpp"
+#include "signal_pipe.hpp"
+#include "slot_writer.hpp"
+
+namespace prefork {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// What an epoll event points at.
+struct Watch {
+  enum class Kind { signal, acceptor, datagram, connection } kind = Kind::signal;
+  std::size_t index = 0;  // the listener
+  // Reset when the connection closes; the Watch itself lives until the end
+  // of the epoll batch, which may still hold events pointing at it.
+  std::unique_ptr<Connection> connection;
+};
+
+class Worker {
+ public:
+  explicit Worker(const WorkerSetup& setup);
+  int run();
+
+ private:
+  void start_serving();
+  void serve_event(const epoll_event& event);
+  void accept_connections(std::size_t listener);
+  void serve_connection(Watch& watch, std::uint32_t events);
+  void update_interest(Watch& watch);
+  void close_connection(Watch& watch);
+  void handle_signals();
+  void begin_drain();
+  void beat_heartbeat();
+  void add_watch(int fd, std::uint32_t events, Watch* watch);
+
+  static constexpr std::size_t scratch_size = 64 * 1024;
+  static constexpr unsigned accept_budget = 64;
+  static constexpr unsigned datagram_budget = 64;
+
+  const WorkerSetup& setup_;
+  SlotWriter stats_;
+  SignalPipe signals_;
+  UniqueFd epoll_;
+  // The largest UDP payload is 65,507 bytes (IPv4); 64 KiB + 1 can hold any
+  // datagram and still notice MSG_TRUNC.
+  std::unique_ptr<char[]> scratch_ = std::make_unique_for_overwrite<char[]>(scratch_size + 1);
+  ConnectionContext context_;
+  Watch signal_watch_;
+  std::vector<Watch> listener_watches_;
+  std::vector<std::unique_ptr<DatagramService>> datagrams_;
+  std::unordered_map<Watch*, std::unique_ptr<Watch>> connections_;
+  std::vector<Watch*> closed_;  // freed after the batch that closed them
+  bool draining_ = false;
+  Clock::time_point drain_deadline_{};
+  Clock::time_point next_heartbeat_{};
+};
+
+Worker::Worker(const WorkerSetup& setup)
+    : setup_(setup),
+      stats_(setup.slot),
+      signals_({SIGTERM, SIGINT, SIGQUIT}),
+      epoll_(::epoll_create1(EPOLL_CLOEXEC)),
+      context_{setup.handler,   stats_,         FrameDecoder(setup.max_frame),
+               setup.info.slot, scratch_.get(), scratch_size} {
+  if (!epoll_) throw SystemError("epoll_create1", errno);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+void Worker::add_watch(int fd, std::uint32_t events, Watch* watch) {
+  epoll_event event{};
+  event.events = events;
+  event.data.ptr = watch;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &event) != 0)
+    throw SystemError("epoll_ctl(ADD)", errno);
+}
+
+void Worker::start_serving() {
+  add_watch(signals_.fd(), EPOLLIN, &signal_watch_);
+  listener_watches_.resize(setup_.listeners.size());
+  for (std::size_t i = 0; i < setup_.listeners.size(); ++i) {
+    const Listener& listener = setup_.listeners[i];
+    bool udp = listener.protocol == Protocol::datagram;
+    listener_watches_[i].kind = udp ? Watch::Kind::datagram : Watch::Kind::acceptor;
+    listener_watches_[i].index = i;
+    if (udp) {
+      datagrams_.resize(setup_.listeners.size());
+      datagrams_[i] = std::make_unique<DatagramService>(listener.fd.get(), i, setup_.handler,
+                                                        stats_, setup_.info.slot);
+    }
+    // EPOLLEXCLUSIVE: a new connection or datagram wakes one worker, not all
+    // of them (the thundering herd).
+    add_watch(listener.fd.get(), EPOLLIN | EPOLLEXCLUSIVE, &listener_watches_[i]);
+  }
+}
+
+int Worker::run() {
+  Slot& slot = stats_.slot();
+  slot.pid.store(::getpid(), std::memory_order_relaxed);
+  slot.started_ns.store(realtime_ns(), std::memory_order_relaxed);
+  slot.generation.store(setup_.info.generation, std::memory_order_relaxed);
+  stats_.state(WorkerState::starting);
+
+  setup_.handler.setup(setup_.info);
+  start_serving();
+  stats_.state(WorkerState::ready);
+  beat_heartbeat();
+
+  epoll_event events[64];
+  while (!draining_ || !connections_.empty()) {
+    int timeout = 1000;
+    if (draining_) {
+      auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(drain_deadline_ - Clock::now());
+      if (left.count() <= 0) {
+        log_info("graceful timeout: closing %zu unfinished connections", connections_.size());
+        break;
+      }
+      timeout = static_cast<int>(std::min<long>(left.count(), timeout));
+    }
+    int n = ::epoll_wait(epoll_.get(), events, 64, timeout);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_sys_error("epoll_wait", errno);
+      return 1;
+    }
+    for (int i = 0; i < n; ++i) serve_event(events[i]);
+    for (Watch* watch : closed_) connections_.erase(watch);
+    closed_.clear();
+    beat_heartbeat();
+  }
+  setup_.handler.finish();
+  return 0;
+}
+
+void Worker::serve_event(const epoll_event& event) {
+  auto* watch = static_cast<Watch*>(event.data.ptr);
+  switch (watch->kind) {
+    case Watch::Kind::signal:
+      handle_signals();
+      break;
+    case Watch::Kind::acceptor:
+      if (!draining_) accept_connections(watch->index);
+      break;
+    case Watch::Kind::datagram:
+      if (!draining_)
+        datagrams_[watch->index]->on_readable(scratch_.get(), scratch_size + 1, datagram_budget);
+      break;
+    case Watch::Kind::connection:
+      if (watch->connection) serve_connection(*watch, event.events);
+      break;
+  }
+}
+
+void Worker::accept_connections(std::size_t index) {
+  const Listener& listener = setup_.listeners[index];
+  for (unsigned i = 0; i < accept_budget; ++i) {
+    Address peer;
+    *peer.length_pointer() = Address::capacity();
+    int fd = ::accept4(listener.fd.get(), peer.data(), peer.length_pointer(),
+                       SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int error = errno;
+      if (error == EAGAIN || error == EWOULDBLOCK) return;
+      // The connection died in the queue: try the next one.
+      if (error == ECONNABORTED || error == EINTR || error == EPROTO) continue;
+      stats_.error();
+      log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
+      return;
+    }
+    // Requests and replies are whole messages: do not let Nagle hold a
+    // reply's tail back waiting for an ACK.
+    int on = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+
+    auto watch = std::make_unique<Watch>();
+    watch->kind = Watch::Kind::connection;
+    watch->index = index;
+    watch->connection =
+        std::make_unique<Connection>(UniqueFd(fd), peer, listener.protocol, index, context_);
+    try {
+      add_watch(fd, EPOLLIN, watch.get());
+    } catch (const SystemError& e) {
+      stats_.error();
+      log_info("%s", e.what());
+      continue;
+    }
+    watch->connection->registered = EPOLLIN;
+    Watch* raw = watch.get();
+    connections_.emplace(raw, std::move(watch));
+    stats_.connection_opened();
+  }
+}
+
+void Worker::serve_connection(Watch& watch, std::uint32_t events) {
+  Connection& connection = *watch.connection;
+  Connection::Next next = Connection::Next::keep;
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) next = connection.on_readable();
+  if (next == Connection::Next::keep && (events & EPOLLOUT)) next = connection.on_writable();
+  if (next == Connection::Next::keep && draining_ && connection.idle())
+    next = Connection::Next::close;
+  if (next == Connection::Next::close)
+    close_connection(watch);
+  else
+    update_interest(watch);
+}
+
+void Worker::update_interest(Watch& watch) {
+  Connection& connection = *watch.connection;
+  std::uint32_t wanted = connection.interest();
+  if (wanted == connection.registered) return;
+  epoll_event event{};
+  event.events = wanted;
+  event.data.ptr = &watch;
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, connection.fd(), &event) != 0) {
+    log_sys_error("epoll_ctl(MOD)", errno);
+    close_connection(watch);
+    return;
+  }
+  connection.registered = wanted;
+}
+
+void Worker::close_connection(Watch& watch) {
+  // Closing the descriptor removes it from epoll: no other process holds
+  // this accepted socket.
+  watch.connection.reset();
+  closed_.push_back(&watch);
+  stats_.connection_closed();
+}
+
+void Worker::handle_signals() {
+  while (int number = signals_.next()) {
+    if (!draining_) {
+      log_info("received %s: finishing in-flight requests", ::strsignal(number));
+      begin_drain();
+    }
+  }
+}
+
+// Stop accepting; finish what was received; close each connection as soon
+// as nothing of it is in flight.
+void Worker::begin_drain() {
+  draining_ = true;
+  drain_deadline_ = Clock::now() + setup_.graceful_timeout;
+  stats_.state(WorkerState::stopping);
+  for (const Listener& listener : setup_.listeners) {
+    // The socket stays open in other processes, so epoll would keep it
+    // registered after close(): remove it explicitly.
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
+  }
+  std::vector<Watch*> open;
+  for (auto& [watch, owner] : connections_)
+    if (watch->connection) open.push_back(watch);
+  // Requests already in the socket buffers are in flight too.
+  for (Watch* watch : open) serve_connection(*watch, EPOLLIN);
+}
+
+void Worker::beat_heartbeat() {
+  auto now = Clock::now();
+  if (now < next_heartbeat_) return;
+  next_heartbeat_ = now + std::chrono::seconds(1);
+  stats_.slot().heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+  // PR_SET_PDEATHSIG covers most ways a master dies; this catches the rest
+  // (e.g. the race between fork and prctl).
+  if (!draining_ && ::getppid() != setup_.master_pid) {
+    log_info("master %d is gone: stopping", static_cast<int>(setup_.master_pid));
+    begin_drain();
+  }
+}
+
+}  // namespace
+
+int run_worker(const WorkerSetup& setup) {
+  try {
+    Worker worker(setup);
+    return worker.run();
+  } catch (const std::exception& e) {
+    log_info("worker failed: %s", e.what());
+    return 1;
+  }
+}
+
+}  // namespace prefork
