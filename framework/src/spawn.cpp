@@ -54,7 +54,7 @@ struct ListenerHandover {
   const std::vector<int>& sources;  // the master's listener descriptors
   std::vector<int>& moved;          // scratch, sized like sources
   const char* const* envp;
-  char* listen_pid_digits;  // inside envp's LISTEN_PID=0000000000
+  char* listen_pid_digits;  // the room reserved after "LISTEN_PID=" in envp
   pid_t master_pid;
 
   bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
@@ -89,9 +89,14 @@ struct ListenerHandover {
         return {errno, bp::system_category()};
     }
     mark_close_on_exec_from(first_free);
-    pid_t pid = ::getpid();
-    for (std::size_t i = pid_digits; i-- > 0; pid /= 10)
-      listen_pid_digits[i] = static_cast<char>('0' + pid % 10);
+    // LISTEN_PID in plain decimal: sd_listen_fds() parses it with base 0,
+    // where a leading zero would mean octal.
+    char digits[pid_digits];
+    std::size_t count = 0;
+    for (pid_t pid = ::getpid(); pid > 0 && count < pid_digits; pid /= 10)
+      digits[count++] = static_cast<char>('0' + pid % 10);
+    for (std::size_t i = 0; i < count; ++i) listen_pid_digits[i] = digits[count - 1 - i];
+    listen_pid_digits[count] = '\0';
     return {};
   }
 };

@@ -25,7 +25,7 @@ std::vector<std::string> decode_in_pieces(const std::string& stream, std::vector
     from = cut;
     for (;;) {
       auto result = decoder.next(pending);
-      BOOST_REQUIRE(result.status != Status::oversized);
+      BOOST_REQUIRE((result.status != Status::oversized));
       if (result.status == Status::need_more) break;
       frames.emplace_back(result.payload);
       pending.erase(0, result.consumed);
@@ -87,7 +87,7 @@ BOOST_AUTO_TEST_CASE(many_frames_in_one_read) {
 BOOST_AUTO_TEST_CASE(zero_length_frame_is_a_frame) {
   FrameDecoder decoder(16);
   auto result = decoder.next(prefork::encode_frame(""));
-  BOOST_TEST(result.status == Status::frame);
+  BOOST_TEST((result.status == Status::frame));
   BOOST_TEST(result.payload.empty());
   BOOST_TEST(result.consumed == 4u);
 }

@@ -1,0 +1,132 @@
+#include "fixture.hpp"
+
+#include <boost/test/results_collector.hpp>
+
+#include <algorithm>
+#include <exception>
+#include <iostream>
+#include <stdexcept>
+
+namespace prefork::test {
+
+std::string start_mode() {
+  const auto& suite = boost::unit_test::framework::master_test_suite();
+  for (int i = 1; i < suite.argc; ++i) {
+    std::string_view arg = suite.argv[i];
+    if (arg == "fork" || arg == "spawn") return std::string(arg);
+  }
+  return "fork";
+}
+
+bool spawn_mode() { return start_mode() == "spawn"; }
+
+boost::test_tools::assertion_result only_in_spawn_mode(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result result(spawn_mode());
+  result.message() << "only meaningful in spawn mode (this run: " << start_mode() << ")";
+  return result;
+}
+
+std::string bin_path(const std::string& name) { return PREFORK_BIN_DIR "/" + name; }
+
+std::string lib_path(const std::string& name) {
+  // CMake puts libraries in build/lib, beside build/bin.
+  return PREFORK_BIN_DIR "/../lib/" + name;
+}
+
+std::string source_path(const std::string& relative) { return PREFORK_SOURCE_DIR "/" + relative; }
+
+bool current_test_failing() {
+  if (std::uncaught_exceptions() > 0) return true;
+  auto id = boost::unit_test::framework::current_test_case().p_id;
+  return !boost::unit_test::results_collector.results(id).passed();
+}
+
+namespace {
+
+std::vector<std::string> server_arguments(const std::string& stats, unsigned workers,
+                                          std::vector<std::string> args) {
+  std::vector<std::string> all{"--start", start_mode(), "--stats",
+                               stats,     "--workers",  std::to_string(workers)};
+  all.insert(all.end(), args.begin(), args.end());
+  return all;
+}
+
+std::size_t listener_count(const std::vector<std::string>& args) {
+  std::size_t count = 0;
+  for (const auto& arg : args) {
+    if (arg == "--") break;
+    if (arg == "--tcp" || arg == "--framed" || arg == "--udp") ++count;
+  }
+  return count;
+}
+
+}  // namespace
+
+UpperServer::UpperServer(std::vector<std::string> args) : UpperServer(std::move(args), Options{}) {}
+
+UpperServer::UpperServer(std::vector<std::string> args, Options options)
+    : shm_(unique_stats_name()),
+      process_(bin_path("upper_server"), server_arguments(shm_.name(), options.workers, args)) {
+  endpoints_ = process_.wait_for_listening(listener_count(args), start_timeout);
+  if (!options.wait_for_workers) return;
+  auto ready = when(
+      [&](const ScoreboardSnapshot& s) {
+        return s.slots.size() == options.workers && all_workers_ready(s);
+      },
+      start_timeout);
+  if (!ready)
+    throw std::runtime_error("workers not ready in time:\n" + describe(last_) +
+                             process_.describe());
+  ready_ = *ready;
+}
+
+UpperServer::WorkerReaper::WorkerReaper() {
+  // Before the master starts, so that its workers are never orphaned to init.
+  static const bool subreaper = (become_child_subreaper(), true);
+  static_cast<void>(subreaper);
+}
+
+UpperServer::WorkerReaper::~WorkerReaper() {
+  for (pid_t pid : pids) wait_exited(pid, 2'000ms);
+}
+
+void UpperServer::remember_workers(const ScoreboardSnapshot& snapshot) {
+  for (pid_t pid : worker_pids(snapshot))
+    if (std::find(reaper_.pids.begin(), reaper_.pids.end(), pid) == reaper_.pids.end())
+      reaper_.pids.push_back(pid);
+}
+
+UpperServer::~UpperServer() {
+  if (!current_test_failing()) return;
+  // ctest --output-on-failure shows this beside the failed assertions.
+  std::cerr << "=== upper_server of the failed test: " << process_.describe()
+            << "\n=== last scoreboard seen:\n"
+            << describe(last_) << std::endl;
+}
+
+const Endpoint& UpperServer::endpoint(std::string_view protocol, bool ipv6) const {
+  for (const auto& e : endpoints_)
+    if (e.protocol == protocol && (e.host.find(':') != std::string::npos) == ipv6) return e;
+  throw std::runtime_error("no " + std::string(protocol) + (ipv6 ? " IPv6" : " IPv4") +
+                           " listener in " + process_.describe());
+}
+
+ScoreboardSnapshot UpperServer::snapshot() {
+  ScoreboardSnapshot snapshot = ScoreboardReader::open(stats_name()).snapshot();
+  remember_workers(snapshot);
+  return snapshot;
+}
+
+std::optional<ScoreboardSnapshot> UpperServer::when(
+    const std::function<bool(const ScoreboardSnapshot&)>& predicate, Milliseconds timeout) {
+  auto result = scoreboard_when(stats_name(), predicate, timeout, &last_);
+  remember_workers(last_);
+  return result;
+}
+
+std::uint64_t UpperServer::requests_when_at_least(std::uint64_t expected) {
+  when([&](const ScoreboardSnapshot& s) { return s.totals.requests >= expected; });
+  return last_.totals.requests;
+}
+
+}  // namespace prefork::test

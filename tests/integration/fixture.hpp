@@ -1,0 +1,111 @@
+// What every integration test shares: the start mode it runs in, where the
+// programs are, and an upper_server that is started ready and always cleaned
+// up (process killed and reaped, segment removed), with its stderr printed
+// when the test fails.
+#pragma once
+
+#include "clients.hpp"
+#include "server_process.hpp"
+
+#include <boost/test/unit_test.hpp>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace prefork::test {
+
+inline constexpr Milliseconds start_timeout = 15'000ms;
+inline constexpr Milliseconds state_timeout = 10'000ms;
+
+// "fork" or "spawn": the argument after `--` on the test's command line
+// (CTest registers every executable once per mode); "fork" when absent.
+std::string start_mode();
+bool spawn_mode();
+// For spawn-only test cases: `* boost::unit_test::precondition(only_in_spawn_mode)`
+// skips them, with a message, in fork mode.
+boost::test_tools::assertion_result only_in_spawn_mode(boost::unit_test::test_unit_id);
+
+// For assertions on ServerProcess::wait_exit(), whose nullopt Boost.Test
+// cannot print: the status, or still_running (-1) after the timeout.
+inline constexpr int still_running = -1;
+inline int status_or_running(const std::optional<int>& status) {
+  return status.value_or(still_running);
+}
+
+// build/bin/<name>, build/lib/<name>, <source>/<relative>.
+std::string bin_path(const std::string& name);
+std::string lib_path(const std::string& name);
+std::string source_path(const std::string& relative);
+
+// An upper_server in the test's start mode, ready to serve.
+class UpperServer {
+ public:
+  struct Options {
+    unsigned workers = 2;
+    // false: wait for the `listening` lines only (e.g. workers that never
+    // become ready).
+    bool wait_for_workers = true;
+  };
+
+  // For tests: `args` are the listeners and any other flags; --start, --stats
+  // and --workers are put in front (so `-- worker args` may come last).
+  // Waits for one `listening` line per --tcp/--framed/--udp flag and for
+  // every worker to be ready. Throws with the server's output on failure.
+  explicit UpperServer(std::vector<std::string> args);
+  UpperServer(std::vector<std::string> args, Options options);
+  // Prints the server's output and scoreboard if the test has failed.
+  ~UpperServer();
+
+  ServerProcess& process() noexcept { return process_; }
+  pid_t pid() const noexcept { return process_.pid(); }
+  const std::string& stats_name() const noexcept { return shm_.name(); }
+
+  // The listener of that protocol ("tcp", "framed", "udp") and family
+  // (AF_INET: host without ':'; AF_INET6). Throws when there is none.
+  const Endpoint& endpoint(std::string_view protocol, bool ipv6 = false) const;
+  const std::vector<Endpoint>& endpoints() const noexcept { return endpoints_; }
+
+  // The snapshot taken when every worker was ready.
+  const ScoreboardSnapshot& ready_snapshot() const noexcept { return ready_; }
+  ScoreboardSnapshot snapshot();
+  // scoreboard_when() on this server; remembers the last snapshot for the
+  // failure report.
+  std::optional<ScoreboardSnapshot> when(
+      const std::function<bool(const ScoreboardSnapshot&)>& predicate,
+      Milliseconds timeout = state_timeout);
+
+  // Waits until totals.requests reaches `expected` and returns the value
+  // seen then, which the test compares with `expected`: more is as wrong as
+  // less. Workers count a request when they call the handler, which may be
+  // just after the client has its reply, hence the wait.
+  std::uint64_t requests_when_at_least(std::uint64_t expected);
+
+ private:
+  // Reaps, last of all, the workers seen in the scoreboard: if the master
+  // had to be SIGKILLed, they were orphaned to this process (a child
+  // subreaper) and must not stay zombies.
+  struct WorkerReaper {
+    WorkerReaper();
+    ~WorkerReaper();
+    std::vector<pid_t> pids;
+  };
+  void remember_workers(const ScoreboardSnapshot& snapshot);
+
+  // Destroyed in reverse order: the process is stopped first, then the
+  // segment removed, then the orphans reaped.
+  WorkerReaper reaper_;
+  ShmGuard shm_;
+  ServerProcess process_;
+  std::vector<Endpoint> endpoints_;
+  ScoreboardSnapshot ready_;
+  ScoreboardSnapshot last_;
+};
+
+// True when the running test case has failed so far, or an exception is on
+// its way out of it.
+bool current_test_failing();
+
+}  // namespace prefork::test

@@ -1,0 +1,132 @@
+// The master's supervision, seen from outside: a killed worker is replaced,
+// workers die with their master, spawn mode starts new program images, and a
+// worker program that cannot start makes the master give up.
+#define BOOST_TEST_MODULE integration_supervision
+#include <boost/test/unit_test.hpp>
+
+#include "fixture.hpp"
+
+#include <signal.h>
+
+#include <algorithm>
+
+using namespace prefork::test;
+namespace utf = boost::unit_test;
+
+namespace {
+
+void send_requests(UpperServer& server, int count) {
+  // A new connection each time, so no connection is left on a worker that
+  // the test is about to kill.
+  for (int i = 0; i < count; ++i) {
+    auto client = TcpClient::connect(server.endpoint("framed"));
+    BOOST_TEST(client.request_frame("ping") == "PING");
+  }
+}
+
+// The value of NAME in "NAME=value" entries; nullopt when absent.
+std::optional<std::string> value_of(const std::vector<std::string>& environment,
+                                    const std::string& name) {
+  for (const auto& entry : environment)
+    if (entry.starts_with(name + "=")) return entry.substr(name.size() + 1);
+  return std::nullopt;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(killed_worker_is_replaced_and_its_counts_kept) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  send_requests(server, 5);
+  BOOST_TEST_REQUIRE(server.requests_when_at_least(5) == 5u);
+
+  const prefork::ScoreboardSnapshot before = server.snapshot();
+  const prefork::SlotSnapshot victim = before.slots.at(0);
+  const prefork::SlotSnapshot other = before.slots.at(1);
+  BOOST_TEST_REQUIRE(::kill(victim.pid, SIGKILL) == 0);
+
+  auto repaired = server.when([&](const prefork::ScoreboardSnapshot& s) {
+    const auto& slot = s.slots.at(0);
+    return slot.pid > 0 && slot.pid != victim.pid && slot.state == prefork::WorkerState::ready &&
+           s.worker_restarts >= before.worker_restarts + 1;
+  });
+  BOOST_TEST_REQUIRE(repaired.has_value(), "slot 0 not refilled in time");
+  BOOST_TEST(repaired->slots[0].generation == victim.generation + 1);
+  BOOST_TEST(repaired->worker_restarts == before.worker_restarts + 1);
+  BOOST_TEST(repaired->slots[1].pid == other.pid);  // the other worker was left alone
+  // What the dead worker counted is folded into the totals, not lost.
+  BOOST_TEST(repaired->totals.requests == 5u);
+
+  // The master reaped it: no zombie of the master's is left with that pid.
+  BOOST_TEST(
+      wait_until([&] { return !is_zombie(victim.pid) || parent_of(victim.pid) != server.pid(); },
+                 state_timeout));
+
+  send_requests(server, 5);
+  BOOST_TEST(server.requests_when_at_least(10) == 10u);
+}
+
+BOOST_AUTO_TEST_CASE(workers_exit_when_the_master_is_killed) {
+  UpperServer server({"--framed", "127.0.0.1:0", "--udp", "127.0.0.1:0"});
+  const std::vector<pid_t> workers = worker_pids(server.ready_snapshot());
+  BOOST_TEST_REQUIRE(workers.size() == 2u);
+
+  server.process().signal(SIGKILL);
+  BOOST_TEST(status_or_running(server.process().wait_exit(state_timeout)) == 128 + SIGKILL);
+  // Orphans are re-parented to init; gone or a zombie both mean they stopped.
+  for (pid_t worker : workers)
+    BOOST_TEST(wait_exited(worker, state_timeout),
+               "worker " << worker << " still runs after its master was killed");
+}
+
+BOOST_AUTO_TEST_CASE(workers_are_children_of_the_master) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  std::vector<pid_t> children = children_of(server.pid());
+  std::sort(children.begin(), children.end());
+  std::vector<pid_t> workers = worker_pids(server.ready_snapshot());
+  std::sort(workers.begin(), workers.end());
+  BOOST_TEST(children == workers, boost::test_tools::per_element());
+  BOOST_TEST(server.ready_snapshot().master_pid == server.pid());
+}
+
+BOOST_AUTO_TEST_CASE(spawned_workers_are_new_images_forked_ones_are_not) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  for (pid_t worker : worker_pids(server.ready_snapshot())) {
+    BOOST_TEST_CONTEXT("worker " << worker) {
+      // /proc/<pid>/environ is the environment the image was exec'd with:
+      // a spawned worker got its listeners as LISTEN_FDS for its own pid; a
+      // forked one shares the master's image, which has no LISTEN_FDS.
+      const auto environment = environment_of(worker);
+      BOOST_TEST_REQUIRE(!environment.empty());
+      if (spawn_mode()) {
+        BOOST_TEST(value_of(environment, "LISTEN_FDS").has_value());
+        // Exactly the decimal pid: sd_listen_fds() parses LISTEN_PID with
+        // strtoul base 0, so a zero-padded "0000012345" reads as octal (or
+        // fails at an 8 or 9) and a libsystemd worker would find no listeners.
+        BOOST_TEST(value_of(environment, "LISTEN_PID").value_or("(absent)") ==
+                   std::to_string(worker));
+      } else {
+        BOOST_TEST(!value_of(environment, "LISTEN_FDS").has_value());
+        BOOST_TEST(!value_of(environment, "LISTEN_PID").has_value());
+      }
+      BOOST_TEST(executable_of(worker) == executable_of(server.pid()));
+    }
+  }
+  // Either way the listeners work.
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  BOOST_TEST(client.request_frame("image") == "IMAGE");
+}
+
+BOOST_AUTO_TEST_CASE(master_gives_up_when_workers_cannot_start,
+                     *utf::precondition(only_in_spawn_mode)) {
+  const std::string stats = unique_stats_name();
+  ShmGuard shm(stats);
+  ServerProcess server(bin_path("upper_server"),
+                       {"--start", "spawn", "--stats", stats, "--workers", "2", "--worker-exe",
+                        "/bin/false", "--framed", "127.0.0.1:0"});
+  // /bin/false dies at once, every time: the master must stop restarting it.
+  auto status = server.wait_exit(20'000ms);
+  BOOST_TEST_REQUIRE(status.has_value(), "still running: " << server.describe());
+  BOOST_TEST(*status == 3, server.describe());
+  BOOST_TEST(!server.stderr_text().empty(), "no message saying why it gave up");
+  BOOST_TEST(!shm_exists(stats), "segment left behind: " << shm_path(stats));
+}

@@ -1,0 +1,570 @@
+#define BOOST_TEST_MODULE scoreboard
+#include <boost/test/unit_test.hpp>
+
+#include <prefork/scoreboard.hpp>
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+#include <boost/json/src.hpp>
+
+#include <chrono>
+#include <cstring>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <ostream>
+
+namespace prefork {
+std::ostream& operator<<(std::ostream& out, WorkerState state) {
+  return out << worker_state_name(state);
+}
+}  // namespace prefork
+
+namespace bip = boost::interprocess;
+namespace json = boost::json;
+using namespace prefork;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr auto relaxed = std::memory_order_relaxed;
+
+// Per-pid names, so parallel test runs never collide; the guard removes the
+// segment however the test ends (forked children _exit and never run it).
+struct ShmName {
+  std::string name;
+  explicit ShmName(const std::string& suffix = "") {
+    static int counter = 0;
+    name = "prefork_test_" + std::to_string(::getpid()) + "_" + std::to_string(++counter) + suffix;
+  }
+  ~ShmName() { bip::shared_memory_object::remove(name.c_str()); }
+};
+
+bool shm_exists(const std::string& name) {
+  struct stat st {};
+  return ::stat(("/dev/shm/" + name).c_str(), &st) == 0;
+}
+
+// A segment written directly with Boost.Interprocess, to play a foreign or
+// stale one.
+struct FakeHeader {
+  std::uint64_t magic = scoreboard_magic;
+  std::uint32_t version = scoreboard_version;
+  std::uint32_t slot_count = 2;
+  std::uint64_t segment_size = sizeof(Header) + 2 * sizeof(Slot);
+  pid_t master_pid = 0;
+};
+
+void write_fake_segment(const std::string& name, const FakeHeader& fake, std::size_t size) {
+  bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write);
+  shm.truncate(static_cast<bip::offset_t>(size));
+  bip::mapped_region region(shm, bip::read_write);
+  if (size < sizeof(Header)) {
+    std::memset(region.get_address(), 0xab, size);
+    return;
+  }
+  auto* h = new (region.get_address()) Header;
+  h->magic = fake.magic;
+  h->version = fake.version;
+  h->slot_count = fake.slot_count;
+  h->segment_size = fake.segment_size;
+  h->master_pid = fake.master_pid;
+}
+
+void write_fake_segment(const std::string& name, const FakeHeader& fake) {
+  write_fake_segment(name, fake, fake.segment_size);
+}
+
+pid_t dead_pid() {
+  const pid_t pid = ::fork();
+  if (pid == 0) ::_exit(0);
+  ::waitpid(pid, nullptr, 0);
+  return pid;
+}
+
+int wait_exit_code(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) != pid) return -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string reader_error(const std::string& name) {
+  try {
+    ScoreboardReader::open(name);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// prefork-top, run with its stdout and stderr captured.
+class Tool {
+ public:
+  struct Result {
+    int exit_code = -1;
+    std::string out, err;
+  };
+
+  explicit Tool(const std::vector<std::string>& args) {
+    int out[2], err[2];
+    BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0);
+    const std::string path = std::string(PREFORK_BIN_DIR) + "/prefork-top";
+    std::vector<char*> argv{const_cast<char*>(path.c_str())};
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_ = ::fork();
+    BOOST_REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(out[1], STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+      ::execv(path.c_str(), argv.data());
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    ::close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+  }
+  Tool(const Tool&) = delete;
+  Tool& operator=(const Tool&) = delete;
+  ~Tool() {
+    if (pid_ > 0) finish(0s);
+  }
+
+  void signal(int sig) { ::kill(pid_, sig); }
+
+  // Reads both pipes to the end; kills the tool when it outlives the timeout.
+  Result finish(std::chrono::milliseconds timeout = 10s) {
+    Result result;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
+    std::string* sinks[2] = {&result.out, &result.err};
+    for (int open = 2; open > 0;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (left <= 0ms || ::poll(fds, 2, static_cast<int>(left.count())) <= 0) {
+        ::kill(pid_, SIGKILL);
+        result.err += "(killed: timed out)";
+        break;
+      }
+      for (int i = 0; i < 2; ++i) {
+        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
+        char buffer[4096];
+        const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+        if (n > 0) {
+          sinks[i]->append(buffer, static_cast<std::size_t>(n));
+        } else {
+          ::close(fds[i].fd);
+          fds[i].fd = -1;
+          --open;
+        }
+      }
+    }
+    for (const pollfd& p : fds)
+      if (p.fd >= 0) ::close(p.fd);
+    result.exit_code = wait_exit_code(pid_);
+    pid_ = -1;
+    return result;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1, err_ = -1;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(create_open_and_remove) {
+  ShmName shm;
+  {
+    Scoreboard board = Scoreboard::create(shm.name, 3);
+    BOOST_TEST(shm_exists(shm.name));
+    BOOST_TEST(board.name() == shm.name);
+    BOOST_TEST(board.slot_count() == 3u);
+    const Header& h = board.header();
+    BOOST_TEST(h.magic == scoreboard_magic);
+    BOOST_TEST(h.version == scoreboard_version);
+    BOOST_TEST(h.slot_count == 3u);
+    BOOST_TEST(h.segment_size == sizeof(Header) + 3 * sizeof(Slot));
+    BOOST_TEST(h.master_pid == ::getpid());
+
+    Scoreboard moved = std::move(board);  // the moved-from object must not remove it
+    board = std::move(moved);
+    ScoreboardSnapshot snap = ScoreboardReader::open(shm.name).snapshot();
+    BOOST_TEST(snap.master_pid == ::getpid());
+    BOOST_TEST(snap.slots.size() == 3u);
+    BOOST_TEST(snap.slots[2].slot == 2u);
+    BOOST_TEST(snap.totals.requests == 0u);
+    BOOST_TEST(shm_exists(shm.name));
+  }
+  BOOST_TEST(!shm_exists(shm.name));
+}
+
+BOOST_AUTO_TEST_CASE(segment_mode_is_0600) {
+  ShmName shm;
+  const mode_t old_umask = ::umask(0);  // the mode must not depend on the umask
+  Scoreboard board = Scoreboard::create(shm.name, 1);
+  ::umask(old_umask);
+  struct stat st {};
+  BOOST_REQUIRE(::stat(("/dev/shm/" + shm.name).c_str(), &st) == 0);
+  BOOST_TEST((st.st_mode & 07777) == 0600u);
+  BOOST_TEST(st.st_uid == ::getuid());
+}
+
+BOOST_AUTO_TEST_CASE(totals_are_retired_plus_live_slots) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 3);
+  board.header().retired.requests = 100;
+  board.header().retired.errors = 1;
+  board.slot(0).counters.requests = 5;
+  board.slot(2).counters.requests = 7;
+  board.slot(2).counters.bytes_out = 4096;
+  board.slot(1).counters.connections_total = 3;
+  ScoreboardSnapshot snap = ScoreboardReader::open(shm.name).snapshot();
+  BOOST_TEST(snap.totals.requests == 112u);
+  BOOST_TEST(snap.totals.errors == 1u);
+  BOOST_TEST(snap.totals.bytes_out == 4096u);
+  BOOST_TEST(snap.totals.connections_total == 3u);
+  BOOST_TEST(snap.slots[2].counters.requests == 7u);
+}
+
+BOOST_AUTO_TEST_CASE(retire_keeps_totals_and_clears_the_slot) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  Slot& s = board.slot(1);
+  s.pid = 4242;
+  s.state = WorkerState::ready;
+  s.generation = 3;
+  s.connections_active = 2;
+  s.counters.requests = 10;
+  s.counters.bytes_in = 20;
+  s.counters.bytes_out = 30;
+  s.counters.connections_total = 4;
+  s.counters.errors = 1;
+  board.slot(0).counters.requests = 1;
+  ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  const CounterValues before = reader.snapshot().totals;
+
+  board.retire(1);
+  const ScoreboardSnapshot after = reader.snapshot();
+  BOOST_TEST(after.totals.requests == before.requests);
+  BOOST_TEST(after.totals.bytes_in == before.bytes_in);
+  BOOST_TEST(after.totals.bytes_out == before.bytes_out);
+  BOOST_TEST(after.totals.connections_total == before.connections_total);
+  BOOST_TEST(after.totals.errors == before.errors);
+  BOOST_TEST(board.header().retired.requests == 10u);
+  BOOST_TEST(board.header().sequence == 2u);
+  const SlotSnapshot& cleared = after.slots[1];
+  BOOST_TEST(cleared.pid == 0);
+  BOOST_TEST(cleared.state == WorkerState::empty);
+  BOOST_TEST(cleared.connections_active == 0u);
+  BOOST_TEST(cleared.counters.requests == 0u);
+  BOOST_TEST(cleared.counters.errors == 0u);
+  BOOST_TEST(after.slots[0].counters.requests == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(forked_children_count_into_their_slots) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  const pid_t inherited = ::fork();
+  if (inherited == 0) {  // a forked worker uses the master's mapping
+    board.slot(0).pid = ::getpid();
+    board.slot(0).counters.requests.fetch_add(5);
+    { Scoreboard dropped = std::move(board); }  // must not remove the master's segment
+    ::_exit(0);
+  }
+  BOOST_TEST(wait_exit_code(inherited) == 0);
+  const pid_t spawned = ::fork();
+  if (spawned == 0) {  // a spawned worker attaches by name
+    try {
+      SlotAttachment attachment = SlotAttachment::open(shm.name, 1);
+      attachment.slot().counters.bytes_in.fetch_add(123);
+      attachment.slot().state = WorkerState::ready;
+      ::_exit(0);
+    } catch (...) {
+      ::_exit(1);
+    }
+  }
+  BOOST_TEST(wait_exit_code(spawned) == 0);
+  BOOST_TEST(shm_exists(shm.name));
+  const ScoreboardSnapshot snap = ScoreboardReader::open(shm.name).snapshot();
+  BOOST_TEST(snap.slots[0].pid == inherited);
+  BOOST_TEST(snap.slots[0].counters.requests == 5u);
+  BOOST_TEST(snap.slots[1].counters.bytes_in == 123u);
+  BOOST_TEST(snap.slots[1].state == WorkerState::ready);
+}
+
+BOOST_AUTO_TEST_CASE(slot_attachment_checks_the_index) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  BOOST_CHECK_THROW(SlotAttachment::open(shm.name, 2), std::runtime_error);
+  BOOST_CHECK_THROW(SlotAttachment::open(shm.name + "_missing", 0), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(stale_segments_are_replaced) {
+  FakeHeader dead;
+  dead.master_pid = dead_pid();
+  FakeHeader ours;
+  ours.master_pid = ::getpid();
+  FakeHeader old_version;
+  old_version.version = scoreboard_version + 1;
+  old_version.master_pid = ::getppid();  // alive, but not a layout this build understands
+  for (const FakeHeader& fake : {dead, ours, old_version}) {
+    ShmName shm;
+    write_fake_segment(shm.name, fake);
+    Scoreboard board = Scoreboard::create(shm.name, 4);
+    const ScoreboardSnapshot snap = ScoreboardReader::open(shm.name).snapshot();
+    BOOST_TEST(snap.master_pid == ::getpid());
+    BOOST_TEST(snap.slots.size() == 4u);
+  }
+  ShmName garbage;
+  write_fake_segment(garbage.name, FakeHeader{}, 100);
+  Scoreboard board = Scoreboard::create(garbage.name, 1);
+  BOOST_TEST(ScoreboardReader::open(garbage.name).snapshot().slots.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(live_masters_segment_is_refused) {
+  ShmName shm;
+  FakeHeader live;
+  live.master_pid = ::getppid();
+  write_fake_segment(shm.name, live);
+  try {
+    Scoreboard::create(shm.name, 2);
+    BOOST_FAIL("create() took a live master's segment");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()) ==
+               "stats segment " + shm.name + " is in use by running master " +
+                   std::to_string(::getppid()) + "; choose another --stats name");
+  }
+  BOOST_TEST(ScoreboardReader::open(shm.name).snapshot().master_pid == ::getppid());
+}
+
+BOOST_AUTO_TEST_CASE(reader_refuses_foreign_segments) {
+  ShmName missing;
+  BOOST_TEST(reader_error(missing.name) == "no stats segment named " + missing.name +
+                                               " (is the server running with --stats " +
+                                               missing.name + "?)");
+
+  ShmName magic;
+  FakeHeader bad_magic;
+  bad_magic.magic = 0x1234;
+  write_fake_segment(magic.name, bad_magic);
+  BOOST_TEST(reader_error(magic.name) ==
+             "stats segment " + magic.name + " is not a prefork scoreboard");
+
+  ShmName version;
+  FakeHeader bad_version;
+  bad_version.version = 99;
+  write_fake_segment(version.name, bad_version);
+  BOOST_TEST(reader_error(version.name) ==
+             "stats segment " + version.name +
+                 " has layout version 99, this reader understands version " +
+                 std::to_string(scoreboard_version));
+
+  ShmName size;
+  FakeHeader bad_size;
+  bad_size.slot_count = 3;  // but sized for 2
+  write_fake_segment(size.name, bad_size);
+  BOOST_TEST(
+      contains(reader_error(size.name), "stats segment " + size.name + " has the wrong size"));
+
+  ShmName tiny;
+  write_fake_segment(tiny.name, FakeHeader{}, 4);
+  BOOST_TEST(contains(reader_error(tiny.name), "is not a prefork scoreboard"));
+}
+
+BOOST_AUTO_TEST_CASE(totals_never_go_backwards_while_workers_retire) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 4);
+  constexpr std::uint64_t child_requests = 1'000'000;
+  int go[2];
+  BOOST_REQUIRE(::pipe(go) == 0);
+  const pid_t child = ::fork();
+  if (child == 0) {  // a worker in slot 0, counting as fast as it can
+    char byte;
+    if (::read(go[0], &byte, 1) != 1) ::_exit(1);
+    Counters& c = board.slot(0).counters;
+    for (std::uint64_t i = 0; i < child_requests; ++i) {
+      c.requests.fetch_add(1, relaxed);
+      c.bytes_in.fetch_add(3, relaxed);
+    }
+    ::_exit(0);
+  }
+  ::close(go[0]);
+
+  // The master's own slots count 7 at a time between these two marks, so a
+  // snapshot must show an amount within them: a retire() seen half done (the
+  // slot cleared but not yet folded in, or folded in but not yet cleared)
+  // falls outside.
+  std::atomic<std::uint64_t> own_at_least{0}, own_at_most{0};
+  std::atomic<bool> done{false};
+  std::atomic<std::uint64_t> backwards{0}, torn{0}, snapshots{0};
+  std::thread reader([&] {
+    try {
+      ScoreboardReader r = ScoreboardReader::open(shm.name);
+      CounterValues last;
+      while (!done.load()) {
+        const std::uint64_t at_least = own_at_least.load();
+        const ScoreboardSnapshot snap = r.snapshot();
+        const std::uint64_t at_most = own_at_most.load();
+        const CounterValues& now = snap.totals;
+        if (now.requests < last.requests || now.bytes_in < last.bytes_in) backwards.fetch_add(1);
+        const std::uint64_t own = now.requests - snap.slots[0].counters.requests;
+        if (own < at_least || own > at_most) torn.fetch_add(1);
+        last = now;
+        snapshots.fetch_add(1);
+      }
+    } catch (...) {
+      backwards.fetch_add(1'000'000'000);
+    }
+  });
+
+  // The master's side: short-lived "workers" in slots 1..3, retired at once.
+  BOOST_REQUIRE(::write(go[1], "g", 1) == 1);
+  ::close(go[1]);
+  // Runs on after the child is done: the race it looks for is narrow.
+  const auto until = std::chrono::steady_clock::now() + 500ms;
+  std::uint64_t own_requests = 0;
+  int status = 0;
+  bool child_running = true;
+  for (unsigned slot = 1; child_running || std::chrono::steady_clock::now() < until;
+       slot = slot % 3 + 1) {
+    if (child_running) child_running = ::waitpid(child, &status, WNOHANG) == 0;
+    own_requests += 7;
+    own_at_most.store(own_requests);
+    board.slot(slot).counters.requests.fetch_add(7, std::memory_order_release);
+    board.slot(slot).counters.bytes_in.fetch_add(1, relaxed);
+    own_at_least.store(own_requests);
+    board.retire(slot);
+  }
+  done = true;
+  reader.join();
+
+  BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST(backwards.load() == 0u);
+  BOOST_TEST(torn.load() == 0u);
+  BOOST_TEST(snapshots.load() > 0u);
+  const ScoreboardSnapshot final_snap = ScoreboardReader::open(shm.name).snapshot();
+  BOOST_TEST(final_snap.totals.requests == child_requests + own_requests);
+  BOOST_TEST(final_snap.totals.bytes_in == 3 * child_requests + own_requests / 7);
+  BOOST_TEST_MESSAGE(snapshots.load() << " snapshots, " << own_requests / 7 << " retirements");
+}
+
+BOOST_AUTO_TEST_CASE(prefork_top_prints_json) {
+  ShmName shm("_q\"b\\s\t");  // the name must come back intact through JSON escaping
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  Slot& s = board.slot(1);
+  s.pid = 31337;
+  s.state = WorkerState::ready;
+  s.generation = 3;
+  s.connections_active = 1;
+  s.counters.requests = 42;
+  s.counters.bytes_in = 1000;
+  s.counters.bytes_out = 2000;
+  s.counters.connections_total = 5;
+  s.counters.errors = 2;
+  board.header().retired.requests = 8;
+  board.header().worker_restarts = 1;
+
+  const Tool::Result run = Tool({"--json", "--once", shm.name}).finish();
+  BOOST_TEST(run.exit_code == 0);
+  BOOST_TEST(run.err == "");
+  const json::object doc = json::parse(run.out).as_object();
+  BOOST_TEST(doc.at("name").as_string() == shm.name);
+  BOOST_TEST(doc.at("master_pid").to_number<int>() == ::getpid());
+  BOOST_TEST(doc.at("uptime_s").to_number<double>() >= 0.0);
+  BOOST_TEST(doc.at("worker_restarts").to_number<int>() == 1);
+  const json::array& workers = doc.at("workers").as_array();
+  BOOST_REQUIRE(workers.size() == 2u);
+  const json::object& w = workers[1].as_object();
+  BOOST_TEST(w.at("slot").to_number<int>() == 1);
+  BOOST_TEST(w.at("pid").to_number<int>() == 31337);
+  BOOST_TEST(w.at("state").as_string() == "ready");
+  BOOST_TEST(w.at("generation").to_number<int>() == 3);
+  BOOST_TEST(w.at("requests").to_number<int>() == 42);
+  BOOST_TEST(w.at("bytes_in").to_number<int>() == 1000);
+  BOOST_TEST(w.at("bytes_out").to_number<int>() == 2000);
+  BOOST_TEST(w.at("connections_active").to_number<int>() == 1);
+  BOOST_TEST(w.at("connections_total").to_number<int>() == 5);
+  BOOST_TEST(w.at("errors").to_number<int>() == 2);
+  BOOST_TEST(w.contains("started_ns"));
+  BOOST_TEST(w.contains("heartbeat_ns"));
+  BOOST_TEST(workers[0].as_object().at("state").as_string() == "empty");
+  const json::object& totals = doc.at("totals").as_object();
+  BOOST_TEST(totals.at("requests").to_number<int>() == 50);
+  BOOST_TEST(totals.at("errors").to_number<int>() == 2);
+  BOOST_TEST(totals.at("worker_restarts").to_number<int>() == 1);
+  BOOST_TEST(totals.at("bytes_in").to_number<int>() == 1000);
+  BOOST_TEST(totals.at("bytes_out").to_number<int>() == 2000);
+  BOOST_TEST(totals.at("connections_total").to_number<int>() == 5);
+}
+
+BOOST_AUTO_TEST_CASE(prefork_top_prints_a_table) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  board.slot(0).state = WorkerState::ready;
+  board.slot(0).counters.bytes_in = 3 * 1024 * 1024;
+  const Tool::Result run = Tool({"--once", shm.name}).finish();
+  BOOST_TEST(run.exit_code == 0);
+  BOOST_TEST(contains(run.out, shm.name));
+  BOOST_TEST(contains(run.out, "workers 1/2 ready"));
+  BOOST_TEST(contains(run.out, "3.0M"));
+  BOOST_TEST(contains(run.out, "TOTAL"));
+  BOOST_TEST(!contains(run.out, "\x1b["));  // not a terminal: no escape codes
+}
+
+BOOST_AUTO_TEST_CASE(prefork_top_reports_usage_and_missing_segments) {
+  ShmName missing;
+  const Tool::Result absent = Tool({"--json", "--once", missing.name}).finish();
+  BOOST_TEST(absent.exit_code == 1);
+  BOOST_TEST(absent.out == "");
+  BOOST_TEST(absent.err == "prefork-top: no stats segment named " + missing.name +
+                               " (is the server running with --stats " + missing.name + "?)\n");
+
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--bogus", "x"}, {}, {"--interval", "0", "x"}, {"a", "b"}}) {
+    const Tool::Result bad = Tool(args).finish();
+    BOOST_TEST(bad.exit_code == 2);
+    BOOST_TEST(contains(bad.err, "usage: prefork-top"));
+  }
+  const Tool::Result help = Tool({"--help"}).finish();
+  BOOST_TEST(help.exit_code == 0);
+  BOOST_TEST(contains(help.out, "usage: prefork-top"));
+}
+
+BOOST_AUTO_TEST_CASE(prefork_top_stops_when_the_segment_goes) {
+  ShmName shm;
+  std::optional<Scoreboard> board = Scoreboard::create(shm.name, 1);
+  Tool tool({"--json", "--interval", "0.05", shm.name});
+  std::this_thread::sleep_for(300ms);
+  board.reset();
+  const Tool::Result run = tool.finish();
+  BOOST_TEST(run.exit_code == 0);
+  BOOST_TEST(contains(run.err, "was removed"));
+  BOOST_TEST(contains(run.out, "\"name\":\"" + shm.name + "\""));
+}
+
+BOOST_AUTO_TEST_CASE(prefork_top_stops_on_sigterm) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 1);
+  Tool tool({"--interval", "30", shm.name});
+  std::this_thread::sleep_for(200ms);
+  tool.signal(SIGTERM);
+  const Tool::Result run = tool.finish(5s);
+  BOOST_TEST(run.exit_code == 0);
+  BOOST_TEST(contains(run.out, "TOTAL"));
+}
