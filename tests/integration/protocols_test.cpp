@@ -8,7 +8,12 @@
 
 #include <prefork/frame_codec.hpp>
 
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 #include <atomic>
+#include <fstream>
 #include <mutex>
 #include <thread>
 
@@ -182,4 +187,65 @@ BOOST_AUTO_TEST_CASE(oversized_frame_closes_only_its_connection) {
   BOOST_TEST_REQUIRE(counted.has_value());
   BOOST_TEST(counted->totals.errors == 1u);
   BOOST_TEST(server.requests_when_at_least(4) == 4u);
+}
+
+namespace {
+
+std::size_t resident_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  return 0;
+}
+
+}  // namespace
+
+// A client that sends and never reads must not make the worker buffer its
+// replies without bound: past a watermark the worker stops reading from it,
+// TCP flow control pushes back, and nothing is lost once the client reads.
+BOOST_AUTO_TEST_CASE(slow_reader_is_pushed_back_not_buffered) {
+  UpperServer server({"--framed", "127.0.0.1:0"}, {.workers = 1});
+  const pid_t worker = worker_pids(server.ready_snapshot()).at(0);
+  const std::size_t rss_before = resident_kib(worker);
+
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  const std::string payload(64 * 1024, 'q');
+  const std::string frame = prefork::encode_frame(payload);
+  const int flags = ::fcntl(client.fd(), F_GETFL);
+  ::fcntl(client.fd(), F_SETFL, flags | O_NONBLOCK);
+
+  // Send until the kernel refuses more for a whole second (the server has
+  // stopped reading), bounded at 256 MiB in case it never does.
+  constexpr std::size_t max_frames = 4096;
+  std::size_t sent = 0;
+  while (sent < max_frames * frame.size()) {
+    ssize_t n = ::send(client.fd(), frame.data() + sent % frame.size(),
+                       frame.size() - sent % frame.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<std::size_t>(n);
+      continue;
+    }
+    BOOST_REQUIRE(errno == EAGAIN);
+    pollfd writable{client.fd(), POLLOUT, 0};
+    if (::poll(&writable, 1, 1000) == 0) break;
+  }
+  BOOST_TEST(sent < max_frames * frame.size(), "the server read 256 MiB without being read");
+  const std::size_t rss_blocked = resident_kib(worker);
+  // The output watermark is 1 MiB; allow for one frame in and out beyond it.
+  BOOST_TEST(rss_blocked < rss_before + 8 * 1024,
+             "worker RSS grew from " << rss_before << " KiB to " << rss_blocked << " KiB");
+
+  // Finish the last partial frame while reading every reply.
+  ::fcntl(client.fd(), F_SETFL, flags);
+  const std::size_t frames = (sent + frame.size() - 1) / frame.size();
+  std::thread finisher([&] {
+    if (sent % frame.size() != 0)
+      client.send_all(std::string_view(frame).substr(sent % frame.size()));
+  });
+  const std::string expected = ascii_upper(payload);
+  std::size_t right = 0;
+  for (std::size_t i = 0; i < frames; ++i) right += client.recv_frame() == expected;
+  finisher.join();
+  BOOST_TEST(right == frames);
+  BOOST_TEST(server.requests_when_at_least(frames) == frames);
 }
