@@ -13,6 +13,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstring>
 #include <new>
 #include <optional>
 #include <stdexcept>
@@ -49,7 +51,21 @@ std::string path_of(const std::string& name) { return "/dev/shm/" + name; }
   throw std::runtime_error(std::string(call) + ' ' + path_of(name) + ": " + e.what());
 }
 
-bool process_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+// kill(pid, 0) also succeeds for a zombie: a master that was killed and not
+// yet reaped by its parent.
+bool process_alive(pid_t pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  char text[512];
+  std::snprintf(text, sizeof text, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* stat = std::fopen(text, "re");
+  if (stat == nullptr) return true;
+  const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
+  std::fclose(stat);
+  text[n] = '\0';
+  const char* end_of_name = std::strrchr(text, ')');  // the state follows "(comm) "
+  return end_of_name == nullptr || end_of_name[1] != ' ' ||
+         (end_of_name[2] != 'Z' && end_of_name[2] != 'X');
+}
 
 // An open, mapped segment. The region is left unmapped when the object is
 // still empty (its creator has not sized it yet).

@@ -220,6 +220,14 @@ std::string rate(std::uint64_t now, std::uint64_t before, double seconds) {
   return out;
 }
 
+// Control bytes in a name must not reach the terminal as escape sequences.
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
 std::string table_frame(const std::string& name, const ScoreboardSnapshot& snap,
                         const Previous& prev, const timespec& now) {
   using ull = unsigned long long;
@@ -229,7 +237,7 @@ std::string table_frame(const std::string& name, const ScoreboardSnapshot& snap,
   unsigned ready = 0;
   for (const SlotSnapshot& s : snap.slots) ready += s.state == prefork::WorkerState::ready;
 
-  std::string out = "prefork-top  " + name;
+  std::string out = "prefork-top  " + printable(name);
   appendf(out, "  master %d  up %s  workers %u/%zu ready  restarts %llu\n",
           static_cast<int>(snap.master_pid), human_duration(uptime_s(snap)).c_str(), ready,
           snap.slots.size(), static_cast<ull>(snap.worker_restarts));
@@ -262,7 +270,21 @@ std::string table_frame(const std::string& name, const ScoreboardSnapshot& snap,
   return out;
 }
 
-bool process_alive(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+// kill(pid, 0) also succeeds for a zombie: a master that was killed and not
+// yet reaped by its parent.
+bool process_alive(pid_t pid) {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  char text[512];
+  std::snprintf(text, sizeof text, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* stat = std::fopen(text, "re");
+  if (stat == nullptr) return true;
+  const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
+  std::fclose(stat);
+  text[n] = '\0';
+  const char* end_of_name = std::strrchr(text, ')');  // the state follows "(comm) "
+  return end_of_name == nullptr || end_of_name[1] != ' ' ||
+         (end_of_name[2] != 'Z' && end_of_name[2] != 'X');
+}
 
 void write_all(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);

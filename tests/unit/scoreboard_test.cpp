@@ -337,6 +337,19 @@ BOOST_AUTO_TEST_CASE(stale_segments_are_replaced) {
   BOOST_TEST(ScoreboardReader::open(garbage.name).snapshot().slots.size() == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(zombie_masters_segment_is_replaced) {
+  const pid_t zombie = ::fork();  // a killed master its parent has not reaped yet
+  if (zombie == 0) ::_exit(0);
+  siginfo_t info{};
+  BOOST_REQUIRE(::waitid(P_PID, static_cast<id_t>(zombie), &info, WEXITED | WNOWAIT) == 0);
+  ShmName shm;
+  FakeHeader fake;
+  fake.master_pid = zombie;
+  write_fake_segment(shm.name, fake);
+  BOOST_CHECK_NO_THROW(Scoreboard::create(shm.name, 1));
+  ::waitpid(zombie, nullptr, 0);
+}
+
 BOOST_AUTO_TEST_CASE(live_masters_segment_is_refused) {
   ShmName shm;
   FakeHeader live;
