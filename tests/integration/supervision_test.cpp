@@ -130,3 +130,23 @@ BOOST_AUTO_TEST_CASE(master_gives_up_when_workers_cannot_start,
   BOOST_TEST(!server.stderr_text().empty(), "no message saying why it gave up");
   BOOST_TEST(!shm_exists(stats), "segment left behind: " << shm_path(stats));
 }
+
+// Exit status 3 from a worker means "my set-up failed": restarting it would
+// fail the same way, so the master stops at once instead of backing off.
+BOOST_AUTO_TEST_CASE(worker_boot_error_stops_the_master_at_once,
+                     *utf::precondition(only_in_spawn_mode)) {
+  const std::string stats = unique_stats_name();
+  ShmGuard shm(stats);
+  ServerProcess server(bin_path("upper_server"),
+                       {"--start", "spawn", "--stats", stats, "--workers", "2", "--worker-exe",
+                        bin_path("prefork-worker"), "--framed", "127.0.0.1:0", "--", "--handler",
+                        "no-such-handler"});
+  auto status = server.wait_exit(20'000ms);
+  BOOST_TEST_REQUIRE(status.has_value(), "still running: " << server.describe());
+  BOOST_TEST(*status == 3, server.describe());
+  BOOST_TEST(server.stderr_text().find("failed to boot") != std::string::npos, server.describe());
+  // No backoff: the first failure was enough.
+  BOOST_TEST(server.stderr_text().find("restarting it in") == std::string::npos,
+             server.describe());
+  BOOST_TEST(!shm_exists(stats), "segment left behind: " << shm_path(stats));
+}

@@ -15,6 +15,7 @@
 
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
+#include <prefork/server.hpp>
 
 #include "connection.hpp"
 #include "datagram.hpp"
@@ -120,8 +121,14 @@ int Worker::run() {
   slot.generation.store(setup_.info.generation, std::memory_order_relaxed);
   stats_.state(WorkerState::starting);
 
-  setup_.handler.setup(setup_.info);
-  start_serving();
+  try {
+    setup_.handler.setup(setup_.info);
+    start_serving();
+  } catch (const std::exception& e) {
+    // As gunicorn's boot error: restarting would fail the same way.
+    log_info("worker set-up failed: %s", e.what());
+    return worker_exit_boot_error;
+  }
   stats_.state(WorkerState::ready);
   beat_heartbeat();
 
