@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages prefork needs to build and test, only those
+# missing. Safe to run again: with everything present it changes nothing and
+# does not touch the network.
+#
+#   g++                 the compiler; also brings libasan/libubsan for the
+#                       sanitizer build (via libgcc-12-dev: libasan8, libubsan1)
+#   cmake, ninja-build  the build; Ninja rather than make because it runs
+#                       jobs in parallel by default and a no-op rebuild is
+#                       instant (run.sh and test.sh pick it for new build trees)
+#   libboost1.81-dev    Boost.Process v2, Interprocess, Asio (header-only here);
+#                       Debian's default libboost-dev is 1.74, without Process v2
+#   libboost-test1.81-dev  Boost.Test, for the test executables
+#   python3             the example clients and the tests' client scripts
+#   clang-format        the formatting check in test.sh
+set -euo pipefail
+
+packages=(
+  g++
+  cmake
+  ninja-build
+  libboost1.81-dev
+  libboost-test1.81-dev
+  python3
+  clang-format
+)
+
+if ! command -v dpkg-query >/dev/null; then
+  echo "deps.sh: not a Debian system; make sure these (or their equivalents) are installed:" >&2
+  echo "  ${packages[*]}" >&2
+  exit 0
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+  if [[ $status != "install ok installed" ]]; then
+    missing+=("$package")
+  fi
+done
+
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "deps.sh: all packages present"
+  exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps.sh: missing packages: ${missing[*]}" >&2
+  echo "deps.sh: as root, run:" >&2
+  echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "deps.sh: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends "${missing[@]}"
