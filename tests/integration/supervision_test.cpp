@@ -146,7 +146,6 @@ BOOST_AUTO_TEST_CASE(worker_boot_error_stops_the_master_at_once,
   BOOST_TEST(*status == 3, server.describe());
   BOOST_TEST(server.stderr_text().find("failed to boot") != std::string::npos, server.describe());
   // No backoff: the first failure was enough.
-  BOOST_TEST(server.stderr_text().find("restarting it in") == std::string::npos,
-             server.describe());
+  BOOST_TEST(server.stderr_text().find("restarting it in") == std::string::npos, server.describe());
   BOOST_TEST(!shm_exists(stats), "segment left behind: " << shm_path(stats));
 }
