@@ -21,6 +21,7 @@ void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
                "usage: %s [--tcp HOST:PORT] [--framed HOST:PORT] [--udp HOST:PORT]\n"
                "       [--workers N] [--start fork|spawn] [--stats NAME] [--max-frame BYTES]\n"
                "       [--graceful-timeout SECONDS] [--backlog N] [--worker-exe PATH]\n"
+               "       [--model NAME] [--accept NAME] [--threads N]\n"
                "       [--help] [--version] [-- WORKER-ARGS...]\n",
                defaults.program.c_str());
   if (!defaults.description.empty()) std::fprintf(out, "\n%s\n", defaults.description.c_str());
@@ -44,6 +45,11 @@ void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
       "  --backlog N          listen queue length (default 1024)\n"
       "  --worker-exe PATH    spawn mode: run PATH as the worker (default: this program);\n"
       "                       arguments after -- go to it\n"
+      "  --model NAME         event (default), iterative, fork-per-connection,\n"
+      "                       thread-per-connection, prefork, prethreaded, hybrid\n"
+      "  --accept NAME        how a pool takes turns: shared, lock, flock, reuseport,\n"
+      "                       exclusive, pass (prefork); lock, main (prethreaded)\n"
+      "  --threads N          prethreaded, hybrid: threads per process (default 4)\n"
       "\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n",
       listeners.c_str(),
       defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str());
@@ -58,6 +64,15 @@ Number parse_number(std::string_view flag, std::string_view text, Number low, Nu
     throw UsageError(std::string(flag) + " wants a number from " + std::to_string(low) + " to " +
                      std::to_string(high) + ", not '" + std::string(text) + "'");
   return value;
+}
+
+template <typename Enum>
+Enum parse_name(std::string_view flag, std::string_view value,
+                std::optional<Enum> (*from_name)(std::string_view) noexcept,
+                std::string_view choices) {
+  if (auto parsed = from_name(value)) return *parsed;
+  throw UsageError(std::string(flag) + " wants one of " + std::string(choices) + ", not '" +
+                   std::string(value) + "'");
 }
 
 ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
@@ -118,6 +133,15 @@ ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
             std::chrono::milliseconds(parse_number<unsigned>(flag, value, 0, 86400) * 1000);
       } else if (flag == "--backlog") {
         config.backlog = parse_number<int>(flag, value, 1, 65535);
+      } else if (flag == "--model") {
+        config.model = parse_name(flag, value, model_from_name,
+                                  "event, iterative, fork-per-connection, "
+                                  "thread-per-connection, prefork, prethreaded, hybrid");
+      } else if (flag == "--accept") {
+        config.accept = parse_name(flag, value, accept_from_name,
+                                   "auto, shared, lock, flock, reuseport, exclusive, pass, main");
+      } else if (flag == "--threads") {
+        config.threads = parse_number<unsigned>(flag, value, 1, 1024);
       } else if (flag == "--worker-exe") {
         config.worker_exe = value;
       } else {
@@ -132,6 +156,7 @@ ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
   if (!config.worker_exe.empty() || worker_args_given) config.worker_args = after_dashes;
   if (!config.worker_exe.empty() && config.start != StartMode::spawn)
     throw UsageError("--worker-exe needs --start spawn");
+  if (std::string why; !resolve_accept(config, why)) throw UsageError(why);
   return config;
 }
 

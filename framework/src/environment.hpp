@@ -16,5 +16,11 @@ inline constexpr const char* generation = "PREFORK_GENERATION";
 inline constexpr const char* max_frame = "PREFORK_MAX_FRAME";
 inline constexpr const char* master_pid = "PREFORK_MASTER_PID";
 inline constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
+inline constexpr const char* model = "PREFORK_MODEL";
+inline constexpr const char* accept = "PREFORK_ACCEPT";
+inline constexpr const char* threads = "PREFORK_THREADS";
+
+// The LISTEN_FDNAMES name of the --accept pass channel to the master.
+inline constexpr const char* channel_name = "channel";
 
 }  // namespace prefork::env

@@ -19,10 +19,10 @@ namespace {
 
 class ForkStarter final : public WorkerStarter {
  public:
-  ForkStarter(const ServerConfig& config, std::span<Listener> listeners, Scoreboard& scoreboard,
+  ForkStarter(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
               Handler& handler, std::function<void()> in_child)
       : config_(config),
-        listeners_(listeners),
+        plan_(plan),
         scoreboard_(scoreboard),
         handler_(handler),
         in_child_(std::move(in_child)),
@@ -44,18 +44,28 @@ class ForkStarter final : public WorkerStarter {
     role = "worker " + std::to_string(slot);
     set_log_role(role.c_str());
     in_child_();
+    plan_.keep_only(slot);
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
     if (::getppid() != master_pid_) return 0;  // it died before prctl
-    WorkerSetup setup{listeners_,        scoreboard_.slot(slot),
-                      handler_,          WorkerInfo{slot, generation, false},
-                      config_.max_frame, config_.graceful_timeout,
-                      master_pid_};
+    WorkerSetup setup{plan_.listeners_for(slot),
+                      scoreboard_.slot(slot),
+                      handler_,
+                      WorkerInfo{slot, generation, false},
+                      config_.max_frame,
+                      config_.graceful_timeout,
+                      master_pid_,
+                      plan_.model(),
+                      plan_.accept(),
+                      plan_.threads(),
+                      plan_.worker_channel(slot),
+                      plan_.accept_lock(),
+                      plan_.lock_path()};
     return run_worker(setup);
   }
 
   const ServerConfig& config_;
-  std::span<Listener> listeners_;
+  WorkerPlan& plan_;
   Scoreboard& scoreboard_;
   Handler& handler_;
   std::function<void()> in_child_;
@@ -64,11 +74,10 @@ class ForkStarter final : public WorkerStarter {
 
 }  // namespace
 
-std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config,
-                                                 std::span<Listener> listeners,
+std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
                                                  Scoreboard& scoreboard, Handler& handler,
                                                  std::function<void()> in_child) {
-  return std::make_unique<ForkStarter>(config, listeners, scoreboard, handler, std::move(in_child));
+  return std::make_unique<ForkStarter>(config, plan, scoreboard, handler, std::move(in_child));
 }
 
 }  // namespace prefork

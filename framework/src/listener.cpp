@@ -35,16 +35,20 @@ std::optional<Protocol> protocol_from_name(std::string_view name) noexcept {
 
 namespace {
 
-Listener open_listener(const ListenerSpec& spec, int backlog) {
+Listener open_listener(const ListenerSpec& spec, const ListenOptions& options) {
   const std::string where = spec.address.to_string();
   const bool is_udp = spec.protocol == Protocol::datagram;
-  int type = (is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_NONBLOCK | SOCK_CLOEXEC;
+  int type = (is_udp ? SOCK_DGRAM : SOCK_STREAM) | SOCK_CLOEXEC;
+  // UDP stays non-blocking: every model polls it and may lose the race.
+  if (!options.blocking || is_udp) type |= SOCK_NONBLOCK;
   UniqueFd fd(::socket(spec.address.family(), type, 0));
   if (!fd) throw SystemError("socket", errno, where);
 
   int on = 1;
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) != 0)
     throw SystemError("setsockopt(SO_REUSEADDR)", errno, where);
+  if (options.reuseport && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) != 0)
+    throw SystemError("setsockopt(SO_REUSEPORT)", errno, where);
   // As nginx does: [::]:80 means IPv6 only, so it can sit beside 0.0.0.0:80.
   if (spec.address.family() == AF_INET6 &&
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on) != 0)
@@ -52,7 +56,8 @@ Listener open_listener(const ListenerSpec& spec, int backlog) {
 
   if (::bind(fd.get(), spec.address.data(), spec.address.length()) != 0)
     throw SystemError("bind", errno, where);
-  if (!is_udp && ::listen(fd.get(), backlog) != 0) throw SystemError("listen", errno, where);
+  if (!is_udp && ::listen(fd.get(), options.backlog) != 0)
+    throw SystemError("listen", errno, where);
 
   Address local = Address::of_socket(fd.get());
   return Listener{spec.protocol, std::move(fd), local};
@@ -84,14 +89,16 @@ Protocol protocol_of_inherited(int fd, std::string_view name) {
 
 }  // namespace
 
-std::vector<Listener> open_listeners(const std::vector<ListenerSpec>& specs, int backlog) {
+std::vector<Listener> open_listeners(const std::vector<ListenerSpec>& specs,
+                                     const ListenOptions& options) {
   std::vector<Listener> listeners;
   listeners.reserve(specs.size());
-  for (const auto& spec : specs) listeners.push_back(open_listener(spec, backlog));
+  for (const auto& spec : specs) listeners.push_back(open_listener(spec, options));
   return listeners;
 }
 
-std::optional<std::vector<Listener>> listeners_from_environment() {
+std::optional<std::vector<Listener>> listeners_from_environment(
+    std::vector<std::pair<std::string, int>>* others) {
   auto pid = number_from_env(env::listen_pid);
   auto count = number_from_env(env::listen_fds);
   if (!pid || !count || *pid != ::getpid()) return std::nullopt;
@@ -108,12 +115,14 @@ std::optional<std::vector<Listener>> listeners_from_environment() {
                                 : std::string_view();
     name_start = name_end + 1;
 
-    // Ours now: no exec'd grandchild should inherit them, and the loop
-    // relies on non-blocking accept/recv.
-    int flags = ::fcntl(fd, F_GETFL);
-    if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0 ||
-        ::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
-      throw SystemError("fcntl", errno, "inherited fd " + std::to_string(fd));
+    // Ours now: no exec'd grandchild should inherit them. Their blocking
+    // mode is the master's choice, shared by every worker: leave it.
+    if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0)
+      throw SystemError("fcntl(F_SETFD)", errno, "inherited fd " + std::to_string(fd));
+    if (others != nullptr && !name.empty() && !protocol_from_name(name)) {
+      others->emplace_back(std::string(name), fd);
+      continue;
+    }
     Protocol protocol = protocol_of_inherited(fd, name);
     listeners.push_back(Listener{protocol, UniqueFd(fd), Address::of_socket(fd)});
   }

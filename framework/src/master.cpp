@@ -32,23 +32,27 @@ std::string describe_status(int status) {
 
 }  // namespace
 
-Master::Master(const ServerConfig& config, std::vector<Listener>& listeners, Scoreboard& scoreboard,
+Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
                WorkerStarter& starter, SignalPipe& signals)
     : config_(config),
-      listeners_(listeners),
+      plan_(plan),
       scoreboard_(scoreboard),
       starter_(starter),
       signals_(signals),
-      workers_(config.workers) {}
+      workers_(plan.workers()) {
+  if (plan.accept() == Accept::pass) dispatcher_.emplace(plan);
+}
 
 int Master::run() {
-  log_info("starting %zu workers (%s mode)", workers_.size(),
-           config_.start == StartMode::fork ? "fork" : "spawn");
+  log_info("starting %zu workers (%s mode, model %s, accept %s)", workers_.size(),
+           config_.start == StartMode::fork ? "fork" : "spawn", model_name(plan_.model()).data(),
+           accept_name(plan_.accept()).data());
   while (!stopping_ || live_workers() > 0) {
     start_due_workers();
     wait_for_events();
     handle_signals();
     reap_workers();
+    dispatch_connections();
     kill_lingering_workers();
   }
   log_info("stopped (exit status %d)", exit_status_);
@@ -64,9 +68,18 @@ void Master::wait_for_events() {
   for (const WorkerRecord& worker : workers_)
     if (worker.due && !stopping_) wake = std::min(wake, worker.due_at);
   auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
-  pollfd pipe{signals_.fd(), POLLIN, 0};
-  if (::poll(&pipe, 1, static_cast<int>(std::max<long>(timeout, 0))) < 0 && errno != EINTR)
+  poll_set_.assign(1, pollfd{signals_.fd(), POLLIN, 0});
+  if (dispatcher_ && !stopping_) dispatcher_->add_poll_fds(poll_set_);
+  if (::poll(poll_set_.data(), poll_set_.size(), static_cast<int>(std::max<long>(timeout, 0))) <
+          0 &&
+      errno != EINTR) {
     log_sys_error("poll", errno);
+    poll_set_.resize(1);
+  }
+}
+
+void Master::dispatch_connections() {
+  if (dispatcher_ && !stopping_) dispatcher_->dispatch(poll_set_);
 }
 
 void Master::handle_signals() {
@@ -120,6 +133,7 @@ void Master::on_worker_exit(unsigned slot, int status) {
   worker.pid = 0;
   // Fold its counts into the totals before anything reuses the slot.
   scoreboard_.retire(slot);
+  if (dispatcher_) dispatcher_->forget(slot);
 
   if (stopping_) {
     log_info("worker %u (pid %d) %s", slot, pid, what.c_str());
@@ -198,7 +212,7 @@ void Master::begin_stop(int exit_status, const char* why) {
            static_cast<long long>(config_.graceful_timeout.count()));
   // Close our copies of the listeners: once the workers close theirs the
   // kernel refuses new connections instead of queueing them for nobody.
-  listeners_.clear();
+  plan_.close_all();
   signal_workers(SIGTERM);
 }
 

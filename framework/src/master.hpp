@@ -12,14 +12,18 @@
 #include <chrono>
 #include <vector>
 
+#include <optional>
+
+#include "dispatcher.hpp"
 #include "signal_pipe.hpp"
 #include "start_worker.hpp"
+#include "worker_plan.hpp"
 
 namespace prefork {
 
 class Master {
  public:
-  Master(const ServerConfig& config, std::vector<Listener>& listeners, Scoreboard& scoreboard,
+  Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
          WorkerStarter& starter, SignalPipe& signals);
   // Returns the master's exit status.
   int run();
@@ -39,6 +43,7 @@ class Master {
 
   void wait_for_events();
   void handle_signals();
+  void dispatch_connections();
   void reap_workers();
   void start_due_workers();
   void kill_lingering_workers();
@@ -51,7 +56,9 @@ class Master {
   unsigned live_workers() const;
 
   const ServerConfig& config_;
-  std::vector<Listener>& listeners_;
+  WorkerPlan& plan_;
+  std::optional<Dispatcher> dispatcher_;  // --accept pass only
+  std::vector<pollfd> poll_set_;
   Scoreboard& scoreboard_;
   WorkerStarter& starter_;
   SignalPipe& signals_;

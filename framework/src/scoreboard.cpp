@@ -314,6 +314,7 @@ SlotAttachment::SlotAttachment(std::unique_ptr<Impl> impl) noexcept : impl_(std:
 SlotAttachment::SlotAttachment(SlotAttachment&&) noexcept = default;
 SlotAttachment::~SlotAttachment() = default;
 Slot& SlotAttachment::slot() noexcept { return *impl_->slot; }
+Header& SlotAttachment::header() noexcept { return *impl_->mapping.header(); }
 
 // ---- ScoreboardReader ------------------------------------------------------
 

@@ -6,18 +6,18 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <thread>
 
 #include "master.hpp"
 #include "signal_pipe.hpp"
 #include "start_worker.hpp"
+#include "worker_plan.hpp"
 
 namespace prefork {
 
 namespace {
 
 // The one line per listener that scripts and tests wait for.
-void announce(const std::vector<Listener>& listeners) {
+void announce(std::span<const Listener> listeners) {
   for (const Listener& listener : listeners)
     std::printf("listening %.*s %s\n", static_cast<int>(protocol_name(listener.protocol).size()),
                 protocol_name(listener.protocol).data(), listener.local.to_string().c_str());
@@ -33,25 +33,25 @@ int serve(const ServerConfig& requested, Handler& handler) {
     log_info("nothing to serve: no listeners configured");
     return exit_usage;
   }
-  if (config.workers == 0) config.workers = std::max(1u, std::thread::hardware_concurrency());
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
 
   try {
     // Handlers first: a signal from now on is an orderly stop.
     SignalPipe signals({SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD});
     ::signal(SIGPIPE, SIG_IGN);
-    std::vector<Listener> listeners = open_listeners(config.listeners, config.backlog);
-    Scoreboard scoreboard = Scoreboard::create(config.stats_name, config.workers);
+    WorkerPlan plan(config);  // the listeners, opened here
+    Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.workers());
+    plan.attach(scoreboard);
 
     std::unique_ptr<WorkerStarter> starter;
     if (config.start == StartMode::fork)
-      starter = make_fork_starter(config, listeners, scoreboard, handler,
+      starter = make_fork_starter(config, plan, scoreboard, handler,
                                   [&signals] { signals.abandon_in_child(); });
     else
-      starter = make_spawn_starter(config, listeners, config.stats_name);
+      starter = make_spawn_starter(config, plan, config.stats_name);
 
-    announce(listeners);
-    Master master(config, listeners, scoreboard, *starter, signals);
+    announce(plan.announced());
+    Master master(config, plan, scoreboard, *starter, signals);
     return master.run();
   } catch (const std::exception& e) {
     log_info("%s", e.what());

@@ -109,34 +109,45 @@ bool is_ours(const char* entry) {
 
 class SpawnStarter final : public WorkerStarter {
  public:
-  SpawnStarter(const ServerConfig& config, std::span<const Listener> listeners,
-               const std::string& stats_name)
-      : config_(config), stats_name_(stats_name), master_pid_(::getpid()) {
+  SpawnStarter(const ServerConfig& config, WorkerPlan& plan, const std::string& stats_name)
+      : config_(config), plan_(plan), stats_name_(stats_name), master_pid_(::getpid()) {
     executable_ = config.worker_exe.empty() ? this_executable() : config.worker_exe;
     if (::access(executable_.c_str(), X_OK) != 0)
       throw SystemError("access", errno, "worker program " + executable_);
-    std::string names;
-    for (const Listener& listener : listeners) {
-      sources_.push_back(listener.fd.get());
-      if (!names.empty()) names += ':';
-      names += protocol_name(listener.protocol);
-    }
-    moved_.resize(sources_.size());
     // The inherited environment, minus any LISTEN_*/PREFORK_* of our own
     // parent, plus ours.
     for (char** entry = environ; *entry != nullptr; ++entry)
       if (!is_ours(*entry)) inherited_.emplace_back(*entry);
-    inherited_.push_back(std::string(env::listen_fds) + '=' + std::to_string(sources_.size()));
-    inherited_.push_back(std::string(env::listen_fdnames) + '=' + names);
-    inherited_.push_back(std::string(env::stats) + '=' + stats_name_);
-    inherited_.push_back(std::string(env::max_frame) + '=' + std::to_string(config.max_frame));
-    inherited_.push_back(std::string(env::graceful_timeout_ms) + '=' +
-                         std::to_string(config.graceful_timeout.count()));
-    inherited_.push_back(std::string(env::master_pid) + '=' + std::to_string(master_pid_));
+    auto add = [this](const char* name, const std::string& value) {
+      inherited_.push_back(std::string(name) + '=' + value);
+    };
+    add(env::stats, stats_name_);
+    add(env::max_frame, std::to_string(config.max_frame));
+    add(env::graceful_timeout_ms, std::to_string(config.graceful_timeout.count()));
+    add(env::master_pid, std::to_string(master_pid_));
+    add(env::model, std::string(model_name(plan.model())));
+    add(env::accept, std::string(accept_name(plan.accept())));
+    add(env::threads, std::to_string(plan.threads()));
   }
 
   pid_t start(unsigned slot, std::uint64_t generation) override {
+    // This slot's descriptors: its listeners (its own with reuseport), and
+    // the channel to the master with pass.
+    std::vector<int> sources;
+    std::string names;
+    for (const Listener& listener : plan_.listeners_for(slot)) {
+      sources.push_back(listener.fd.get());
+      names.append(names.empty() ? "" : ":").append(protocol_name(listener.protocol));
+    }
+    if (int channel = plan_.worker_channel(slot); channel >= 0) {
+      sources.push_back(channel);
+      names.append(":").append(env::channel_name);
+    }
+    std::vector<int> moved(sources.size());
+
     std::vector<std::string> environment = inherited_;
+    environment.push_back(std::string(env::listen_fds) + '=' + std::to_string(sources.size()));
+    environment.push_back(std::string(env::listen_fdnames) + '=' + names);
     environment.push_back(std::string(env::slot) + '=' + std::to_string(slot));
     environment.push_back(std::string(env::generation) + '=' + std::to_string(generation));
     environment.push_back(std::string(env::listen_pid) + '=' + std::string(pid_digits, '0'));
@@ -145,7 +156,7 @@ class SpawnStarter final : public WorkerStarter {
     envp.push_back(nullptr);
     char* digits = environment.back().data() + std::strlen(env::listen_pid) + 1;
 
-    ListenerHandover handover{sources_, moved_, envp.data(), digits, master_pid_};
+    ListenerHandover handover{sources, moved, envp.data(), digits, master_pid_};
     bp::error_code error;
     bp::posix::default_launcher launcher;
     // (The overload taking an io_context drops the error_code in 1.81; the
@@ -171,21 +182,19 @@ class SpawnStarter final : public WorkerStarter {
   }
 
   const ServerConfig& config_;
+  WorkerPlan& plan_;
   std::string stats_name_;
   pid_t master_pid_;
   std::string executable_;
-  std::vector<int> sources_;
-  std::vector<int> moved_;
   std::vector<std::string> inherited_;
   boost::asio::io_context io_;
 };
 
 }  // namespace
 
-std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config,
-                                                  std::span<const Listener> listeners,
+std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config, WorkerPlan& plan,
                                                   const std::string& stats_name) {
-  return std::make_unique<SpawnStarter>(config, listeners, stats_name);
+  return std::make_unique<SpawnStarter>(config, plan, stats_name);
 }
 
 }  // namespace prefork

@@ -13,6 +13,8 @@
 #include <memory>
 #include <span>
 
+#include "worker_plan.hpp"
+
 namespace prefork {
 
 class WorkerStarter {
@@ -24,15 +26,13 @@ class WorkerStarter {
 
 // fork(): the child runs the worker loop in this image and _exit()s.
 // `in_child` runs first in the child to drop what belongs to the master.
-std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config,
-                                                 std::span<Listener> listeners,
+std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
                                                  Scoreboard& scoreboard, Handler& handler,
                                                  std::function<void()> in_child);
 
 // A new program image through Boost.Process v2, the listeners passed as
 // LISTEN_FDS. Throws SystemError when the program cannot be found.
-std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config,
-                                                  std::span<const Listener> listeners,
+std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config, WorkerPlan& plan,
                                                   const std::string& stats_name);
 
 }  // namespace prefork

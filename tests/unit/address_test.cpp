@@ -59,7 +59,7 @@ BOOST_AUTO_TEST_CASE(port_zero_binds_a_real_port) {
   std::vector<prefork::ListenerSpec> specs{
       {prefork::Protocol::stream, Address::parse("127.0.0.1:0")},
       {prefork::Protocol::datagram, Address::parse("[::1]:0")}};
-  auto listeners = prefork::open_listeners(specs, 16);
+  auto listeners = prefork::open_listeners(specs, {.backlog = 16});
   BOOST_TEST_REQUIRE(listeners.size() == 2u);
   BOOST_TEST(listeners[0].local.port() != 0);
   BOOST_TEST(listeners[1].local.port() != 0);
@@ -69,10 +69,10 @@ BOOST_AUTO_TEST_CASE(port_zero_binds_a_real_port) {
 BOOST_AUTO_TEST_CASE(bind_failure_names_address_and_error) {
   std::vector<prefork::ListenerSpec> specs{
       {prefork::Protocol::stream, Address::parse("127.0.0.1:0")}};
-  auto first = prefork::open_listeners(specs, 16);
+  auto first = prefork::open_listeners(specs, {.backlog = 16});
   std::vector<prefork::ListenerSpec> again{{prefork::Protocol::stream, first[0].local}};
   try {
-    prefork::open_listeners(again, 16);
+    prefork::open_listeners(again, {.backlog = 16});
     BOOST_ERROR("second bind succeeded");
   } catch (const std::exception& e) {
     std::string what = e.what();

@@ -27,7 +27,7 @@ struct Recorder final : prefork::Handler {
 
 struct Loopback {
   std::vector<prefork::Listener> server = prefork::open_listeners(
-      {{prefork::Protocol::datagram, prefork::Address::parse("127.0.0.1:0")}}, 1);
+      {{prefork::Protocol::datagram, prefork::Address::parse("127.0.0.1:0")}});
   prefork::UniqueFd client{::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0)};
 
   void send(const std::string& bytes) {

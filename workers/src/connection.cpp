@@ -1,11 +1,11 @@
 #include "connection.hpp"
 
+#include "dispatch.hpp"
+
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <limits>
-#include <stdexcept>
 
 #include <prefork/log.hpp>
 
@@ -119,32 +119,13 @@ bool Connection::call_handler(std::string_view data) {
   context_.stats.request();
   Request request{protocol_, listener_, peer_, context_.worker_slot};
   Reply reply(*this);
-  try {
-    if (protocol_ == Protocol::framed)
-      context_.handler.handle_frame(request, data, reply);
-    else
-      context_.handler.handle_stream(request, data, reply);
-    return true;
-  } catch (const std::exception& e) {
-    log_info("handler failed on a request from %s: %s; closing the connection",
-             peer_.to_string().c_str(), e.what());
-  } catch (...) {
-    log_info("handler threw a non-standard exception on a request from %s; closing",
-             peer_.to_string().c_str());
-  }
+  if (prefork::call_handler(context_.handler, request, data, reply)) return true;
   context_.stats.error();
   return false;
 }
 
 std::span<char> Connection::allocate(std::size_t size) {
-  if (protocol_ == Protocol::framed) {
-    if (size > std::numeric_limits<std::uint32_t>::max())
-      throw std::length_error("reply frame larger than 4 GiB");
-    char* at = out_.append(frame_header_size + size);
-    write_frame_header(static_cast<std::uint32_t>(size), at);
-    return {at + frame_header_size, size};
-  }
-  return {out_.append(size), size};
+  return append_reply(out_, protocol_, size);
 }
 
 Connection::Next Connection::flush() {

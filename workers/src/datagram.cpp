@@ -1,5 +1,7 @@
 #include "datagram.hpp"
 
+#include "dispatch.hpp"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -14,20 +16,30 @@ DatagramService::DatagramService(int fd, std::size_t listener, Handler& handler,
 
 void DatagramService::on_readable(char* buffer, std::size_t buffer_size, unsigned budget) {
   for (unsigned i = 0; i < budget; ++i) {
+    std::size_t length = 0;
+    Received received = receive(buffer, buffer_size, length);
+    if (received == Received::none) return;
+    if (received == Received::datagram) handle(buffer, length);
+  }
+}
+
+DatagramService::Received DatagramService::receive(char* buffer, std::size_t buffer_size,
+                                                   std::size_t& length) {
+  for (;;) {
     iovec io{buffer, buffer_size};
     msghdr message{};
     message.msg_name = peer_.data();
     message.msg_namelen = Address::capacity();
     message.msg_iov = &io;
     message.msg_iovlen = 1;
-    ssize_t n = ::recvmsg(fd_, &message, 0);
+    ssize_t n = ::recvmsg(fd_, &message, MSG_DONTWAIT);
     if (n < 0) {
       int error = errno;
-      if (error == EAGAIN || error == EWOULDBLOCK) return;
       if (error == EINTR) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) return Received::none;
       stats_.error();
       log_sys_error("recvmsg", error, "on a udp listener");
-      return;
+      return Received::none;
     }
     *peer_.length_pointer() = message.msg_namelen;
     stats_.bytes_in(static_cast<std::size_t>(n));
@@ -36,25 +48,22 @@ void DatagramService::on_readable(char* buffer, std::size_t buffer_size, unsigne
       stats_.error();
       log_info("dropped a datagram from %s larger than the %zu-byte buffer",
                peer_.to_string().c_str(), buffer_size);
-      continue;
+      return Received::dropped;
     }
+    length = static_cast<std::size_t>(n);
+    return Received::datagram;
+  }
+}
 
-    stats_.request();
-    Request request{Protocol::datagram, listener_, peer_, worker_slot_};
-    Reply reply(*this);
-    try {
-      handler_.handle_datagram(request, {buffer, static_cast<std::size_t>(n)}, reply);
-      send_pending();
-    } catch (const std::exception& e) {
-      reply_pending_ = false;
-      stats_.error();
-      log_info("handler failed on a datagram from %s: %s", peer_.to_string().c_str(), e.what());
-    } catch (...) {
-      reply_pending_ = false;
-      stats_.error();
-      log_info("handler threw a non-standard exception on a datagram from %s",
-               peer_.to_string().c_str());
-    }
+void DatagramService::handle(const char* buffer, std::size_t length) {
+  stats_.request();
+  Request request{Protocol::datagram, listener_, peer_, worker_slot_};
+  Reply reply(*this);
+  if (call_handler(handler_, request, {buffer, length}, reply)) {
+    send_pending();
+  } else {
+    reply_pending_ = false;
+    stats_.error();
   }
 }
 

@@ -19,6 +19,15 @@ class DatagramService final : public ReplySink {
   // that one busy socket cannot starve the others.
   void on_readable(char* buffer, std::size_t buffer_size, unsigned budget);
 
+  // The two halves of on_readable, for models that receive in one process
+  // and handle in another (fork per datagram, like ForkingUDPServer).
+  enum class Received { datagram, none, dropped };
+  Received receive(char* buffer, std::size_t buffer_size, std::size_t& length);
+  // Handles the datagram just received into `buffer` from peer().
+  void handle(const char* buffer, std::size_t length);
+  const Address& peer() const noexcept { return peer_; }
+  void set_peer(const Address& peer) noexcept { peer_ = peer; }
+
   std::span<char> allocate(std::size_t size) override;
 
  private:

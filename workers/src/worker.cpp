@@ -1,5 +1,6 @@
 #include "worker.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -101,6 +102,12 @@ void Worker::start_serving() {
   for (std::size_t i = 0; i < setup_.listeners.size(); ++i) {
     const Listener& listener = setup_.listeners[i];
     bool udp = listener.protocol == Protocol::datagram;
+    // The loop must never block in accept or recv (systemd may hand us
+    // blocking sockets).
+    int flags = ::fcntl(listener.fd.get(), F_GETFL);
+    if (flags < 0 ||
+        ((flags & O_NONBLOCK) == 0 && ::fcntl(listener.fd.get(), F_SETFL, flags | O_NONBLOCK) != 0))
+      throw SystemError("fcntl(O_NONBLOCK)", errno, listener.local.to_string());
     listener_watches_[i].kind = udp ? Watch::Kind::datagram : Watch::Kind::acceptor;
     listener_watches_[i].index = i;
     if (udp) {
@@ -297,6 +304,7 @@ void Worker::beat_heartbeat() {
 }  // namespace
 
 int run_worker(const WorkerSetup& setup) {
+  if (setup.model != Model::event) return run_blocking_model(setup);
   try {
     Worker worker(setup);
     return worker.run();

@@ -5,11 +5,13 @@
 #include <prefork/handler.hpp>
 #include <prefork/listener.hpp>
 #include <prefork/scoreboard.hpp>
+#include <prefork/server.hpp>
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <span>
+#include <string>
 
 namespace prefork {
 
@@ -21,7 +23,17 @@ struct WorkerSetup {
   std::size_t max_frame;
   std::chrono::milliseconds graceful_timeout;
   pid_t master_pid;  // the worker stops when this is no longer its parent
+  // How this worker runs the handler (see prefork::Model), resolved.
+  Model model = Model::event;
+  Accept accept = Accept::exclusive;
+  unsigned threads = 4;         // prethreaded, hybrid
+  int channel = -1;             // accept pass: the Unix socket from the master
+  void* accept_lock = nullptr;  // accept lock: the robust mutex in the scoreboard
+  std::string lock_path;        // accept flock: the file to lock
 };
+
+// The models other than event (blocking_models.cpp).
+int run_blocking_model(const WorkerSetup& setup);
 
 // Runs in the worker process; returns its exit status. Installs its own
 // signal handling (TERM/INT/QUIT: graceful stop).

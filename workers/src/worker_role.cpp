@@ -40,17 +40,34 @@ int serve_as_worker(Handler& handler) {
     unsigned slot = static_cast<unsigned>(number(env::slot));
     role = "worker " + std::to_string(slot);
     set_log_role(role.c_str());
-    auto listeners = listeners_from_environment();
+    std::vector<std::pair<std::string, int>> others;
+    auto listeners = listeners_from_environment(&others);
     if (!listeners)
       throw std::runtime_error("LISTEN_PID does not match this process: not started by a master");
-    auto attachment = SlotAttachment::open(required(env::stats), slot);
+    int channel = -1;
+    for (auto& [name, fd] : others) {
+      if (name != env::channel_name)
+        throw std::runtime_error("LISTEN_FDNAMES names an unknown descriptor '" + name + "'");
+      channel = fd;
+    }
+    const std::string stats = required(env::stats);
+    auto attachment = SlotAttachment::open(stats, slot);
+    auto model = model_from_name(required(env::model));
+    auto accept = accept_from_name(required(env::accept));
+    if (!model || !accept) throw std::runtime_error("unknown PREFORK_MODEL or PREFORK_ACCEPT");
     WorkerSetup setup{*listeners,
                       attachment.slot(),
                       handler,
                       WorkerInfo{slot, number(env::generation), true},
                       static_cast<std::size_t>(number(env::max_frame)),
                       std::chrono::milliseconds(number(env::graceful_timeout_ms)),
-                      static_cast<pid_t>(number(env::master_pid))};
+                      static_cast<pid_t>(number(env::master_pid)),
+                      *model,
+                      *accept,
+                      static_cast<unsigned>(number(env::threads)),
+                      channel,
+                      attachment.header().accept_lock,
+                      "/dev/shm/" + stats};
     return run_worker(setup);
   } catch (const std::exception& e) {
     log_info("cannot start as a worker: %s", e.what());

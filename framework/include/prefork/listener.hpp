@@ -6,7 +6,9 @@
 #include <prefork/unique_fd.hpp>
 
 #include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace prefork {
@@ -34,15 +36,29 @@ struct Listener {
   Address local;  // the address actually bound (port 0 resolved)
 };
 
-// Creates, binds and (for TCP) listens on every spec, non-blocking and
-// close-on-exec, with SO_REUSEADDR. Throws SystemError naming the address
+struct ListenOptions {
+  int backlog = 1024;
+  // Blocking sockets, for workers that sleep in accept() itself (Stevens'
+  // pre-forked servers); the event loop needs non-blocking ones.
+  bool blocking = false;
+  // SO_REUSEPORT, so that several sockets can bind the same address and the
+  // kernel spreads connections over them.
+  bool reuseport = false;
+};
+
+// Creates, binds and (for TCP) listens on every spec, close-on-exec, with
+// SO_REUSEADDR. Throws SystemError naming the address
 // ("bind 127.0.0.1:8080: Address already in use").
-std::vector<Listener> open_listeners(const std::vector<ListenerSpec>& specs, int backlog);
+std::vector<Listener> open_listeners(const std::vector<ListenerSpec>& specs,
+                                     const ListenOptions& options = {});
 
 // The systemd socket-activation convention: descriptors 3 .. 3+LISTEN_FDS-1,
 // kinds from LISTEN_FDNAMES, valid only when LISTEN_PID is this process.
 // Returns nullopt when the environment holds no listeners for us; throws when
 // it holds malformed ones. Unsets the LISTEN_* variables, as sd_listen_fds does.
-std::optional<std::vector<Listener>> listeners_from_environment();
+// Descriptors whose name is not a protocol (e.g. a master's "channel") are
+// left open and reported in `others` (name, fd) when given, else refused.
+std::optional<std::vector<Listener>> listeners_from_environment(
+    std::vector<std::pair<std::string, int>>* others = nullptr);
 
 }  // namespace prefork

@@ -19,7 +19,7 @@ namespace prefork {
 
 inline constexpr std::uint64_t scoreboard_magic =
     0x4b524f4645525021ull;  // "!PREFORK" little-endian
-inline constexpr std::uint32_t scoreboard_version = 1;
+inline constexpr std::uint32_t scoreboard_version = 2;
 
 enum class WorkerState : std::uint32_t {
   empty = 0,     // no process in this slot
@@ -60,6 +60,9 @@ struct alignas(64) Header {
   std::atomic<std::uint64_t> sequence{0};  // odd while the master folds a slot in
   std::atomic<std::uint64_t> worker_restarts{0};
   Counters retired;  // everything counted by workers that have died
+  // Room for the accept mutex of `--accept lock`: a process-shared, robust
+  // pthread mutex the master sets up (see workers/src/accept_gate.cpp).
+  alignas(64) unsigned char accept_lock[64];
 };
 
 // Plain copies, for readers.
@@ -117,6 +120,7 @@ class SlotAttachment {
   SlotAttachment(SlotAttachment&&) noexcept;
   ~SlotAttachment();
   Slot& slot() noexcept;
+  Header& header() noexcept;
 
  private:
   struct Impl;

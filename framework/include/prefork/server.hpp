@@ -7,7 +7,9 @@
 
 #include <chrono>
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace prefork {
@@ -16,6 +18,35 @@ enum class StartMode {
   fork,   // fork(): the child goes on in this program image
   spawn,  // a new program image (Boost.Process), listeners passed as LISTEN_FDS
 };
+
+// How a worker runs the handler: the server designs of Stevens' Unix Network
+// Programming, ch. 30. The handler never knows which one runs it.
+enum class Model {
+  event,                  // one epoll loop per worker process (the default)
+  iterative,              // one process, one connection at a time
+  fork_per_connection,    // a new process per connection (ForkingTCPServer)
+  thread_per_connection,  // a new thread per connection (ThreadingTCPServer)
+  prefork,                // a pool of processes, each serving one connection at a time
+  prethreaded,            // a pool of threads in one process
+  hybrid,                 // processes x threads (Apache's worker MPM, gunicorn's gthread)
+};
+
+// How idle workers of a pool get the next connection.
+enum class Accept {
+  automatic,  // the model's own default
+  shared,     // all block in accept() on the one socket, no lock
+  lock,       // a mutex around accept (shared memory; a thread mutex in prethreaded)
+  flock,      // flock(2) on a file around accept
+  reuseport,  // one SO_REUSEPORT socket per worker: the kernel spreads connections
+  exclusive,  // epoll with EPOLLEXCLUSIVE: one waiter woken per connection
+  pass,       // the master accepts and passes descriptors (SCM_RIGHTS)
+  main,       // prethreaded/hybrid: one thread accepts and queues
+};
+
+std::string_view model_name(Model model) noexcept;
+std::string_view accept_name(Accept accept) noexcept;
+std::optional<Model> model_from_name(std::string_view name) noexcept;
+std::optional<Accept> accept_from_name(std::string_view name) noexcept;
 
 struct ServerConfig {
   std::vector<ListenerSpec> listeners;
@@ -32,7 +63,14 @@ struct ServerConfig {
   // A slot whose worker dies this many times in a row before serving for a
   // second makes the master give up.
   unsigned max_start_failures = 5;
+  Model model = Model::event;
+  Accept accept = Accept::automatic;
+  unsigned threads = 0;  // prethreaded, hybrid: threads per process; 0: 4
 };
+
+// The accept strategy `config` resolves to, and whether the pair is valid
+// (e.g. `pass` with prethreaded is not): nullopt with `why` set when not.
+std::optional<Accept> resolve_accept(const ServerConfig& config, std::string& why);
 
 // Exit statuses of the master (and of prefork_main).
 inline constexpr int exit_ok = 0;

@@ -1,0 +1,84 @@
+#include "dispatcher.hpp"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <prefork/log.hpp>
+
+namespace prefork {
+
+Dispatcher::Dispatcher(WorkerPlan& plan) : plan_(plan) {}
+
+void Dispatcher::add_poll_fds(std::vector<pollfd>& fds) {
+  for (UniqueFd& channel : plan_.master_channels()) fds.push_back({channel.get(), POLLIN, 0});
+  short wanted = idle_.empty() ? 0 : POLLIN;
+  for (Listener& listener : plan_.master_listeners())
+    if (listener.protocol != Protocol::datagram) fds.push_back({listener.fd.get(), wanted, 0});
+}
+
+void Dispatcher::dispatch(std::span<const pollfd> fds) {
+  auto channels = plan_.master_channels();
+  for (unsigned slot = 0; slot < channels.size(); ++slot) collect_idle(slot);
+  auto listeners = plan_.master_listeners();
+  for (std::size_t i = 0; i < listeners.size() && !idle_.empty(); ++i) {
+    if (listeners[i].protocol == Protocol::datagram) continue;
+    auto polled = std::find_if(fds.begin(), fds.end(),
+                               [&](const pollfd& p) { return p.fd == listeners[i].fd.get(); });
+    if (polled == fds.end() || polled->revents == 0) continue;
+    while (!idle_.empty() && hand_out(i)) {
+    }
+  }
+}
+
+void Dispatcher::collect_idle(unsigned slot) {
+  char bytes[64];
+  for (;;) {
+    ssize_t n = ::recv(plan_.master_channels()[slot].get(), bytes, sizeof bytes, MSG_DONTWAIT);
+    if (n <= 0) return;
+    for (ssize_t i = 0; i < n; ++i) idle_.push_back(slot);
+  }
+}
+
+// Accepts one connection and sends it to the longest-idle worker; false when
+// there is none waiting.
+bool Dispatcher::hand_out(std::size_t index) {
+  Listener& listener = plan_.master_listeners()[index];
+  int fd = ::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) {
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
+      log_sys_error("accept4", errno, "on %s", listener.local.to_string().c_str());
+    return false;
+  }
+  unsigned slot = idle_.front();
+  idle_.pop_front();
+
+  unsigned char listener_index = static_cast<unsigned char>(index);
+  iovec io{&listener_index, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+  if (::sendmsg(plan_.master_channels()[slot].get(), &message, MSG_NOSIGNAL) < 0)
+    log_sys_error("sendmsg", errno, "passing a connection to worker %u", slot);
+  ::close(fd);  // the worker has its own descriptor now
+  return true;
+}
+
+void Dispatcher::forget(unsigned slot) {
+  idle_.erase(std::remove(idle_.begin(), idle_.end(), slot), idle_.end());
+  char bytes[64];
+  while (::recv(plan_.master_channels()[slot].get(), bytes, sizeof bytes, MSG_DONTWAIT) > 0) {
+  }
+}
+
+}  // namespace prefork

@@ -1,0 +1,37 @@
+// --accept pass: the master accepts every connection itself and hands it to
+// an idle worker over that worker's Unix socket (SCM_RIGHTS), as in Stevens'
+// figure 30.23. A worker says it is idle by sending one byte; the master
+// accepts only while some worker is idle, so the rest wait in the backlog.
+#pragma once
+
+#include <poll.h>
+
+#include <deque>
+#include <span>
+#include <vector>
+
+#include "worker_plan.hpp"
+
+namespace prefork {
+
+class Dispatcher {
+ public:
+  explicit Dispatcher(WorkerPlan& plan);
+
+  // What to wait on this turn: the channels, and the listeners when a
+  // worker is idle.
+  void add_poll_fds(std::vector<pollfd>& fds);
+  // After the poll: collect idle reports, hand out connections.
+  void dispatch(std::span<const pollfd> fds);
+  // A worker died: forget its idle reports and drop what it left unread.
+  void forget(unsigned slot);
+
+ private:
+  void collect_idle(unsigned slot);
+  bool hand_out(std::size_t listener);
+
+  WorkerPlan& plan_;
+  std::deque<unsigned> idle_;  // slots, oldest idle first
+};
+
+}  // namespace prefork

@@ -1,0 +1,106 @@
+#include "worker_plan.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <thread>
+
+#include <prefork/error.hpp>
+
+#include "accept_gate.hpp"
+
+namespace prefork {
+
+namespace {
+
+bool one_process(Model model) {
+  return model == Model::iterative || model == Model::fork_per_connection ||
+         model == Model::thread_per_connection;
+}
+
+// Stevens' pre-forked servers sleep in accept() itself, which needs a
+// blocking socket; it works when a process has one TCP listener to watch
+// and no other thread needs waking. Everything else polls.
+bool blocking_accept(const ServerConfig& config, Accept accept) {
+  bool one_tcp_listener =
+      config.listeners.size() == 1 && config.listeners[0].protocol != Protocol::datagram;
+  bool single_threaded = config.model == Model::iterative ||
+                         config.model == Model::fork_per_connection ||
+                         config.model == Model::prefork;
+  bool accepts_itself = accept == Accept::shared || accept == Accept::lock ||
+                        accept == Accept::flock || accept == Accept::reuseport;
+  return one_tcp_listener && single_threaded && accepts_itself;
+}
+
+}  // namespace
+
+WorkerPlan::WorkerPlan(const ServerConfig& config) : model_(config.model) {
+  std::string why;
+  auto accept = resolve_accept(config, why);
+  if (!accept) throw std::invalid_argument(why);
+  accept_ = *accept;
+  threads_ = config.threads == 0 ? 4 : config.threads;
+  workers_ =
+      config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
+  if (one_process(model_)) workers_ = 1;
+  lock_path_ = "/dev/shm/" + config.stats_name;
+
+  ListenOptions options{.backlog = config.backlog,
+                        .blocking = blocking_accept(config, accept_),
+                        .reuseport = accept_ == Accept::reuseport};
+  sets_.push_back(open_listeners(config.listeners, options));
+  if (accept_ == Accept::reuseport) {
+    // The others bind exactly what the first set got (port 0 resolved).
+    std::vector<ListenerSpec> bound;
+    for (const Listener& listener : sets_.front())
+      bound.push_back({listener.protocol, listener.local});
+    for (unsigned slot = 1; slot < workers_; ++slot)
+      sets_.push_back(open_listeners(bound, options));
+  }
+  if (accept_ == Accept::pass) {
+    for (unsigned slot = 0; slot < workers_; ++slot) {
+      int ends[2];
+      if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends) != 0)
+        throw SystemError("socketpair", errno, "channel to worker " + std::to_string(slot));
+      master_channels_.emplace_back(ends[0]);
+      worker_channels_.emplace_back(ends[1]);
+    }
+  }
+}
+
+void WorkerPlan::attach(Scoreboard& scoreboard) {
+  // prethreaded locks with a thread mutex; the processes share this one.
+  if (accept_ == Accept::lock && model_ != Model::prethreaded) {
+    accept_lock_ = scoreboard.header().accept_lock;
+    init_accept_lock(accept_lock_);
+  }
+}
+
+std::span<Listener> WorkerPlan::listeners_for(unsigned slot) noexcept {
+  return sets_.size() == 1 ? sets_.front() : sets_[slot];
+}
+
+int WorkerPlan::worker_channel(unsigned slot) const noexcept {
+  return worker_channels_.empty() ? -1 : worker_channels_[slot].get();
+}
+
+std::span<Listener> WorkerPlan::master_listeners() noexcept {
+  if (accept_ != Accept::pass || sets_.empty()) return {};
+  return sets_.front();
+}
+
+void WorkerPlan::keep_only(unsigned slot) noexcept {
+  if (sets_.size() > 1)
+    for (unsigned other = 0; other < sets_.size(); ++other)
+      if (other != slot) sets_[other].clear();
+  master_channels_.clear();
+  for (unsigned other = 0; other < worker_channels_.size(); ++other)
+    if (other != slot) worker_channels_[other].reset();
+}
+
+void WorkerPlan::close_all() noexcept {
+  for (auto& set : sets_) set.clear();
+}
+
+}  // namespace prefork

@@ -1,0 +1,93 @@
+#include "accept_gate.hpp"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/file.h>
+
+#include <cerrno>
+#include <mutex>
+
+#include <prefork/error.hpp>
+#include <prefork/log.hpp>
+#include <prefork/unique_fd.hpp>
+
+namespace prefork {
+
+namespace {
+
+static_assert(sizeof(pthread_mutex_t) <= 64, "Header::accept_lock is too small");
+
+class ProcessLockGate final : public AcceptGate {
+ public:
+  explicit ProcessLockGate(void* storage) : mutex_(static_cast<pthread_mutex_t*>(storage)) {}
+
+  bool enter() override {
+    int result = ::pthread_mutex_lock(mutex_);
+    if (result == EOWNERDEAD) {
+      // The worker holding it was killed while it waited in accept().
+      ::pthread_mutex_consistent(mutex_);
+      return true;
+    }
+    if (result != 0) {
+      log_sys_error("pthread_mutex_lock", result, "accept lock");
+      return false;
+    }
+    return true;
+  }
+  void leave() override { ::pthread_mutex_unlock(mutex_); }
+
+ private:
+  pthread_mutex_t* mutex_;
+};
+
+class FlockGate final : public AcceptGate {
+ public:
+  explicit FlockGate(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
+    if (!fd_) throw SystemError("open", errno, path + " (the --accept flock file)");
+  }
+  bool enter() override {
+    if (::flock(fd_.get(), LOCK_EX) == 0) return true;
+    if (errno != EINTR) log_sys_error("flock", errno);
+    return false;
+  }
+  void leave() override { ::flock(fd_.get(), LOCK_UN); }
+
+ private:
+  UniqueFd fd_;  // our own: flock locks belong to the open file description
+};
+
+class ThreadLockGate final : public AcceptGate {
+ public:
+  bool enter() override {
+    mutex_.lock();
+    return true;
+  }
+  void leave() override { mutex_.unlock(); }
+
+ private:
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+void init_accept_lock(void* storage) {
+  pthread_mutexattr_t attributes;
+  ::pthread_mutexattr_init(&attributes);
+  ::pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
+  ::pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
+  int result = ::pthread_mutex_init(static_cast<pthread_mutex_t*>(storage), &attributes);
+  ::pthread_mutexattr_destroy(&attributes);
+  if (result != 0) throw SystemError("pthread_mutex_init", result, "accept lock");
+}
+
+std::unique_ptr<AcceptGate> make_process_lock_gate(void* storage) {
+  return std::make_unique<ProcessLockGate>(storage);
+}
+
+std::unique_ptr<AcceptGate> make_flock_gate(const std::string& path) {
+  return std::make_unique<FlockGate>(path);
+}
+
+std::unique_ptr<AcceptGate> make_thread_lock_gate() { return std::make_unique<ThreadLockGate>(); }
+
+}  // namespace prefork

@@ -1,0 +1,119 @@
+#include "blocking_connection.hpp"
+
+#include "dispatch.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include <prefork/log.hpp>
+
+namespace prefork {
+
+namespace {
+constexpr std::size_t read_size = 64 * 1024;
+}
+
+BlockingConnection::BlockingConnection(BlockingContext& context, UniqueFd fd, const Address& peer,
+                                       Protocol protocol, std::size_t listener, Buffer& in,
+                                       Buffer& out) noexcept
+    : context_(context),
+      fd_(std::move(fd)),
+      peer_(peer),
+      protocol_(protocol),
+      listener_(listener),
+      in_(in),
+      out_(out) {
+  context_.stats.connection_opened();
+}
+
+BlockingConnection::~BlockingConnection() {
+  context_.stats.connection_closed();
+  in_.consume(in_.size());
+  out_.consume(out_.size());
+  // A big frame grew them: do not keep that memory for the next client.
+  if (in_.capacity() > 4 * read_size) in_.release();
+  if (out_.capacity() > 4 * read_size) out_.release();
+}
+
+void BlockingConnection::serve() {
+  for (;;) {
+    if (in_.empty() && !wait_for_request()) return;
+    ssize_t n = ::recv(fd_.get(), in_.prepare(read_size), read_size, 0);
+    if (n == 0) return;  // the client is done
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      context_.stats.error();
+      if (errno != ECONNRESET) log_sys_error("recv", errno, "from %s", peer_.to_string().c_str());
+      return;
+    }
+    in_.commit(static_cast<std::size_t>(n));
+    context_.stats.bytes_in(static_cast<std::size_t>(n));
+    bool keep = protocol_ == Protocol::framed ? serve_frames() : call_handler(in_.view());
+    if (protocol_ != Protocol::framed) in_.consume(in_.size());
+    if (!keep || !send_replies()) return;
+  }
+}
+
+// Sleeps until the client sends or a stop is asked; false: close now.
+bool BlockingConnection::wait_for_request() {
+  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {context_.stop_fd, POLLIN, 0}};
+  for (;;) {
+    int n = ::poll(fds, 2, -1);
+    if (n > 0) return (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    if (errno != EINTR) {
+      log_sys_error("poll", errno);
+      return false;
+    }
+  }
+}
+
+bool BlockingConnection::serve_frames() {
+  for (;;) {
+    auto frame = context_.decoder.next(in_.view());
+    if (frame.status == FrameDecoder::Status::need_more) return true;
+    if (frame.status == FrameDecoder::Status::oversized) {
+      context_.stats.error();
+      log_info("closing connection from %s: frame of %u bytes exceeds --max-frame %zu",
+               peer_.to_string().c_str(), read_frame_header(in_.data()),
+               context_.decoder.max_frame());
+      return false;
+    }
+    bool keep = call_handler(frame.payload);
+    in_.consume(frame.consumed);
+    if (!keep) return false;
+  }
+}
+
+bool BlockingConnection::call_handler(std::string_view data) {
+  context_.stats.request();
+  Request request{protocol_, listener_, peer_, context_.worker_slot};
+  Reply reply(*this);
+  if (prefork::call_handler(context_.handler, request, data, reply)) return true;
+  context_.stats.error();
+  return false;
+}
+
+std::span<char> BlockingConnection::allocate(std::size_t size) {
+  return append_reply(out_, protocol_, size);
+}
+
+bool BlockingConnection::send_replies() {
+  while (!out_.empty()) {
+    ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      context_.stats.bytes_out(static_cast<std::size_t>(n));
+      out_.consume(static_cast<std::size_t>(n));
+      continue;
+    }
+    if (errno == EINTR) continue;
+    context_.stats.error();
+    if (errno != EPIPE && errno != ECONNRESET)
+      log_sys_error("send", errno, "to %s", peer_.to_string().c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace prefork

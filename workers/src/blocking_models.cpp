@@ -1,0 +1,266 @@
+// The models other than `event`: Stevens' designs (UNP ch. 30) over the same
+// handler. Each worker process runs one of these loops; the master, the
+// scoreboard and graceful stop are the same as for the event model.
+//   iterative, prefork:     one connection at a time, in this process
+//   fork-per-connection:    a child process per connection (or datagram)
+//   thread-per-connection:  a thread per connection (or datagram)
+//   prethreaded:            a fixed pool of threads taking turns (lock) or
+//                           fed by one accepting thread (main)
+//   hybrid:                 per process, one accepting thread and a pool
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <prefork/log.hpp>
+
+#include "blocking_connection.hpp"
+#include "work_source.hpp"
+#include "worker.hpp"
+
+namespace prefork {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+class BlockingWorker {
+ public:
+  explicit BlockingWorker(const WorkerSetup& setup)
+      : setup_(setup),
+        // Threads and per-connection children share the slot.
+        stats_(setup.slot, setup.model != Model::iterative && setup.model != Model::prefork),
+        context_{setup.handler, stats_, FrameDecoder(setup.max_frame), setup.info.slot,
+                 stop_.fd()} {
+    if (setup.accept == Accept::lock)
+      gate_ = setup.model == Model::prethreaded ? make_thread_lock_gate()
+                                                : make_process_lock_gate(setup.accept_lock);
+    else if (setup.accept == Accept::flock)
+      gate_ = make_flock_gate(setup.lock_path);
+  }
+
+  int run() {
+    switch (setup_.model) {
+      case Model::fork_per_connection:
+        return fork_per_connection();
+      case Model::thread_per_connection:
+        return thread_per_connection();
+      case Model::prethreaded:
+        return setup_.accept == Accept::main ? accepting_thread_and_pool() : pool_taking_turns();
+      case Model::hybrid:
+        return accepting_thread_and_pool();
+      default:
+        return one_at_a_time();
+    }
+  }
+
+ private:
+  std::unique_ptr<WorkSource> make_source(AcceptGate* gate) {
+    return std::make_unique<WorkSource>(setup_.listeners, setup_.accept, gate, stop_,
+                                        setup_.handler, stats_, setup_.info.slot, setup_.channel);
+  }
+
+  void serve(Work& work, WorkSource& source, Buffer& in, Buffer& out) {
+    if (work.kind == Work::Kind::connection) {
+      BlockingConnection(context_, std::move(work.fd), work.peer,
+                         setup_.listeners[work.listener].protocol, work.listener, in, out)
+          .serve();
+    } else if (work.kind == Work::Kind::datagram) {
+      work.service->handle(source.datagram_buffer(), work.length);
+    }
+    if (work.kind == Work::Kind::connection) source.ready_for_more();
+    beat();
+  }
+
+  // iterative and prefork: Stevens' figure 30.9 loop.
+  int one_at_a_time() {
+    auto source = make_source(gate_.get());
+    Buffer in, out;
+    for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
+      serve(work, *source, in, out);
+    return 0;
+  }
+
+  int fork_per_connection() {
+    auto source = make_source(nullptr);
+    Buffer in, out;
+    for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
+      pid_t child = ::fork();
+      if (child == 0) {
+        // As ForkingTCPServer: the child serves and _exit()s; it never
+        // comes back into this loop.
+        serve(work, *source, in, out);
+        ::_exit(0);
+      }
+      if (child < 0) {
+        log_sys_error("fork", errno, "for a connection");
+        stats_.error();
+      }
+      reap_children(WNOHANG);
+    }
+    reap_children(0);  // they finish their requests first
+    return 0;
+  }
+
+  void reap_children(int options) {
+    while (::waitpid(-1, nullptr, options) > 0) {
+    }
+  }
+
+  int thread_per_connection() {
+    auto source = make_source(nullptr);
+    std::mutex mutex;
+    std::condition_variable finished;
+    unsigned running = 0;
+    for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
+      // A datagram is in the source's buffer: the thread needs its own copy.
+      std::string datagram(source->datagram_buffer(),
+                           work.kind == Work::Kind::datagram ? work.length : 0);
+      {
+        std::lock_guard lock(mutex);
+        ++running;
+      }
+      std::thread([this, work = std::move(work), datagram = std::move(datagram), &mutex, &finished,
+                   &running]() mutable {
+        if (work.kind == Work::Kind::datagram) {
+          DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
+                                  setup_.handler, stats_, setup_.info.slot);
+          service.set_peer(work.service->peer());
+          service.handle(datagram.data(), datagram.size());
+        } else {
+          Buffer in, out;
+          BlockingConnection(context_, std::move(work.fd), work.peer,
+                             setup_.listeners[work.listener].protocol, work.listener, in, out)
+              .serve();
+        }
+        std::lock_guard lock(mutex);
+        if (--running == 0) finished.notify_all();
+      }).detach();
+    }
+    std::unique_lock lock(mutex);
+    finished.wait(lock, [&] { return running == 0; });
+    return 0;
+  }
+
+  // prethreaded --accept lock: every thread takes turns at accept.
+  int pool_taking_turns() {
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < thread_count(); ++i)
+      threads.emplace_back([this] {
+        auto source = make_source(gate_.get());
+        Buffer in, out;
+        for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
+          serve(work, *source, in, out);
+      });
+    for (auto& thread : threads) thread.join();
+    return 0;
+  }
+
+  // prethreaded --accept main, and hybrid: this thread accepts (taking turns
+  // with the other processes by the strategy) and queues; the pool serves.
+  // It accepts only for a thread that is idle, so that the rest wait in the
+  // kernel's backlog, where another process can take them.
+  int accepting_thread_and_pool() {
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::deque<Work> queue;
+    bool closing = false;
+    std::size_t idle = 0;  // threads waiting for a connection
+
+    std::vector<std::thread> threads;
+    for (unsigned i = 0; i < thread_count(); ++i)
+      threads.emplace_back([&] {
+        Buffer in, out;
+        for (;;) {
+          Work work;
+          {
+            std::unique_lock lock(mutex);
+            ++idle;
+            changed.notify_all();
+            changed.wait(lock, [&] { return closing || !queue.empty(); });
+            --idle;
+            if (queue.empty()) return;
+            work = std::move(queue.front());
+            queue.pop_front();
+          }
+          changed.notify_all();
+          BlockingConnection(context_, std::move(work.fd), work.peer,
+                             setup_.listeners[work.listener].protocol, work.listener, in, out)
+              .serve();
+        }
+      });
+
+    auto source = make_source(setup_.model == Model::hybrid ? gate_.get() : nullptr);
+    for (;;) {
+      {
+        std::unique_lock lock(mutex);
+        changed.wait(lock, [&] { return queue.size() < idle || stop_.requested(); });
+      }
+      Work work = source->next();
+      if (work.kind == Work::Kind::stop) break;
+      if (work.kind == Work::Kind::datagram) {
+        work.service->handle(source->datagram_buffer(), work.length);  // cheap: inline
+        continue;
+      }
+      {
+        std::lock_guard lock(mutex);
+        queue.push_back(std::move(work));
+      }
+      changed.notify_all();
+    }
+    {
+      std::lock_guard lock(mutex);
+      closing = true;  // what is queued was accepted: it is served first
+    }
+    changed.notify_all();
+    for (auto& thread : threads) thread.join();
+    return 0;
+  }
+
+  unsigned thread_count() const { return setup_.threads == 0 ? 4 : setup_.threads; }
+
+  void beat() {
+    auto now = Clock::now();
+    if (now < next_beat_) return;
+    next_beat_ = now + std::chrono::seconds(1);
+    setup_.slot.heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+  }
+
+  const WorkerSetup& setup_;
+  StopSignal stop_;
+  SlotWriter stats_;
+  BlockingContext context_;
+  std::unique_ptr<AcceptGate> gate_;
+  Clock::time_point next_beat_{};
+};
+
+}  // namespace
+
+int run_blocking_model(const WorkerSetup& setup) {
+  Slot& slot = setup.slot;
+  slot.pid.store(::getpid(), std::memory_order_relaxed);
+  slot.started_ns.store(realtime_ns(), std::memory_order_relaxed);
+  slot.heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+  slot.generation.store(setup.info.generation, std::memory_order_relaxed);
+  slot.state.store(WorkerState::starting, std::memory_order_release);
+  std::unique_ptr<BlockingWorker> worker;
+  try {
+    worker = std::make_unique<BlockingWorker>(setup);
+    setup.handler.setup(setup.info);
+  } catch (const std::exception& e) {
+    log_info("worker set-up failed: %s", e.what());
+    return worker_exit_boot_error;
+  }
+  slot.state.store(WorkerState::ready, std::memory_order_release);
+  int status = worker->run();
+  slot.state.store(WorkerState::stopping, std::memory_order_release);
+  setup.handler.finish();
+  return status;
+}
+
+}  // namespace prefork

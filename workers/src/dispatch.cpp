@@ -1,0 +1,44 @@
+#include "dispatch.hpp"
+
+#include <limits>
+#include <stdexcept>
+
+#include <prefork/frame_codec.hpp>
+#include <prefork/log.hpp>
+
+namespace prefork {
+
+bool call_handler(Handler& handler, const Request& request, std::string_view data, Reply& reply) {
+  try {
+    switch (request.protocol) {
+      case Protocol::framed:
+        handler.handle_frame(request, data, reply);
+        break;
+      case Protocol::stream:
+        handler.handle_stream(request, data, reply);
+        break;
+      case Protocol::datagram:
+        handler.handle_datagram(request, data, reply);
+        break;
+    }
+    return true;
+  } catch (const std::exception& e) {
+    log_info("handler failed on a %s request from %s: %s", protocol_name(request.protocol).data(),
+             request.peer.to_string().c_str(), e.what());
+  } catch (...) {
+    log_info("handler threw a non-standard exception on a %s request from %s",
+             protocol_name(request.protocol).data(), request.peer.to_string().c_str());
+  }
+  return false;
+}
+
+std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size) {
+  if (protocol != Protocol::framed) return {out.append(size), size};
+  if (size > std::numeric_limits<std::uint32_t>::max())
+    throw std::length_error("reply frame larger than 4 GiB");
+  char* at = out.append(frame_header_size + size);
+  write_frame_header(static_cast<std::uint32_t>(size), at);
+  return {at + frame_header_size, size};
+}
+
+}  // namespace prefork

@@ -1,0 +1,23 @@
+// What every way of serving a request shares, whichever model runs it:
+// calling the handler safely, and laying replies out in an output buffer.
+#pragma once
+
+#include <prefork/handler.hpp>
+
+#include <span>
+#include <string_view>
+
+#include "buffer.hpp"
+
+namespace prefork {
+
+// Calls the handler method for the request's protocol. A handler that
+// throws has failed that request: logged with the peer, false returned (the
+// caller closes the connection or drops the datagram and counts an error).
+bool call_handler(Handler& handler, const Request& request, std::string_view data, Reply& reply);
+
+// Room for one reply message of `size` bytes at the end of `out`: a frame
+// (header written) on a framed connection, plain bytes on a raw stream.
+std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size);
+
+}  // namespace prefork

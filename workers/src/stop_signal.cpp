@@ -1,0 +1,59 @@
+#include "stop_signal.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include <prefork/error.hpp>
+
+namespace prefork {
+
+namespace {
+volatile sig_atomic_t stop_fd = -1;
+volatile sig_atomic_t stop_requested = 0;
+constexpr int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
+
+extern "C" void on_stop_signal(int) {
+  int saved = errno;
+  stop_requested = 1;
+  std::uint64_t one = 1;
+  [[maybe_unused]] ssize_t ignored = ::write(stop_fd, &one, sizeof one);
+  errno = saved;
+}
+}  // namespace
+
+StopSignal::StopSignal() {
+  fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd_ < 0) throw SystemError("eventfd", errno);
+  stop_fd = fd_;
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  ::sigemptyset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: interrupt a blocking accept()
+  for (int number : stop_signals)
+    if (::sigaction(number, &action, nullptr) != 0) throw SystemError("sigaction", errno);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+StopSignal::~StopSignal() {
+  for (int number : stop_signals) ::signal(number, SIG_DFL);
+  stop_fd = -1;
+  ::close(fd_);
+}
+
+bool StopSignal::requested() const noexcept { return stop_requested != 0; }
+
+void StopSignal::request() noexcept { on_stop_signal(0); }
+
+void StopSignal::block_in_this_thread() noexcept {
+  sigset_t set;
+  ::sigemptyset(&set);
+  for (int number : stop_signals) ::sigaddset(&set, number);
+  ::sigaddset(&set, SIGCHLD);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+}  // namespace prefork

@@ -1,0 +1,223 @@
+#include "work_source.hpp"
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <prefork/error.hpp>
+#include <prefork/log.hpp>
+
+namespace prefork {
+
+namespace {
+
+bool is_blocking(int fd) {
+  int flags = ::fcntl(fd, F_GETFL);
+  return flags >= 0 && (flags & O_NONBLOCK) == 0;
+}
+
+// The gate's critical section; leaves on every path.
+class Turn {
+ public:
+  explicit Turn(AcceptGate* gate) : gate_(gate), held_(gate == nullptr || gate->enter()) {}
+  ~Turn() {
+    if (gate_ != nullptr && held_) gate_->leave();
+  }
+  bool held() const noexcept { return held_; }
+
+ private:
+  AcceptGate* gate_;
+  bool held_;
+};
+
+}  // namespace
+
+WorkSource::WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGate* gate,
+                       StopSignal& stop, Handler& handler, SlotWriter& stats, unsigned worker_slot,
+                       int channel)
+    : listeners_(listeners), strategy_(strategy), gate_(gate), stop_(stop), channel_(channel) {
+  datagrams_.resize(listeners.size());
+  poll_set_.push_back({stop.fd(), POLLIN, 0});
+  polled_.push_back(0);
+  if (strategy == Accept::pass) {
+    poll_set_.push_back({channel, POLLIN, 0});
+    polled_.push_back(0);
+  }
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    const Listener& listener = listeners[i];
+    if (listener.protocol == Protocol::datagram)
+      datagrams_[i] =
+          std::make_unique<DatagramService>(listener.fd.get(), i, handler, stats, worker_slot);
+    // With pass, the master accepts TCP; the workers still read UDP.
+    if (strategy == Accept::pass && listener.protocol != Protocol::datagram) continue;
+    poll_set_.push_back({listener.fd.get(), POLLIN, 0});
+    polled_.push_back(i);
+  }
+  if (strategy == Accept::exclusive) {
+    epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_fd_ < 0) throw SystemError("epoll_create1", errno);
+    for (std::size_t k = 0; k < poll_set_.size(); ++k) {
+      epoll_event event{};
+      // The stop fd wakes everyone; a listener wakes one waiter.
+      event.events = k == 0 ? EPOLLIN : EPOLLIN | EPOLLEXCLUSIVE;
+      event.data.u64 = k;
+      if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, poll_set_[k].fd, &event) != 0)
+        throw SystemError("epoll_ctl(ADD)", errno);
+    }
+  }
+  if (strategy == Accept::pass) ready_for_more();
+}
+
+WorkSource::~WorkSource() {
+  if (epoll_fd_ >= 0) ::close(epoll_fd_);
+}
+
+Work WorkSource::next() {
+  for (;;) {
+    if (stop_.requested()) return {};
+    Work work;
+    if (strategy_ == Accept::pass)
+      work = next_passed();
+    else if (strategy_ == Accept::exclusive)
+      work = next_exclusive();
+    else if (listeners_.size() == 1 && is_blocking(listeners_[0].fd.get()))
+      work = next_blocking_accept();
+    else
+      work = next_polled();
+    if (work.kind != Work::Kind::stop || stop_.requested()) return work;
+    // Nothing this time (lost the race, interrupted): try again.
+  }
+}
+
+// Stevens' pre-forked server: sleep in accept() itself.
+Work WorkSource::next_blocking_accept() {
+  Turn turn(gate_);
+  if (!turn.held() || stop_.requested()) return {};
+  return take(0);
+}
+
+Work WorkSource::next_polled() {
+  Turn turn(gate_);
+  if (!turn.held() || stop_.requested()) return {};
+  if (::poll(poll_set_.data(), poll_set_.size(), -1) < 0) {
+    if (errno != EINTR) log_sys_error("poll", errno);
+    return {};
+  }
+  if (poll_set_[0].revents != 0) return {};  // stop
+  const std::size_t count = poll_set_.size() - 1;
+  for (std::size_t k = 0; k < count; ++k) {
+    std::size_t at = 1 + (next_start_ + k) % count;
+    if (poll_set_[at].revents == 0) continue;
+    next_start_ = (next_start_ + k + 1) % count;
+    Work work = take(polled_[at]);
+    if (work.kind != Work::Kind::stop) return work;
+  }
+  return {};
+}
+
+Work WorkSource::next_exclusive() {
+  epoll_event event{};
+  int n = ::epoll_wait(epoll_fd_, &event, 1, -1);
+  if (n <= 0) {
+    if (n < 0 && errno != EINTR) log_sys_error("epoll_wait", errno);
+    return {};
+  }
+  if (event.data.u64 == 0) return {};  // stop
+  return take(polled_[event.data.u64]);
+}
+
+Work WorkSource::next_passed() {
+  if (::poll(poll_set_.data(), poll_set_.size(), -1) < 0) {
+    if (errno != EINTR) log_sys_error("poll", errno);
+    return {};
+  }
+  if (poll_set_[0].revents != 0) return {};
+  for (std::size_t k = 2; k < poll_set_.size(); ++k)  // UDP first: it cannot wait
+    if (poll_set_[k].revents != 0) {
+      Work work = take(polled_[k]);
+      if (work.kind != Work::Kind::stop) return work;
+    }
+  if (poll_set_[1].revents == 0) return {};
+
+  // One byte (the listener's index) and one descriptor.
+  unsigned char index = 0;
+  iovec io{&index, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr message{};
+  message.msg_iov = &io;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n = ::recvmsg(channel_, &message, MSG_CMSG_CLOEXEC);
+  if (n <= 0) {
+    if (n == 0) {
+      log_info("the master closed the channel: stopping");
+      stop_.request();
+    } else if (errno != EINTR && errno != EAGAIN) {
+      log_sys_error("recvmsg", errno, "on the channel from the master");
+    }
+    return {};
+  }
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  if (header == nullptr || header->cmsg_type != SCM_RIGHTS || index >= listeners_.size()) {
+    log_info("the master sent a message without a connection");
+    return {};
+  }
+  Work work;
+  work.kind = Work::Kind::connection;
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
+  work.fd.reset(fd);
+  work.listener = index;
+  *work.peer.length_pointer() = Address::capacity();
+  ::getpeername(fd, work.peer.data(), work.peer.length_pointer());
+  return work;
+}
+
+Work WorkSource::take(std::size_t index) {
+  const Listener& listener = listeners_[index];
+  Work work;
+  if (listener.protocol == Protocol::datagram) {
+    std::size_t length = 0;
+    if (datagrams_[index]->receive(buffer_.get(), buffer_size, length) !=
+        DatagramService::Received::datagram)
+      return {};
+    work.kind = Work::Kind::datagram;
+    work.service = datagrams_[index].get();
+    work.length = length;
+    work.listener = index;
+    return work;
+  }
+  *work.peer.length_pointer() = Address::capacity();
+  // Accepted sockets are blocking whatever the listener is: the models
+  // that get them serve with blocking I/O.
+  int fd = ::accept4(listener.fd.get(), work.peer.data(), work.peer.length_pointer(), SOCK_CLOEXEC);
+  if (fd < 0) {
+    int error = errno;
+    if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR && error != ECONNABORTED)
+      log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
+    return {};
+  }
+  int on = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
+  work.kind = Work::Kind::connection;
+  work.fd.reset(fd);
+  work.listener = index;
+  return work;
+}
+
+void WorkSource::ready_for_more() {
+  if (strategy_ != Accept::pass) return;
+  char ready = 'r';
+  if (::send(channel_, &ready, 1, MSG_NOSIGNAL) < 0 && errno != EINTR)
+    log_sys_error("send", errno, "on the channel to the master");
+}
+
+}  // namespace prefork
