@@ -20,6 +20,30 @@ std::string start_mode() {
 
 bool spawn_mode() { return start_mode() == "spawn"; }
 
+bool one_process_model() {
+  auto flags = model_arguments();
+  for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
+    if (flags[i] == "--model")
+      return flags[i + 1] == "iterative" || flags[i + 1] == "fork-per-connection" ||
+             flags[i + 1] == "thread-per-connection";
+  return false;
+}
+
+std::vector<std::string> model_arguments() {
+  // `model=NAME` and `accept=NAME` after `--` on the test's command line.
+  std::vector<std::string> flags;
+  const auto& suite = boost::unit_test::framework::master_test_suite();
+  for (int i = 1; i < suite.argc; ++i) {
+    std::string_view arg = suite.argv[i];
+    for (std::string_view key : {"model=", "accept="})
+      if (arg.starts_with(key)) {
+        flags.push_back("--" + std::string(key.substr(0, key.size() - 1)));
+        flags.emplace_back(arg.substr(key.size()));
+      }
+  }
+  return flags;
+}
+
 boost::test_tools::assertion_result only_in_spawn_mode(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result result(spawn_mode());
   result.message() << "only meaningful in spawn mode (this run: " << start_mode() << ")";
@@ -47,6 +71,8 @@ std::vector<std::string> server_arguments(const std::string& stats, unsigned wor
                                           std::vector<std::string> args) {
   std::vector<std::string> all{"--start", start_mode(), "--stats",
                                stats,     "--workers",  std::to_string(workers)};
+  auto model = model_arguments();
+  all.insert(all.end(), model.begin(), model.end());
   all.insert(all.end(), args.begin(), args.end());
   return all;
 }
@@ -69,10 +95,9 @@ UpperServer::UpperServer(std::vector<std::string> args, Options options)
       process_(bin_path("upper_server"), server_arguments(shm_.name(), options.workers, args)) {
   endpoints_ = process_.wait_for_listening(listener_count(args), start_timeout);
   if (!options.wait_for_workers) return;
+  const std::size_t slots = one_process_model() ? 1 : options.workers;
   auto ready = when(
-      [&](const ScoreboardSnapshot& s) {
-        return s.slots.size() == options.workers && all_workers_ready(s);
-      },
+      [&](const ScoreboardSnapshot& s) { return s.slots.size() == slots && all_workers_ready(s); },
       start_timeout);
   if (!ready)
     throw std::runtime_error("workers not ready in time:\n" + describe(last_) +

@@ -24,6 +24,11 @@ inline constexpr Milliseconds state_timeout = 10'000ms;
 // (CTest registers every executable once per mode); "fork" when absent.
 std::string start_mode();
 bool spawn_mode();
+// `--model X --accept Y` from `model=X accept=Y` after `--`: the serving
+// model under test (the server's default when absent).
+std::vector<std::string> model_arguments();
+// The models that run in one process (their scoreboard has one slot).
+bool one_process_model();
 // For spawn-only test cases: `* boost::unit_test::precondition(only_in_spawn_mode)`
 // skips them, with a message, in fork mode.
 boost::test_tools::assertion_result only_in_spawn_mode(boost::unit_test::test_unit_id);

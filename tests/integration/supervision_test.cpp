@@ -65,6 +65,25 @@ BOOST_AUTO_TEST_CASE(killed_worker_is_replaced_and_its_counts_kept) {
   BOOST_TEST(server.requests_when_at_least(10) == 10u);
 }
 
+// Each worker killed in turn, the pool keeps serving: whichever worker held
+// the accept lock (or had connections passed to it) was among them.
+BOOST_AUTO_TEST_CASE(every_worker_killed_in_turn_the_pool_keeps_serving) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  const prefork::ScoreboardSnapshot start = server.snapshot();
+  for (std::size_t slot = 0; slot < start.slots.size(); ++slot) {
+    const pid_t victim = server.snapshot().slots.at(slot).pid;
+    BOOST_TEST_REQUIRE(::kill(victim, SIGKILL) == 0);
+    auto refilled = server.when([&](const prefork::ScoreboardSnapshot& s) {
+      const auto& entry = s.slots.at(slot);
+      return entry.pid > 0 && entry.pid != victim && entry.state == prefork::WorkerState::ready;
+    });
+    BOOST_TEST_REQUIRE(refilled.has_value(), "slot " << slot << " not refilled in time");
+    send_requests(server, 4);
+  }
+  const std::uint64_t expected = 4 * start.slots.size();
+  BOOST_TEST(server.requests_when_at_least(expected) == expected);
+}
+
 BOOST_AUTO_TEST_CASE(workers_exit_when_the_master_is_killed) {
   UpperServer server({"--framed", "127.0.0.1:0", "--udp", "127.0.0.1:0"});
   const std::vector<pid_t> workers = worker_pids(server.ready_snapshot());

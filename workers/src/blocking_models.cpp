@@ -118,9 +118,11 @@ class BlockingWorker {
     std::condition_variable finished;
     unsigned running = 0;
     for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
-      // A datagram is in the source's buffer: the thread needs its own copy.
-      std::string datagram(source->datagram_buffer(),
-                           work.kind == Work::Kind::datagram ? work.length : 0);
+      // A datagram and its sender are in the source's buffers, which the
+      // next receive overwrites: the thread needs its own copies.
+      const bool is_datagram = work.kind == Work::Kind::datagram;
+      std::string datagram(source->datagram_buffer(), is_datagram ? work.length : 0);
+      if (is_datagram) work.peer = work.service->peer();
       {
         std::lock_guard lock(mutex);
         ++running;
@@ -130,7 +132,7 @@ class BlockingWorker {
         if (work.kind == Work::Kind::datagram) {
           DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
                                   setup_.handler, stats_, setup_.info.slot);
-          service.set_peer(work.service->peer());
+          service.set_peer(work.peer);
           service.handle(datagram.data(), datagram.size());
         } else {
           Buffer in, out;
