@@ -1,6 +1,7 @@
 #include <prefork/command_line.hpp>
 #include <prefork/server.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstdlib>
@@ -53,6 +54,10 @@ void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
       "\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n",
       listeners.c_str(),
       defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str());
+  if (!defaults.options.empty())
+    std::fprintf(out, "\n%s's own options:\n", defaults.program.c_str());
+  for (const ExtraOption& option : defaults.options)
+    std::fprintf(out, "  %-20s %s\n", (option.flag + " V").c_str(), option.help.c_str());
 }
 
 template <typename Number>
@@ -144,6 +149,10 @@ ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
         config.threads = parse_number<unsigned>(flag, value, 1, 1024);
       } else if (flag == "--worker-exe") {
         config.worker_exe = value;
+      } else if (auto extra = std::find_if(defaults.options.begin(), defaults.options.end(),
+                                           [&](const ExtraOption& o) { return o.flag == flag; });
+                 extra != defaults.options.end()) {
+        extra->apply(value);
       } else {
         throw UsageError("unknown option " + flag);
       }

@@ -3,15 +3,27 @@
 
 #include <prefork/server.hpp>
 
+#include <functional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace prefork {
+
+// A flag of the embedder's own, parsed with the common ones: `--flag VALUE`.
+// `apply` may throw std::invalid_argument; the message becomes a usage error.
+struct ExtraOption {
+  std::string flag;  // with the dashes: "--io-wait-us"
+  std::string help;  // one line for --help
+  std::function<void(std::string_view value)> apply;
+};
 
 struct CommandLineDefaults {
   std::string program;                  // for --help and --version
   std::string description;              // one line for --help
   std::vector<ListenerSpec> listeners;  // used when no --tcp/--framed/--udp is given
   std::string stats_name;
+  std::vector<ExtraOption> options;  // the program's own flags
 };
 
 // Parses the common flags into a ServerConfig:

@@ -1,0 +1,40 @@
+// bench_server: the handler every server model is measured with (bench/models).
+//   bench_server --framed 127.0.0.1:0 --model prefork --accept lock --cpu-us 100
+#include <prefork/command_line.hpp>
+
+#include <charconv>
+#include <stdexcept>
+#include <string>
+
+#include "bench_handler.hpp"
+
+namespace {
+
+unsigned microseconds(std::string_view flag, std::string_view text) {
+  unsigned value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() ||
+      value > 10'000'000)
+    throw std::invalid_argument(std::string(flag) + " wants microseconds from 0 to 10000000");
+  return value;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  BenchHandler handler;
+  prefork::CommandLineDefaults defaults;
+  defaults.program = "bench_server";
+  defaults.description =
+      "The benchmark server: answers \"N\\n...\" with N bytes (Stevens' client), anything else "
+      "with itself.";
+  defaults.listeners = {{prefork::Protocol::framed, prefork::Address::parse("127.0.0.1:8082")}};
+  defaults.stats_name = "bench_server";
+  defaults.options = {
+      {"--io-wait-us", "each request waits this long, CPU idle (default 0)",
+       [&](std::string_view v) { handler.io_wait_us = microseconds("--io-wait-us", v); }},
+      {"--cpu-us", "each request computes this long, CPU busy (default 0)",
+       [&](std::string_view v) { handler.cpu_us = microseconds("--cpu-us", v); }},
+  };
+  return prefork::prefork_main(argc, argv, handler, defaults);
+}
