@@ -51,22 +51,6 @@ std::string path_of(const std::string& name) { return "/dev/shm/" + name; }
   throw std::runtime_error(std::string(call) + ' ' + path_of(name) + ": " + e.what());
 }
 
-// kill(pid, 0) also succeeds for a zombie: a master that was killed and not
-// yet reaped by its parent.
-bool process_alive(pid_t pid) {
-  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
-  char text[512];
-  std::snprintf(text, sizeof text, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* stat = std::fopen(text, "re");
-  if (stat == nullptr) return true;
-  const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
-  std::fclose(stat);
-  text[n] = '\0';
-  const char* end_of_name = std::strrchr(text, ')');  // the state follows "(comm) "
-  return end_of_name == nullptr || end_of_name[1] != ' ' ||
-         (end_of_name[2] != 'Z' && end_of_name[2] != 'X');
-}
-
 // An open, mapped segment. The region is left unmapped when the object is
 // still empty (its creator has not sized it yet).
 struct Mapping {
@@ -147,7 +131,7 @@ void remove_unless_in_use(const std::string& name) {
   std::string reason = layout_problem(*existing, name, "master");
   if (reason.empty()) {
     const pid_t master = existing->header()->master_pid;
-    if (master != ::getpid() && process_alive(master))
+    if (master != ::getpid() && process_running(master))
       throw std::runtime_error("stats segment " + name + " is in use by running master " +
                                std::to_string(master) + "; choose another --stats name");
     reason = "stats segment " + name + " belonged to master " + std::to_string(master) +
@@ -396,6 +380,20 @@ bool ScoreboardReader::unlinked() const {
   } catch (const bip::interprocess_exception& e) {
     return e.get_error_code() == bip::not_found_error;
   }
+}
+
+bool process_running(pid_t pid) noexcept {
+  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
+  char text[512];
+  std::snprintf(text, sizeof text, "/proc/%d/stat", static_cast<int>(pid));
+  std::FILE* stat = std::fopen(text, "re");
+  if (stat == nullptr) return true;
+  const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
+  std::fclose(stat);
+  text[n] = '\0';
+  const char* end_of_name = std::strrchr(text, ')');  // the state follows "(comm) "
+  return end_of_name == nullptr || end_of_name[1] != ' ' ||
+         (end_of_name[2] != 'Z' && end_of_name[2] != 'X');
 }
 
 }  // namespace prefork

@@ -270,22 +270,6 @@ std::string table_frame(const std::string& name, const ScoreboardSnapshot& snap,
   return out;
 }
 
-// kill(pid, 0) also succeeds for a zombie: a master that was killed and not
-// yet reaped by its parent.
-bool process_alive(pid_t pid) {
-  if (pid <= 0 || (::kill(pid, 0) != 0 && errno != EPERM)) return false;
-  char text[512];
-  std::snprintf(text, sizeof text, "/proc/%d/stat", static_cast<int>(pid));
-  std::FILE* stat = std::fopen(text, "re");
-  if (stat == nullptr) return true;
-  const std::size_t n = std::fread(text, 1, sizeof text - 1, stat);
-  std::fclose(stat);
-  text[n] = '\0';
-  const char* end_of_name = std::strrchr(text, ')');  // the state follows "(comm) "
-  return end_of_name == nullptr || end_of_name[1] != ' ' ||
-         (end_of_name[2] != 'Z' && end_of_name[2] != 'X');
-}
-
 void write_all(const std::string& text) {
   std::fwrite(text.data(), 1, text.size(), stdout);
   std::fflush(stdout);
@@ -318,7 +302,7 @@ int run(const Options& options) {
       return 0;
     }
     ScoreboardSnapshot snap = reader.snapshot();
-    if (!options.once && !process_alive(snap.master_pid)) {
+    if (!options.once && !prefork::process_running(snap.master_pid)) {
       std::fprintf(stderr, "prefork-top: master %d of %s has exited; stopping\n",
                    static_cast<int>(snap.master_pid), options.name.c_str());
       return 0;

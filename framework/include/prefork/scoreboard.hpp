@@ -86,6 +86,10 @@ struct ScoreboardSnapshot {
 
 std::uint64_t realtime_ns() noexcept;
 
+// True while `pid` runs: kill(pid, 0) alone also succeeds for a zombie (a
+// master killed and not yet reaped by its parent), so /proc is asked too.
+bool process_running(pid_t pid) noexcept;
+
 // The master's segment: created at start, removed when destroyed.
 class Scoreboard {
  public:
