@@ -60,8 +60,9 @@ for r in data["huge_pages"]["results"]:
     check_summary(f"huge pages {r['method']}", r["reap_us"])
 for mode in ("fork", "spawn"):
     r = data["replace"][mode]
-    check_summary(f"replace {mode} ready", r["death_to_ready_us"], 20)
-    check_summary(f"replace {mode} served", r["death_to_served_us"], 20)
+    for key in ("death_to_exited_us", "death_to_started_us", "started_to_ready_us",
+                "death_to_ready_us", "death_to_served_us"):
+        check_summary(f"replace {mode} {key}", r[key], 20)
     if r["delayed_restarts"] != 0:
         problems.append(f"replace {mode}: {r['delayed_restarts']} restarts delayed by backoff")
 
@@ -72,7 +73,7 @@ for method in methods:
     if len(rows) < 2 + len(sizes):  # two median tables, one row per size in the full table
         problems.append(f"spawn.md: {len(rows)} table rows for {method}")
 for mode in ("fork", "spawn"):
-    if not re.search(r"^\| " + mode + r" \| 20 \|", md, re.M):
+    if not re.search(r"^\| " + mode + r" \| replacement ready \| 20 \|", md, re.M):
         problems.append(f"spawn.md: no replacement row for {mode}")
 if not re.search(r"5 ms \(p99\) of its death in fork mode: (met|NOT met)", md):
     problems.append("spawn.md: no verdict on the 5 ms target")
