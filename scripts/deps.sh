@@ -13,6 +13,8 @@
 #   libboost-test1.81-dev  Boost.Test, for the test executables
 #   python3             the example clients and the tests' client scripts
 #   clang-format        the formatting check in test.sh
+#   gnuplot-nox         the benchmark plots (bench/models, bench/spawn), which
+#                       the test suite's benchmark smoke tests check too
 set -euo pipefail
 
 packages=(
@@ -23,6 +25,7 @@ packages=(
   libboost-test1.81-dev
   python3
   clang-format
+  gnuplot-nox
 )
 
 if ! command -v dpkg-query >/dev/null; then
