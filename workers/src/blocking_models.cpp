@@ -169,10 +169,15 @@ class BlockingWorker {
   // kernel's backlog, where another process can take them.
   int accepting_thread_and_pool() {
     std::mutex mutex;
-    std::condition_variable changed;
+    // Two conditions, each signalled to one waiter: a queued connection wakes
+    // one pool thread, a pool thread turning idle wakes the accepting one
+    // (one condition for both, with notify_all, woke every idle thread for
+    // every connection).
+    std::condition_variable work_ready;
+    std::condition_variable room;
     std::deque<Work> queue;
     bool closing = false;
-    std::size_t idle = 0;  // threads waiting for a connection
+    std::size_t idle = 0;  // pool threads waiting for a connection
 
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
@@ -183,14 +188,13 @@ class BlockingWorker {
           {
             std::unique_lock lock(mutex);
             ++idle;
-            changed.notify_all();
-            changed.wait(lock, [&] { return closing || !queue.empty(); });
+            room.notify_one();
+            work_ready.wait(lock, [&] { return closing || !queue.empty(); });
             --idle;
             if (queue.empty()) return;
             work = std::move(queue.front());
             queue.pop_front();
           }
-          changed.notify_all();
           BlockingConnection(context_, std::move(work.fd), work.peer,
                              setup_.listeners[work.listener].protocol, work.listener, in, out)
               .serve();
@@ -201,7 +205,7 @@ class BlockingWorker {
     for (;;) {
       {
         std::unique_lock lock(mutex);
-        changed.wait(lock, [&] { return queue.size() < idle || stop_.requested(); });
+        room.wait(lock, [&] { return queue.size() < idle || stop_.requested(); });
       }
       Work work = source->next();
       if (work.kind == Work::Kind::stop) break;
@@ -213,13 +217,13 @@ class BlockingWorker {
         std::lock_guard lock(mutex);
         queue.push_back(std::move(work));
       }
-      changed.notify_all();
+      work_ready.notify_one();
     }
     {
       std::lock_guard lock(mutex);
       closing = true;  // what is queued was accepted: it is served first
     }
-    changed.notify_all();
+    work_ready.notify_all();
     for (auto& thread : threads) thread.join();
     return 0;
   }
