@@ -12,25 +12,35 @@ namespace prefork {
 
 Dispatcher::Dispatcher(WorkerPlan& plan) : plan_(plan) {}
 
+// With an idle worker known, wait for connections only: a worker's "idle"
+// byte then does not wake the master, it is read when needed. With none,
+// wait for the channels only: the connections wait in the backlog.
 void Dispatcher::add_poll_fds(std::vector<pollfd>& fds) {
-  for (UniqueFd& channel : plan_.master_channels()) fds.push_back({channel.get(), POLLIN, 0});
-  short wanted = idle_.empty() ? 0 : POLLIN;
+  if (idle_.empty()) {
+    for (UniqueFd& channel : plan_.master_channels()) fds.push_back({channel.get(), POLLIN, 0});
+    return;
+  }
   for (Listener& listener : plan_.master_listeners())
-    if (listener.protocol != Protocol::datagram) fds.push_back({listener.fd.get(), wanted, 0});
+    if (listener.protocol != Protocol::datagram) fds.push_back({listener.fd.get(), POLLIN, 0});
 }
 
 void Dispatcher::dispatch(std::span<const pollfd> fds) {
-  auto channels = plan_.master_channels();
-  for (unsigned slot = 0; slot < channels.size(); ++slot) collect_idle(slot);
+  if (idle_.empty()) collect_all_idle();
   auto listeners = plan_.master_listeners();
   for (std::size_t i = 0; i < listeners.size() && !idle_.empty(); ++i) {
     if (listeners[i].protocol == Protocol::datagram) continue;
     auto polled = std::find_if(fds.begin(), fds.end(),
                                [&](const pollfd& p) { return p.fd == listeners[i].fd.get(); });
     if (polled == fds.end() || polled->revents == 0) continue;
-    while (!idle_.empty() && hand_out(i)) {
+    while (hand_out(i)) {
+      if (idle_.empty()) collect_all_idle();
+      if (idle_.empty()) break;
     }
   }
+}
+
+void Dispatcher::collect_all_idle() {
+  for (unsigned slot = 0; slot < plan_.master_channels().size(); ++slot) collect_idle(slot);
 }
 
 void Dispatcher::collect_idle(unsigned slot) {
@@ -46,7 +56,11 @@ void Dispatcher::collect_idle(unsigned slot) {
 // there is none waiting.
 bool Dispatcher::hand_out(std::size_t index) {
   Listener& listener = plan_.master_listeners()[index];
-  int fd = ::accept4(listener.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
+  // The peer travels with the descriptor: the worker need not ask for it.
+  PassedConnection passed{};
+  socklen_t peer_length = sizeof passed.peer;
+  int fd = ::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&passed.peer), &peer_length,
+                     SOCK_CLOEXEC);
   if (fd < 0) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
       log_sys_error("accept4", errno, "on %s", listener.local.to_string().c_str());
@@ -55,8 +69,9 @@ bool Dispatcher::hand_out(std::size_t index) {
   unsigned slot = idle_.front();
   idle_.pop_front();
 
-  unsigned char listener_index = static_cast<unsigned char>(index);
-  iovec io{&listener_index, 1};
+  passed.listener = static_cast<std::uint32_t>(index);
+  passed.peer_length = peer_length;
+  iovec io{&passed, sizeof passed};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
   msghdr message{};
   message.msg_iov = &io;

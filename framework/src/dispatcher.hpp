@@ -10,6 +10,7 @@
 #include <span>
 #include <vector>
 
+#include "passed_connection.hpp"
 #include "worker_plan.hpp"
 
 namespace prefork {
@@ -28,6 +29,7 @@ class Dispatcher {
 
  private:
   void collect_idle(unsigned slot);
+  void collect_all_idle();
   bool hand_out(std::size_t listener);
 
   WorkerPlan& plan_;

@@ -83,6 +83,8 @@ void Master::dispatch_connections() {
 }
 
 void Master::handle_signals() {
+  // Most wake-ups under --accept pass are connections: skip the read then.
+  if ((poll_set_.front().revents & POLLIN) == 0) return;
   while (int number = signals_.next()) {
     switch (number) {
       case SIGTERM:
@@ -103,12 +105,15 @@ void Master::handle_signals() {
         log_info("received SIGHUP: reload is not supported yet; ignored");
         break;
       case SIGCHLD:
-        break;  // reap_workers() runs on every turn of the loop
+        child_exited_ = true;
+        break;
     }
   }
 }
 
 void Master::reap_workers() {
+  if (!child_exited_) return;
+  child_exited_ = false;
   for (;;) {
     int status = 0;
     pid_t pid = ::waitpid(-1, &status, WNOHANG);

@@ -64,6 +64,7 @@ class Master {
   SignalPipe& signals_;
   std::vector<WorkerRecord> workers_;
   bool stopping_ = false;
+  bool child_exited_ = false;  // a SIGCHLD came: reap
   int exit_status_ = exit_ok;
   Clock::time_point kill_at_{};
 };

@@ -21,16 +21,20 @@ bool one_process(Model model) {
 
 // Stevens' pre-forked servers sleep in accept() itself, which needs a
 // blocking socket; it works when a process has one TCP listener to watch
-// and no other thread needs waking. Everything else polls.
+// and one thread that accepts (the others, if any, block the stop signals,
+// so that a stop interrupts that accept()). Everything else polls.
 bool blocking_accept(const ServerConfig& config, Accept accept) {
   bool one_tcp_listener =
       config.listeners.size() == 1 && config.listeners[0].protocol != Protocol::datagram;
-  bool single_threaded = config.model == Model::iterative ||
-                         config.model == Model::fork_per_connection ||
-                         config.model == Model::prefork;
+  bool one_accepting_thread = config.model == Model::iterative ||
+                              config.model == Model::fork_per_connection ||
+                              config.model == Model::thread_per_connection ||
+                              config.model == Model::prefork || config.model == Model::hybrid ||
+                              (config.model == Model::prethreaded && accept == Accept::main);
   bool accepts_itself = accept == Accept::shared || accept == Accept::lock ||
-                        accept == Accept::flock || accept == Accept::reuseport;
-  return one_tcp_listener && single_threaded && accepts_itself;
+                        accept == Accept::flock || accept == Accept::reuseport ||
+                        accept == Accept::main;
+  return one_tcp_listener && one_accepting_thread && accepts_itself;
 }
 
 }  // namespace

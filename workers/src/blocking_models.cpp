@@ -127,8 +127,9 @@ class BlockingWorker {
         std::lock_guard lock(mutex);
         ++running;
       }
-      std::thread([this, work = std::move(work), datagram = std::move(datagram), &mutex, &finished,
-                   &running]() mutable {
+      StopSignal::thread_without_signals([this, work = std::move(work),
+                                          datagram = std::move(datagram), &mutex, &finished,
+                                          &running]() mutable {
         if (work.kind == Work::Kind::datagram) {
           DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
                                   setup_.handler, stats_, setup_.info.slot);
@@ -181,7 +182,7 @@ class BlockingWorker {
 
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
-      threads.emplace_back([&] {
+      threads.push_back(StopSignal::thread_without_signals([&] {
         Buffer in, out;
         for (;;) {
           Work work;
@@ -199,7 +200,7 @@ class BlockingWorker {
                              setup_.listeners[work.listener].protocol, work.listener, in, out)
               .serve();
         }
-      });
+      }));
 
     auto source = make_source(setup_.model == Model::hybrid ? gate_.get() : nullptr);
     for (;;) {

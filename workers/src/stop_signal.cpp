@@ -48,12 +48,11 @@ bool StopSignal::requested() const noexcept { return stop_requested != 0; }
 
 void StopSignal::request() noexcept { on_stop_signal(0); }
 
-void StopSignal::block_in_this_thread() noexcept {
-  sigset_t set;
+void StopSignal::block(sigset_t& set, sigset_t& previous) noexcept {
   ::sigemptyset(&set);
   for (int number : stop_signals) ::sigaddset(&set, number);
   ::sigaddset(&set, SIGCHLD);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::pthread_sigmask(SIG_BLOCK, &set, &previous);
 }
 
 }  // namespace prefork

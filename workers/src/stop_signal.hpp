@@ -4,7 +4,11 @@
 // installed without SA_RESTART so that a blocking accept() returns EINTR.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
+#include <thread>
+#include <utility>
 
 namespace prefork {
 
@@ -21,11 +25,20 @@ class StopSignal {
   // Ask for a stop from inside the process (e.g. the master is gone).
   void request() noexcept;
 
-  // For threads that must not take the signals (they go to the main thread,
-  // which then sees EINTR in accept): call at the start of each new thread.
-  static void block_in_this_thread() noexcept;
+  // Starts a thread that never takes the stop signals, so that they go to
+  // the accepting thread and interrupt its accept(). (The mask is set
+  // before the thread exists: blocking them inside it would leave a window.)
+  template <typename Function>
+  static std::thread thread_without_signals(Function&& function) {
+    sigset_t all, previous;
+    block(all, previous);
+    std::thread thread(std::forward<Function>(function));
+    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    return thread;
+  }
 
  private:
+  static void block(sigset_t& set, sigset_t& previous) noexcept;
   int fd_ = -1;
 };
 

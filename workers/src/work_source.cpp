@@ -1,5 +1,7 @@
 #include "work_source.hpp"
 
+#include "passed_connection.hpp"
+
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -72,7 +74,15 @@ WorkSource::WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGat
         throw SystemError("epoll_ctl(ADD)", errno);
     }
   }
-  if (strategy == Accept::pass) ready_for_more();
+  if (strategy == Accept::pass) {
+    if (poll_set_.size() == 2) {
+      // No UDP to watch: receive_passed() may block (our own end of the pair).
+      int flags = ::fcntl(channel, F_GETFL);
+      if (flags < 0 || ::fcntl(channel, F_SETFL, flags & ~O_NONBLOCK) != 0)
+        throw SystemError("fcntl", errno, "the channel from the master");
+    }
+    ready_for_more();
+  }
 }
 
 WorkSource::~WorkSource() {
@@ -134,6 +144,9 @@ Work WorkSource::next_exclusive() {
 }
 
 Work WorkSource::next_passed() {
+  // Only the channel to wait on: sleep in recvmsg() itself, as a worker of
+  // the other strategies sleeps in accept() (a stop interrupts it).
+  if (poll_set_.size() == 2) return receive_passed();
   if (::poll(poll_set_.data(), poll_set_.size(), -1) < 0) {
     if (errno != EINTR) log_sys_error("poll", errno);
     return {};
@@ -145,10 +158,13 @@ Work WorkSource::next_passed() {
       if (work.kind != Work::Kind::stop) return work;
     }
   if (poll_set_[1].revents == 0) return {};
+  return receive_passed();
+}
 
-  // One byte (the listener's index) and one descriptor.
-  unsigned char index = 0;
-  iovec io{&index, 1};
+Work WorkSource::receive_passed() {
+  // One PassedConnection and one descriptor.
+  PassedConnection passed{};
+  iovec io{&passed, sizeof passed};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
   msghdr message{};
   message.msg_iov = &io;
@@ -166,18 +182,22 @@ Work WorkSource::next_passed() {
     return {};
   }
   cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (header == nullptr || header->cmsg_type != SCM_RIGHTS || index >= listeners_.size()) {
+  if (header == nullptr || header->cmsg_type != SCM_RIGHTS) {
     log_info("the master sent a message without a connection");
     return {};
   }
   Work work;
-  work.kind = Work::Kind::connection;
   int fd;
   std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
   work.fd.reset(fd);
-  work.listener = index;
-  *work.peer.length_pointer() = Address::capacity();
-  ::getpeername(fd, work.peer.data(), work.peer.length_pointer());
+  if (static_cast<std::size_t>(n) != sizeof passed || passed.listener >= listeners_.size() ||
+      passed.peer_length > sizeof passed.peer) {
+    log_info("the master sent a malformed connection message");
+    return {};
+  }
+  work.kind = Work::Kind::connection;
+  work.listener = passed.listener;
+  work.peer = Address(reinterpret_cast<const sockaddr*>(&passed.peer), passed.peer_length);
   return work;
 }
 
