@@ -70,8 +70,11 @@ std::vector<char*> pointers_to(std::vector<std::string>& strings) {
     [[maybe_unused]] auto n = ::write(error_fd, &error, sizeof error);
     ::_exit(127);
   };
-  // The server dies with the test binary, even when the test crashes.
-  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(errno);
+  // The server stops with the test binary, even when the test crashes or
+  // CTest kills it on a timeout. SIGTERM, not SIGKILL: a prefork master then
+  // stops its workers and removes its scoreboard segment itself, which the
+  // killed test's guards no longer can.
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) fail(errno);
   if (::getppid() != parent) ::_exit(127);  // the test already died
   // Signal state is inherited across exec: a test runner's blocked or
   // ignored signals must not change how the server behaves.

@@ -1,7 +1,7 @@
 // Starting the real programs from a test, and watching them from outside.
 //
 // A ServerProcess is a child started with fork+exec that dies with the test:
-// PR_SET_PDEATHSIG(SIGKILL) in the child, SIGKILL and reap in the destructor.
+// PR_SET_PDEATHSIG(SIGTERM) in the child, SIGKILL and reap in the destructor.
 // A background thread drains its stdout and stderr, so a chatty server never
 // blocks on a full pipe and the text is there for diagnostics.
 #pragma once
