@@ -20,6 +20,7 @@ void Dispatcher::add_poll_fds(std::vector<pollfd>& fds) {
     for (UniqueFd& channel : plan_.master_channels()) fds.push_back({channel.get(), POLLIN, 0});
     return;
   }
+  if (std::chrono::steady_clock::now() < paused_until_) return;
   for (Listener& listener : plan_.master_listeners())
     if (listener.protocol != Protocol::datagram) fds.push_back({listener.fd.get(), POLLIN, 0});
 }
@@ -62,8 +63,13 @@ bool Dispatcher::hand_out(std::size_t index) {
   int fd = ::accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&passed.peer), &peer_length,
                      SOCK_CLOEXEC);
   if (fd < 0) {
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR)
-      log_sys_error("accept4", errno, "on %s", listener.local.to_string().c_str());
+    int error = errno;
+    if (error != EAGAIN && error != EWOULDBLOCK && error != ECONNABORTED && error != EINTR)
+      log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
+    // Out of descriptors or memory: leave the listeners alone for a while
+    // rather than wake on them again at once.
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM)
+      paused_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(100);
     return false;
   }
   unsigned slot = idle_.front();

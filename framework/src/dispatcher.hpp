@@ -6,6 +6,7 @@
 
 #include <poll.h>
 
+#include <chrono>
 #include <deque>
 #include <span>
 #include <vector>
@@ -33,7 +34,8 @@ class Dispatcher {
   bool hand_out(std::size_t listener);
 
   WorkerPlan& plan_;
-  std::deque<unsigned> idle_;  // slots, oldest idle first
+  std::deque<unsigned> idle_;                             // slots, oldest idle first
+  std::chrono::steady_clock::time_point paused_until_{};  // after EMFILE
 };
 
 }  // namespace prefork

@@ -10,6 +10,7 @@
 
 #include <prefork/log.hpp>
 
+#include "signal_pipe.hpp"
 #include "start_worker.hpp"
 #include "worker.hpp"
 
@@ -20,21 +21,35 @@ namespace {
 class ForkStarter final : public WorkerStarter {
  public:
   ForkStarter(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-              Handler& handler, std::function<void()> in_child)
+              Handler& handler, SignalPipe& signals)
       : config_(config),
         plan_(plan),
         scoreboard_(scoreboard),
         handler_(handler),
-        in_child_(std::move(in_child)),
+        signals_(signals),
         master_pid_(::getpid()) {}
 
   pid_t start(unsigned slot, std::uint64_t generation) override {
+    SignalPipe::Blocked blocked(signals_);
     pid_t pid = ::fork();
     if (pid < 0) {
       log_sys_error("fork", errno, "while starting worker %u", slot);
       return -1;
     }
-    if (pid == 0) ::_exit(run_child(slot, generation));
+    if (pid == 0) {
+      signals_.abandon_in_child();
+      blocked.restore();
+      // Nothing may unwind from here into the master's stack.
+      int status = 1;
+      try {
+        status = run_child(slot, generation);
+      } catch (const std::exception& e) {
+        log_info("worker failed: %s", e.what());
+      } catch (...) {
+        log_info("worker failed with a non-standard exception");
+      }
+      ::_exit(status);
+    }
     return pid;
   }
 
@@ -43,7 +58,6 @@ class ForkStarter final : public WorkerStarter {
     static std::string role;
     role = "worker " + std::to_string(slot);
     set_log_role(role.c_str());
-    in_child_();
     plan_.keep_only(slot);
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
@@ -68,7 +82,7 @@ class ForkStarter final : public WorkerStarter {
   WorkerPlan& plan_;
   Scoreboard& scoreboard_;
   Handler& handler_;
-  std::function<void()> in_child_;
+  SignalPipe& signals_;
   pid_t master_pid_;
 };
 
@@ -76,8 +90,8 @@ class ForkStarter final : public WorkerStarter {
 
 std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
                                                  Scoreboard& scoreboard, Handler& handler,
-                                                 std::function<void()> in_child) {
-  return std::make_unique<ForkStarter>(config, plan, scoreboard, handler, std::move(in_child));
+                                                 SignalPipe& signals) {
+  return std::make_unique<ForkStarter>(config, plan, scoreboard, handler, signals);
 }
 
 }  // namespace prefork

@@ -45,10 +45,9 @@ int serve(const ServerConfig& requested, Handler& handler) {
 
     std::unique_ptr<WorkerStarter> starter;
     if (config.start == StartMode::fork)
-      starter = make_fork_starter(config, plan, scoreboard, handler,
-                                  [&signals] { signals.abandon_in_child(); });
+      starter = make_fork_starter(config, plan, scoreboard, handler, signals);
     else
-      starter = make_spawn_starter(config, plan, config.stats_name);
+      starter = make_spawn_starter(config, plan, config.stats_name, signals);
 
     announce(plan.announced());
     Master master(config, plan, scoreboard, *starter, signals);

@@ -3,6 +3,8 @@
 // real work. One SignalPipe per process at a time.
 #pragma once
 
+#include <signal.h>
+
 #include <initializer_list>
 #include <vector>
 
@@ -24,6 +26,23 @@ class SignalPipe {
   // In a forked child: put the dispositions back to default and close the
   // pipe, so the child never wakes the parent's loop.
   void abandon_in_child() noexcept;
+
+  // Holds this pipe's signals blocked while it lives: around fork(), so that
+  // a signal cannot run the inherited handler in the child before the child
+  // has abandoned the pipe (it would land in the parent's pipe as if sent to
+  // the parent). The child calls restore() once it has abandoned the pipe.
+  class Blocked {
+   public:
+    explicit Blocked(const SignalPipe& pipe) noexcept;
+    ~Blocked() { restore(); }
+    Blocked(const Blocked&) = delete;
+    Blocked& operator=(const Blocked&) = delete;
+    void restore() noexcept;
+
+   private:
+    sigset_t previous_;
+    bool restored_ = false;
+  };
 
  private:
   std::vector<int> signals_;

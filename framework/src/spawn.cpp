@@ -109,8 +109,13 @@ bool is_ours(const char* entry) {
 
 class SpawnStarter final : public WorkerStarter {
  public:
-  SpawnStarter(const ServerConfig& config, WorkerPlan& plan, const std::string& stats_name)
-      : config_(config), plan_(plan), stats_name_(stats_name), master_pid_(::getpid()) {
+  SpawnStarter(const ServerConfig& config, WorkerPlan& plan, const std::string& stats_name,
+               SignalPipe& signals)
+      : config_(config),
+        plan_(plan),
+        signals_(signals),
+        stats_name_(stats_name),
+        master_pid_(::getpid()) {
     executable_ = config.worker_exe.empty() ? this_executable() : config.worker_exe;
     if (::access(executable_.c_str(), X_OK) != 0)
       throw SystemError("access", errno, "worker program " + executable_);
@@ -161,7 +166,9 @@ class SpawnStarter final : public WorkerStarter {
     bp::posix::default_launcher launcher;
     // (The overload taking an io_context drops the error_code in 1.81; the
     // one taking an executor honours it.)
+    SignalPipe::Blocked blocked(signals_);
     auto child = launcher(io_.get_executor(), error, executable_, config_.worker_args, handover);
+    blocked.restore();
     if (error) {
       log_info("spawn %s failed: %s (worker %u)", executable_.c_str(), error.message().c_str(),
                slot);
@@ -183,6 +190,7 @@ class SpawnStarter final : public WorkerStarter {
 
   const ServerConfig& config_;
   WorkerPlan& plan_;
+  SignalPipe& signals_;
   std::string stats_name_;
   pid_t master_pid_;
   std::string executable_;
@@ -193,8 +201,9 @@ class SpawnStarter final : public WorkerStarter {
 }  // namespace
 
 std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config, WorkerPlan& plan,
-                                                  const std::string& stats_name) {
-  return std::make_unique<SpawnStarter>(config, plan, stats_name);
+                                                  const std::string& stats_name,
+                                                  SignalPipe& signals) {
+  return std::make_unique<SpawnStarter>(config, plan, stats_name, signals);
 }
 
 }  // namespace prefork

@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 
+#include "signal_pipe.hpp"
 #include "worker_plan.hpp"
 
 namespace prefork {
@@ -24,15 +25,19 @@ class WorkerStarter {
   virtual pid_t start(unsigned slot, std::uint64_t generation) = 0;
 };
 
-// fork(): the child runs the worker loop in this image and _exit()s.
-// `in_child` runs first in the child to drop what belongs to the master.
+// fork(): the child drops the master's signal pipe, runs the worker loop in
+// this image and _exit()s.
 std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
                                                  Scoreboard& scoreboard, Handler& handler,
-                                                 std::function<void()> in_child);
+                                                 SignalPipe& signals);
+
+// spawn: the master's signals are blocked around the launch (see
+// SignalPipe::Blocked); the child clears its mask before exec.
 
 // A new program image through Boost.Process v2, the listeners passed as
 // LISTEN_FDS. Throws SystemError when the program cannot be found.
 std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config, WorkerPlan& plan,
-                                                  const std::string& stats_name);
+                                                  const std::string& stats_name,
+                                                  SignalPipe& signals);
 
 }  // namespace prefork

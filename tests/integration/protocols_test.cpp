@@ -251,3 +251,24 @@ BOOST_AUTO_TEST_CASE(slow_reader_is_pushed_back_not_buffered) {
   BOOST_TEST(right == frames);
   BOOST_TEST(server.requests_when_at_least(frames) == frames);
 }
+
+// A client that says it is done (shutdown of its sending side) still gets
+// its answers, then sees the server close: nothing of the server (a parent
+// of a per-connection child, say) may hold the connection open.
+BOOST_AUTO_TEST_CASE(half_closed_client_gets_its_replies_then_eof) {
+  UpperServer server({"--framed", "127.0.0.1:0", "--tcp", "127.0.0.1:0"});
+  auto framed = TcpClient::connect(server.endpoint("framed"));
+  framed.send_frame("one");
+  framed.send_frame("two");
+  framed.shutdown_write();
+  BOOST_TEST(framed.recv_frame() == "ONE");
+  BOOST_TEST(framed.recv_frame() == "TWO");
+  BOOST_TEST(framed.closed_by_peer());
+
+  auto raw = TcpClient::connect(server.endpoint("tcp"));
+  raw.send_all("hello");
+  raw.shutdown_write();
+  BOOST_TEST(raw.recv_exactly(5) == "HELLO");
+  BOOST_TEST(raw.closed_by_peer());
+  BOOST_TEST(server.requests_when_at_least(3) == 3u);
+}

@@ -14,6 +14,7 @@
 #include <deque>
 #include <mutex>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -93,10 +94,21 @@ class BlockingWorker {
       pid_t child = ::fork();
       if (child == 0) {
         // As ForkingTCPServer: the child serves and _exit()s; it never
-        // comes back into this loop.
-        serve(work, *source, in, out);
+        // comes back into this loop. It must not keep the TCP listeners
+        // open after the parent has stopped (a UDP reply is sent on its
+        // listener, which the child therefore keeps).
+        for (const Listener& listener : setup_.listeners)
+          if (listener.protocol != Protocol::datagram) ::close(listener.fd.get());
+        try {
+          serve(work, *source, in, out);
+        } catch (const std::exception& e) {
+          log_info("connection child failed: %s", e.what());
+        }
         ::_exit(0);
       }
+      // The child has its own copy: ours would hold the connection open
+      // after the child closes it.
+      work.fd.reset();
       if (child < 0) {
         log_sys_error("fork", errno, "for a connection");
         stats_.error();
@@ -127,23 +139,31 @@ class BlockingWorker {
         std::lock_guard lock(mutex);
         ++running;
       }
-      StopSignal::thread_without_signals([this, work = std::move(work),
-                                          datagram = std::move(datagram), &mutex, &finished,
-                                          &running]() mutable {
-        if (work.kind == Work::Kind::datagram) {
-          DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
-                                  setup_.handler, stats_, setup_.info.slot);
-          service.set_peer(work.peer);
-          service.handle(datagram.data(), datagram.size());
-        } else {
-          Buffer in, out;
-          BlockingConnection(context_, std::move(work.fd), work.peer,
-                             setup_.listeners[work.listener].protocol, work.listener, in, out)
-              .serve();
-        }
+      try {
+        StopSignal::thread_without_signals([this, work = std::move(work),
+                                            datagram = std::move(datagram), &mutex, &finished,
+                                            &running]() mutable {
+          if (work.kind == Work::Kind::datagram) {
+            DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
+                                    setup_.handler, stats_, setup_.info.slot);
+            service.set_peer(work.peer);
+            service.handle(datagram.data(), datagram.size());
+          } else {
+            Buffer in, out;
+            BlockingConnection(context_, std::move(work.fd), work.peer,
+                               setup_.listeners[work.listener].protocol, work.listener, in, out)
+                .serve();
+          }
+          std::lock_guard lock(mutex);
+          if (--running == 0) finished.notify_all();
+        }).detach();
+      } catch (const std::system_error& e) {
+        // Out of threads: this one connection is dropped, the rest served.
+        log_info("cannot start a thread for a connection: %s", e.what());
+        stats_.error();
         std::lock_guard lock(mutex);
-        if (--running == 0) finished.notify_all();
-      }).detach();
+        --running;
+      }
     }
     std::unique_lock lock(mutex);
     finished.wait(lock, [&] { return running == 0; });
@@ -155,10 +175,12 @@ class BlockingWorker {
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
       threads.emplace_back([this] {
-        auto source = make_source(gate_.get());
-        Buffer in, out;
-        for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
-          serve(work, *source, in, out);
+        guarded([this] {
+          auto source = make_source(gate_.get());
+          Buffer in, out;
+          for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
+            serve(work, *source, in, out);
+        });
       });
     for (auto& thread : threads) thread.join();
     return 0;
@@ -231,6 +253,19 @@ class BlockingWorker {
 
   unsigned thread_count() const { return setup_.threads == 0 ? 4 : setup_.threads; }
 
+  // A pool thread's body: an exception must not std::terminate the worker
+  // with connections in flight; it stops the worker in order instead (the
+  // master starts a new one).
+  template <typename Body>
+  void guarded(Body&& body) {
+    try {
+      body();
+    } catch (const std::exception& e) {
+      log_info("worker thread failed: %s; stopping this worker", e.what());
+      stop_.request();
+    }
+  }
+
   void beat() {
     auto now = Clock::now();
     if (now < next_beat_) return;
@@ -264,7 +299,12 @@ int run_blocking_model(const WorkerSetup& setup) {
     return worker_exit_boot_error;
   }
   slot.state.store(WorkerState::ready, std::memory_order_release);
-  int status = worker->run();
+  int status = 1;
+  try {
+    status = worker->run();
+  } catch (const std::exception& e) {
+    log_info("worker failed: %s", e.what());
+  }
   slot.state.store(WorkerState::stopping, std::memory_order_release);
   setup.handler.finish();
   return status;

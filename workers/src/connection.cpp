@@ -88,7 +88,7 @@ Connection::Next Connection::after_read(long n) {
   if (n == 0) {
     // The client will send no more; answer what it sent, then close.
     peer_closed_ = true;
-    return out_.empty() ? Next::close : flush();
+    return flush();
   }
   int error = errno;
   if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) return Next::keep;
@@ -146,7 +146,15 @@ Connection::Next Connection::flush() {
   }
   // A slow reader made the buffer grow; do not keep that memory.
   if (out_.capacity() > 4 * high_watermark) out_.release();
-  return peer_closed_ ? Next::close : Next::keep;
+  // A client that has finished sending still gets the answers to the whole
+  // frames it sent, which a slow read may have held back.
+  if (peer_closed_ && !holds_whole_frame()) return Next::close;
+  return Next::keep;
+}
+
+bool Connection::holds_whole_frame() const noexcept {
+  return protocol_ == Protocol::framed &&
+         context_.decoder.next(partial_.view()).status == FrameDecoder::Status::frame;
 }
 
 }  // namespace prefork

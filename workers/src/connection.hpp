@@ -56,6 +56,7 @@ class Connection final : public ReplySink {
   Next after_read(long n);
   Next flush();
   bool call_handler(std::string_view data);
+  bool holds_whole_frame() const noexcept;
   bool backlogged() const noexcept { return out_.size() > high_watermark; }
 
   // Stop reading from a client that does not read its replies.

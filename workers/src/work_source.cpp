@@ -91,7 +91,9 @@ WorkSource::~WorkSource() {
 
 Work WorkSource::next() {
   for (;;) {
-    if (stop_.requested()) return {};
+    // pass: what the master already accepted and sent is in flight: serve
+    // it before stopping (it would be reset when the master exits).
+    if (stop_.requested()) return strategy_ == Accept::pass ? receive_passed(MSG_DONTWAIT) : Work{};
     Work work;
     if (strategy_ == Accept::pass)
       work = next_passed();
@@ -161,7 +163,7 @@ Work WorkSource::next_passed() {
   return receive_passed();
 }
 
-Work WorkSource::receive_passed() {
+Work WorkSource::receive_passed(int flags) {
   // One PassedConnection and one descriptor.
   PassedConnection passed{};
   iovec io{&passed, sizeof passed};
@@ -171,7 +173,7 @@ Work WorkSource::receive_passed() {
   message.msg_iovlen = 1;
   message.msg_control = control;
   message.msg_controllen = sizeof control;
-  ssize_t n = ::recvmsg(channel_, &message, MSG_CMSG_CLOEXEC);
+  ssize_t n = ::recvmsg(channel_, &message, MSG_CMSG_CLOEXEC | flags);
   if (n <= 0) {
     if (n == 0) {
       log_info("the master closed the channel: stopping");
@@ -223,6 +225,12 @@ Work WorkSource::take(std::size_t index) {
     int error = errno;
     if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR && error != ECONNABORTED)
       log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
+    // Out of descriptors or memory: the connection stays queued; wait a
+    // little (or for a stop) instead of spinning on it.
+    if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+      pollfd stop{stop_.fd(), POLLIN, 0};
+      ::poll(&stop, 1, 100);
+    }
     return {};
   }
   int on = 1;

@@ -53,7 +53,7 @@ class WorkSource {
   Work next_polled();
   Work next_exclusive();
   Work next_passed();
-  Work receive_passed();
+  Work receive_passed(int flags = 0);
   // Takes what listener `index` has, if anything is left when we get there.
   Work take(std::size_t index);
 

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <memory>
@@ -47,6 +48,8 @@ class Worker {
   void start_serving();
   void serve_event(const epoll_event& event);
   void accept_connections(std::size_t listener);
+  void pause_accepting();
+  void resume_accepting_if_due();
   void serve_connection(Watch& watch, std::uint32_t events);
   void update_interest(Watch& watch);
   void close_connection(Watch& watch);
@@ -73,6 +76,10 @@ class Worker {
   std::unordered_map<Watch*, std::unique_ptr<Watch>> connections_;
   std::vector<Watch*> closed_;  // freed after the batch that closed them
   bool draining_ = false;
+  // After EMFILE and the like: stop watching the listeners for a while.
+  static constexpr std::chrono::milliseconds accept_pause{100};
+  bool accept_paused_ = false;
+  Clock::time_point accept_resume_at_{};
   Clock::time_point drain_deadline_{};
   Clock::time_point next_heartbeat_{};
 };
@@ -151,6 +158,10 @@ int Worker::run() {
       }
       timeout = static_cast<int>(std::min<long>(left.count(), timeout));
     }
+    if (accept_paused_) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(accept_resume_at_ - Clock::now());
+      timeout = static_cast<int>(std::clamp<long>(left.count(), 0, timeout));
+    }
     int n = ::epoll_wait(epoll_.get(), events, 64, timeout);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -160,6 +171,7 @@ int Worker::run() {
     for (int i = 0; i < n; ++i) serve_event(events[i]);
     for (Watch* watch : closed_) connections_.erase(watch);
     closed_.clear();
+    resume_accepting_if_due();
     beat_heartbeat();
   }
   setup_.handler.finish();
@@ -199,6 +211,10 @@ void Worker::accept_connections(std::size_t index) {
       if (error == ECONNABORTED || error == EINTR || error == EPROTO) continue;
       stats_.error();
       log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
+      // Out of descriptors or memory: the connection stays queued and the
+      // socket stays readable; a level-triggered loop would spin on it.
+      if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM)
+        pause_accepting();
       return;
     }
     // Requests and replies are whole messages: do not let Nagle hold a
@@ -236,6 +252,24 @@ void Worker::serve_connection(Watch& watch, std::uint32_t events) {
     close_connection(watch);
   else
     update_interest(watch);
+}
+
+void Worker::pause_accepting() {
+  if (accept_paused_) return;
+  accept_paused_ = true;
+  accept_resume_at_ = Clock::now() + accept_pause;
+  for (const Listener& listener : setup_.listeners)
+    if (listener.protocol != Protocol::datagram)
+      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
+  log_info("not accepting for %lld ms", static_cast<long long>(accept_pause.count()));
+}
+
+void Worker::resume_accepting_if_due() {
+  if (!accept_paused_ || draining_ || Clock::now() < accept_resume_at_) return;
+  accept_paused_ = false;
+  for (std::size_t i = 0; i < setup_.listeners.size(); ++i)
+    if (setup_.listeners[i].protocol != Protocol::datagram)
+      add_watch(setup_.listeners[i].fd.get(), EPOLLIN | EPOLLEXCLUSIVE, &listener_watches_[i]);
 }
 
 void Worker::update_interest(Watch& watch) {
@@ -284,8 +318,9 @@ void Worker::begin_drain() {
   std::vector<Watch*> open;
   for (auto& [watch, owner] : connections_)
     if (watch->connection) open.push_back(watch);
-  // Requests already in the socket buffers are in flight too.
-  for (Watch* watch : open) serve_connection(*watch, EPOLLIN);
+  // Requests already in the socket buffers are in flight too; a connection
+  // held back by a slow reader is not read now (it is finished as usual).
+  for (Watch* watch : open) serve_connection(*watch, watch->connection->interest() & EPOLLIN);
 }
 
 void Worker::beat_heartbeat() {
