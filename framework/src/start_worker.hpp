@@ -9,7 +9,6 @@
 
 #include <sys/types.h>
 
-#include <functional>
 #include <memory>
 #include <span>
 

@@ -100,20 +100,7 @@ std::span<char> BlockingConnection::allocate(std::size_t size) {
 }
 
 bool BlockingConnection::send_replies() {
-  while (!out_.empty()) {
-    ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      context_.stats.bytes_out(static_cast<std::size_t>(n));
-      out_.consume(static_cast<std::size_t>(n));
-      continue;
-    }
-    if (errno == EINTR) continue;
-    context_.stats.error();
-    if (errno != EPIPE && errno != ECONNRESET)
-      log_sys_error("send", errno, "to %s", peer_.to_string().c_str());
-    return false;
-  }
-  return true;
+  return send_buffered(fd_.get(), out_, context_.stats, peer_);
 }
 
 }  // namespace prefork

@@ -28,8 +28,6 @@ namespace prefork {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 class BlockingWorker {
  public:
   explicit BlockingWorker(const WorkerSetup& setup)
@@ -44,6 +42,8 @@ class BlockingWorker {
     else if (setup.accept == Accept::flock)
       gate_ = make_flock_gate(setup.lock_path);
   }
+
+  SlotWriter& stats() noexcept { return stats_; }
 
   int run() {
     switch (setup_.model) {
@@ -75,7 +75,7 @@ class BlockingWorker {
       work.service->handle(source.datagram_buffer(), work.length);
     }
     if (work.kind == Work::Kind::connection) source.ready_for_more();
-    beat();
+    stats_.beat();
   }
 
   // iterative and prefork: Stevens' figure 30.9 loop.
@@ -266,46 +266,33 @@ class BlockingWorker {
     }
   }
 
-  void beat() {
-    auto now = Clock::now();
-    if (now < next_beat_) return;
-    next_beat_ = now + std::chrono::seconds(1);
-    setup_.slot.heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
-  }
-
   const WorkerSetup& setup_;
   StopSignal stop_;
   SlotWriter stats_;
   BlockingContext context_;
   std::unique_ptr<AcceptGate> gate_;
-  Clock::time_point next_beat_{};
 };
 
 }  // namespace
 
 int run_blocking_model(const WorkerSetup& setup) {
-  Slot& slot = setup.slot;
-  slot.pid.store(::getpid(), std::memory_order_relaxed);
-  slot.started_ns.store(realtime_ns(), std::memory_order_relaxed);
-  slot.heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
-  slot.generation.store(setup.info.generation, std::memory_order_relaxed);
-  slot.state.store(WorkerState::starting, std::memory_order_release);
   std::unique_ptr<BlockingWorker> worker;
   try {
     worker = std::make_unique<BlockingWorker>(setup);
+    worker->stats().started(setup.info.generation);
     setup.handler.setup(setup.info);
   } catch (const std::exception& e) {
     log_info("worker set-up failed: %s", e.what());
     return worker_exit_boot_error;
   }
-  slot.state.store(WorkerState::ready, std::memory_order_release);
+  worker->stats().state(WorkerState::ready);
   int status = 1;
   try {
     status = worker->run();
   } catch (const std::exception& e) {
     log_info("worker failed: %s", e.what());
   }
-  slot.state.store(WorkerState::stopping, std::memory_order_release);
+  worker->stats().state(WorkerState::stopping);
   setup.handler.finish();
   return status;
 }

@@ -22,7 +22,6 @@ class Buffer {
     if (capacity_ - end_ < n) make_room(n);
     return storage_.get() + end_;
   }
-  std::size_t writable() const noexcept { return capacity_ - end_; }
   void commit(std::size_t n) noexcept { end_ += n; }
   char* append(std::size_t n) {
     char* at = prepare(n);

@@ -129,21 +129,8 @@ std::span<char> Connection::allocate(std::size_t size) {
 }
 
 Connection::Next Connection::flush() {
-  while (!out_.empty()) {
-    ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      context_.stats.bytes_out(static_cast<std::size_t>(n));
-      out_.consume(static_cast<std::size_t>(n));
-      continue;
-    }
-    int error = errno;
-    if (error == EINTR) continue;
-    if (error == EAGAIN || error == EWOULDBLOCK) return Next::keep;
-    context_.stats.error();
-    if (error != EPIPE && error != ECONNRESET)
-      log_sys_error("send", error, "to %s", peer_.to_string().c_str());
-    return Next::close;
-  }
+  if (!send_buffered(fd_.get(), out_, context_.stats, peer_)) return Next::close;
+  if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
   // A slow reader made the buffer grow; do not keep that memory.
   if (out_.capacity() > 4 * high_watermark) out_.release();
   // A client that has finished sending still gets the answers to the whole

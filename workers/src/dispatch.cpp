@@ -1,5 +1,8 @@
 #include "dispatch.hpp"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <limits>
 #include <stdexcept>
 
@@ -30,6 +33,25 @@ bool call_handler(Handler& handler, const Request& request, std::string_view dat
              protocol_name(request.protocol).data(), request.peer.to_string().c_str());
   }
   return false;
+}
+
+bool send_buffered(int fd, Buffer& out, SlotWriter& stats, const Address& peer) {
+  while (!out.empty()) {
+    ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      stats.bytes_out(static_cast<std::size_t>(n));
+      out.consume(static_cast<std::size_t>(n));
+      continue;
+    }
+    int error = errno;
+    if (error == EINTR) continue;
+    if (error == EAGAIN || error == EWOULDBLOCK) return true;
+    stats.error();
+    if (error != EPIPE && error != ECONNRESET)
+      log_sys_error("send", error, "to %s", peer.to_string().c_str());
+    return false;
+  }
+  return true;
 }
 
 std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size) {

@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "buffer.hpp"
+#include "slot_writer.hpp"
 
 namespace prefork {
 
@@ -15,6 +16,12 @@ namespace prefork {
 // throws has failed that request: logged with the peer, false returned (the
 // caller closes the connection or drops the datagram and counts an error).
 bool call_handler(Handler& handler, const Request& request, std::string_view data, Reply& reply);
+
+// Sends what `out` holds, counting the bytes. True when it is all sent or,
+// on a non-blocking socket, when the kernel took what it could (the rest
+// stays in `out`); false when the connection failed: counted, and logged
+// unless the peer simply went away.
+bool send_buffered(int fd, Buffer& out, SlotWriter& stats, const Address& peer);
 
 // Room for one reply message of `size` bytes at the end of `out`: a frame
 // (header written) on a framed connection, plain bytes on a raw stream.

@@ -7,6 +7,12 @@
 
 #include <prefork/scoreboard.hpp>
 
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
 namespace prefork {
 
 class SlotWriter {
@@ -29,11 +35,36 @@ class SlotWriter {
   }
   void connection_closed() noexcept { add(slot_->connections_active, ~std::uint64_t{0}); }
   void state(WorkerState state) noexcept { slot_->state.store(state, std::memory_order_release); }
+
+  // Claims the slot for this process, as `starting`.
+  void started(std::uint64_t generation) noexcept {
+    const std::uint64_t now = realtime_ns();
+    slot_->pid.store(::getpid(), std::memory_order_relaxed);
+    slot_->started_ns.store(now, std::memory_order_relaxed);
+    slot_->heartbeat_ns.store(now, std::memory_order_relaxed);
+    slot_->generation.store(generation, std::memory_order_relaxed);
+    state(WorkerState::starting);
+  }
+
+  // Writes the heartbeat at most once a second, from any thread; true when
+  // this call wrote it.
+  bool beat() noexcept {
+    const std::int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now().time_since_epoch())
+                                 .count();
+    std::int64_t due = next_beat_.load(std::memory_order_relaxed);
+    if (now < due ||
+        !next_beat_.compare_exchange_strong(due, now + 1'000'000'000, std::memory_order_relaxed))
+      return false;
+    slot_->heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+    return true;
+  }
   Slot& slot() noexcept { return *slot_; }
 
  private:
   Slot* slot_;
   bool shared_;
+  std::atomic<std::int64_t> next_beat_{0};  // steady clock, ns
 };
 
 }  // namespace prefork

@@ -81,7 +81,6 @@ class Worker {
   bool accept_paused_ = false;
   Clock::time_point accept_resume_at_{};
   Clock::time_point drain_deadline_{};
-  Clock::time_point next_heartbeat_{};
 };
 
 Worker::Worker(const WorkerSetup& setup)
@@ -106,6 +105,7 @@ void Worker::add_watch(int fd, std::uint32_t events, Watch* watch) {
 void Worker::start_serving() {
   add_watch(signals_.fd(), EPOLLIN, &signal_watch_);
   listener_watches_.resize(setup_.listeners.size());
+  datagrams_.resize(setup_.listeners.size());
   for (std::size_t i = 0; i < setup_.listeners.size(); ++i) {
     const Listener& listener = setup_.listeners[i];
     bool udp = listener.protocol == Protocol::datagram;
@@ -118,7 +118,6 @@ void Worker::start_serving() {
     listener_watches_[i].kind = udp ? Watch::Kind::datagram : Watch::Kind::acceptor;
     listener_watches_[i].index = i;
     if (udp) {
-      datagrams_.resize(setup_.listeners.size());
       datagrams_[i] = std::make_unique<DatagramService>(listener.fd.get(), i, setup_.handler,
                                                         stats_, setup_.info.slot);
     }
@@ -129,11 +128,7 @@ void Worker::start_serving() {
 }
 
 int Worker::run() {
-  Slot& slot = stats_.slot();
-  slot.pid.store(::getpid(), std::memory_order_relaxed);
-  slot.started_ns.store(realtime_ns(), std::memory_order_relaxed);
-  slot.generation.store(setup_.info.generation, std::memory_order_relaxed);
-  stats_.state(WorkerState::starting);
+  stats_.started(setup_.info.generation);
 
   try {
     setup_.handler.setup(setup_.info);
@@ -324,10 +319,7 @@ void Worker::begin_drain() {
 }
 
 void Worker::beat_heartbeat() {
-  auto now = Clock::now();
-  if (now < next_heartbeat_) return;
-  next_heartbeat_ = now + std::chrono::seconds(1);
-  stats_.slot().heartbeat_ns.store(realtime_ns(), std::memory_order_relaxed);
+  if (!stats_.beat()) return;
   // PR_SET_PDEATHSIG covers most ways a master dies; this catches the rest
   // (e.g. the race between fork and prctl).
   if (!draining_ && ::getppid() != setup_.master_pid) {
