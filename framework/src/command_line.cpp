@@ -22,7 +22,8 @@ void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
                "usage: %s [--tcp HOST:PORT] [--framed HOST:PORT] [--udp HOST:PORT]\n"
                "       [--workers N] [--start fork|spawn] [--stats NAME] [--max-frame BYTES]\n"
                "       [--graceful-timeout SECONDS] [--backlog N] [--worker-exe PATH]\n"
-               "       [--model NAME] [--accept NAME] [--threads N]\n"
+               "       [--model NAME] [--accept NAME] [--threads N] [--metrics HOST:PORT]\n"
+               "       [--worker-stats on|off]\n"
                "       [--help] [--version] [-- WORKER-ARGS...]\n",
                defaults.program.c_str());
   if (!defaults.description.empty()) std::fprintf(out, "\n%s\n", defaults.description.c_str());
@@ -51,6 +52,10 @@ void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
       "  --accept NAME        how a pool takes turns: shared, lock, flock, reuseport,\n"
       "                       exclusive, pass (prefork); lock, main (prethreaded)\n"
       "  --threads N          prethreaded, hybrid: threads per process (default 4)\n"
+      "  --metrics HOST:PORT  the master serves GET /metrics (OpenMetrics) and\n"
+      "                       GET /stats.json over HTTP here\n"
+      "  --worker-stats on|off  off: workers do not count into the scoreboard (only to\n"
+      "                       measure its cost; default on)\n"
       "\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n",
       listeners.c_str(),
       defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str());
@@ -147,6 +152,12 @@ ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
                                    "auto, shared, lock, flock, reuseport, exclusive, pass, main");
       } else if (flag == "--threads") {
         config.threads = parse_number<unsigned>(flag, value, 1, 1024);
+      } else if (flag == "--metrics") {
+        config.metrics = Address::parse(value);
+      } else if (flag == "--worker-stats") {
+        if (value != "on" && value != "off")
+          throw UsageError("--worker-stats wants on or off, not '" + std::string(value) + "'");
+        config.worker_stats = value == "on";
       } else if (flag == "--worker-exe") {
         config.worker_exe = value;
       } else if (auto extra = std::find_if(defaults.options.begin(), defaults.options.end(),

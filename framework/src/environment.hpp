@@ -19,6 +19,7 @@ inline constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS"
 inline constexpr const char* model = "PREFORK_MODEL";
 inline constexpr const char* accept = "PREFORK_ACCEPT";
 inline constexpr const char* threads = "PREFORK_THREADS";
+inline constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting off
 
 // The LISTEN_FDNAMES name of the --accept pass channel to the master.
 inline constexpr const char* channel_name = "channel";

@@ -74,7 +74,8 @@ class ForkStarter final : public WorkerStarter {
                       plan_.threads(),
                       plan_.worker_channel(slot),
                       plan_.accept_lock(),
-                      plan_.lock_path()};
+                      plan_.lock_path(),
+                      config_.worker_stats};
     return run_worker(setup);
   }
 

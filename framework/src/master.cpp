@@ -1,5 +1,7 @@
 #include "master.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -19,6 +21,8 @@ namespace {
 constexpr auto early_death = std::chrono::seconds(1);
 constexpr auto first_backoff = std::chrono::milliseconds(100);
 constexpr auto max_backoff = std::chrono::seconds(5);
+// How often the master refreshes its own figures in the scoreboard.
+constexpr auto metrics_period = std::chrono::seconds(1);
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -54,6 +58,7 @@ int Master::run() {
     reap_workers();
     dispatch_connections();
     kill_lingering_workers();
+    publish_metrics();
   }
   log_info("stopped (exit status %d)", exit_status_);
   return exit_status_;
@@ -144,6 +149,13 @@ void Master::on_worker_exit(unsigned slot, int status) {
     log_info("worker %u (pid %d) %s", slot, pid, what.c_str());
     return;
   }
+  Header& header = scoreboard_.header();
+  if (WIFSIGNALED(status))
+    header.exits_signaled.fetch_add(1, std::memory_order_relaxed);
+  else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    header.exits_recycled.fetch_add(1, std::memory_order_relaxed);
+  else
+    header.exits_crashed.fetch_add(1, std::memory_order_relaxed);
   if (WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_boot_error) {
     log_info("worker %u (pid %d) failed to boot (exit status %d): not restarting it", slot, pid,
              worker_exit_boot_error);
@@ -186,6 +198,7 @@ void Master::start_worker(unsigned slot) {
   worker.due = false;
   worker.generation += 1;
   if (worker.generation > 1) scoreboard_.header().worker_restarts.fetch_add(1);
+  scoreboard_.header().generation.fetch_add(1, std::memory_order_relaxed);
   Slot& entry = scoreboard_.slot(slot);
   entry.generation.store(worker.generation);
   entry.state.store(WorkerState::starting);
@@ -225,6 +238,31 @@ void Master::signal_workers(int number) {
   for (const WorkerRecord& worker : workers_)
     if (worker.pid > 0 && ::kill(worker.pid, number) != 0 && errno != ESRCH)
       log_sys_error("kill", errno, "worker pid %d", worker.pid);
+}
+
+// The accept queue of each TCP listener, from TCP_INFO: on a listening
+// socket Linux reports the queue length in tcpi_unacked and the backlog in
+// tcpi_sacked. With reuseport each slot has its own queue: they are summed.
+void Master::publish_metrics() {
+  const auto now = Clock::now();
+  if (now < metrics_due_) return;
+  metrics_due_ = now + metrics_period;
+  const auto sets = plan_.listener_sets();
+  if (sets.empty()) return;
+  for (std::size_t i = 0; i < sets.front().size(); ++i) {
+    if (sets.front()[i].protocol == Protocol::datagram) continue;
+    std::uint32_t depth = 0, limit = 0;
+    for (const std::vector<Listener>& set : sets) {
+      tcp_info info{};
+      socklen_t length = sizeof info;
+      if (i >= set.size() ||
+          ::getsockopt(set[i].fd.get(), IPPROTO_TCP, TCP_INFO, &info, &length) != 0)
+        continue;
+      depth += info.tcpi_unacked;
+      limit += info.tcpi_sacked;
+    }
+    scoreboard_.publish_queue(static_cast<unsigned>(i), depth, limit);
+  }
 }
 
 unsigned Master::live_workers() const {

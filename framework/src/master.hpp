@@ -47,6 +47,7 @@ class Master {
   void reap_workers();
   void start_due_workers();
   void kill_lingering_workers();
+  void publish_metrics();
 
   void start_worker(unsigned slot);
   void on_worker_exit(unsigned slot, int status);
@@ -67,6 +68,7 @@ class Master {
   bool child_exited_ = false;  // a SIGCHLD came: reap
   int exit_status_ = exit_ok;
   Clock::time_point kill_at_{};
+  Clock::time_point metrics_due_{};
 };
 
 }  // namespace prefork

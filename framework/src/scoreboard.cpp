@@ -2,6 +2,8 @@
 #include <prefork/log.hpp>
 #include <prefork/scoreboard.hpp>
 
+#include "robust_mutex.hpp"
+
 #include <sched.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -38,6 +40,9 @@ constexpr auto settle_timeout = 200ms;
 // Longer than any retire() can take, unless its master died in the middle.
 constexpr auto snapshot_timeout = 1s;
 constexpr int snapshot_spins = 64;
+// Spins, then yields: far longer than any update, unless its writer is
+// stopped or died inside one.
+constexpr int slot_attempts = snapshot_spins + 200;
 
 std::size_t size_for(std::uint64_t slot_count) {
   return sizeof(Header) + slot_count * sizeof(Slot);
@@ -141,21 +146,100 @@ void remove_unless_in_use(const std::string& name) {
   log_info("%s; replaced it with a new one", reason.c_str());
 }
 
-CounterValues load(const Counters& c) {
+CounterValues load(const Counters& c, unsigned listener_count) {
   constexpr auto relaxed = std::memory_order_relaxed;
-  return {c.requests.load(relaxed), c.bytes_in.load(relaxed), c.bytes_out.load(relaxed),
-          c.connections_total.load(relaxed), c.errors.load(relaxed)};
+  CounterValues v;
+  v.requests = c.requests.load(relaxed);
+  v.bytes_in = c.bytes_in.load(relaxed);
+  v.bytes_out = c.bytes_out.load(relaxed);
+  v.connections_total = c.connections_total.load(relaxed);
+  v.errors = c.errors.load(relaxed);
+  for (unsigned k = 0; k < error_kind_count; ++k) v.error_kinds[k] = c.error_kinds[k].load(relaxed);
+  v.listeners.resize(listener_count);
+  for (unsigned i = 0; i < listener_count; ++i) {
+    const ListenerCounters& l = c.listeners[i];
+    v.listeners[i] = {l.requests.load(relaxed), l.errors.load(relaxed), l.connections.load(relaxed),
+                      l.bytes_in.load(relaxed), l.bytes_out.load(relaxed)};
+  }
+  return v;
 }
 
-void add(CounterValues& to, const CounterValues& from) {
-  to.requests += from.requests;
-  to.bytes_in += from.bytes_in;
-  to.bytes_out += from.bytes_out;
-  to.connections_total += from.connections_total;
-  to.errors += from.errors;
+// Adds `from` into `into` and zeroes `from`; the caller holds the sequence.
+void fold(Counters& into, Counters& from) {
+  constexpr auto relaxed = std::memory_order_relaxed;
+  auto move = [](std::atomic<std::uint64_t>& to, std::atomic<std::uint64_t>& source) {
+    to.store(to.load(relaxed) + source.load(relaxed), relaxed);
+    source.store(0, relaxed);
+  };
+  move(into.requests, from.requests);
+  move(into.bytes_in, from.bytes_in);
+  move(into.bytes_out, from.bytes_out);
+  move(into.connections_total, from.connections_total);
+  move(into.errors, from.errors);
+  for (unsigned k = 0; k < error_kind_count; ++k) move(into.error_kinds[k], from.error_kinds[k]);
+  for (unsigned i = 0; i < scoreboard_max_listeners; ++i) {
+    move(into.listeners[i].requests, from.listeners[i].requests);
+    move(into.listeners[i].errors, from.listeners[i].errors);
+    move(into.listeners[i].connections, from.listeners[i].connections);
+    move(into.listeners[i].bytes_in, from.listeners[i].bytes_in);
+    move(into.listeners[i].bytes_out, from.listeners[i].bytes_out);
+  }
+}
+
+// One slot's counters, whole: retries while its writer is inside an update.
+// False when the writer stays inside for all `attempts` (stopped or killed
+// mid-update).
+bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out, int attempts) {
+  for (int attempt = 0; attempt < attempts; ++attempt) {
+    const std::uint64_t before = s.sequence.load(std::memory_order_acquire);
+    if (before % 2 == 0) {
+      CounterValues copy = load(s.counters, listener_count);
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (s.sequence.load(std::memory_order_relaxed) == before) {
+        out = std::move(copy);
+        return true;
+      }
+    }
+    if (attempt >= snapshot_spins) ::sched_yield();
+  }
+  return false;
 }
 
 }  // namespace
+
+CounterValues& CounterValues::operator+=(const CounterValues& from) {
+  requests += from.requests;
+  bytes_in += from.bytes_in;
+  bytes_out += from.bytes_out;
+  connections_total += from.connections_total;
+  errors += from.errors;
+  for (unsigned k = 0; k < error_kind_count; ++k) error_kinds[k] += from.error_kinds[k];
+  if (listeners.size() < from.listeners.size()) listeners.resize(from.listeners.size());
+  for (std::size_t i = 0; i < from.listeners.size(); ++i) {
+    listeners[i].requests += from.listeners[i].requests;
+    listeners[i].errors += from.listeners[i].errors;
+    listeners[i].connections += from.listeners[i].connections;
+    listeners[i].bytes_in += from.listeners[i].bytes_in;
+    listeners[i].bytes_out += from.listeners[i].bytes_out;
+  }
+  return *this;
+}
+
+const char* error_kind_name(ErrorKind kind) noexcept {
+  switch (kind) {
+    case ErrorKind::oversized_frame:
+      return "oversized_frame";
+    case ErrorKind::truncated_datagram:
+      return "truncated_datagram";
+    case ErrorKind::peer_reset:
+      return "peer_reset";
+    case ErrorKind::handler_exception:
+      return "handler_exception";
+    case ErrorKind::other:
+      return "other";
+  }
+  return "unknown";
+}
 
 const char* worker_state_name(WorkerState state) noexcept {
   switch (state) {
@@ -195,7 +279,12 @@ struct Scoreboard::Impl {
   }
 };
 
-Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count) {
+Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count,
+                              std::span<const Listener> listeners) {
+  if (listeners.size() > scoreboard_max_listeners)
+    throw std::invalid_argument("at most " + std::to_string(scoreboard_max_listeners) +
+                                " listeners are supported, not " +
+                                std::to_string(listeners.size()));
   std::optional<bip::shared_memory_object> shm;
   for (int attempt = 0; !shm; ++attempt) {
     try {
@@ -230,9 +319,21 @@ Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count) {
   h->slot_count = slot_count;
   h->segment_size = size;
   h->master_pid = ::getpid();
-  h->reserved = 0;
+  h->listener_count = static_cast<std::uint32_t>(listeners.size());
   h->started_ns = realtime_ns();
-  for (unsigned i = 0; i < slot_count; ++i) new (impl->mapping.slots() + i) Slot{};
+  for (std::size_t i = 0; i < listeners.size(); ++i) {
+    ListenerRecord& record = h->listeners[i];
+    record.protocol = static_cast<std::uint32_t>(listeners[i].protocol);
+    std::snprintf(record.name, sizeof record.name, "%s %s",
+                  std::string(protocol_name(listeners[i].protocol)).c_str(),
+                  listeners[i].local.to_string().c_str());
+  }
+  h->retired_latency.reset();
+  for (unsigned i = 0; i < slot_count; ++i) {
+    Slot* slot = new (impl->mapping.slots() + i) Slot{};
+    slot->latency.reset();
+    init_robust_mutex(slot->writer_lock, "slot writer lock");
+  }
   // Readers take a non-zero magic to mean that everything above is in place.
   std::atomic_ref<std::uint64_t>(h->magic).store(scoreboard_magic, std::memory_order_release);
   return Scoreboard(std::move(impl));
@@ -248,7 +349,8 @@ Header& Scoreboard::header() noexcept { return *impl_->mapping.header(); }
 Slot& Scoreboard::slot(unsigned index) noexcept { return impl_->mapping.slots()[index]; }
 unsigned Scoreboard::slot_count() const noexcept { return impl_->slot_count; }
 
-// The writer side of the seqlock that snapshot() reads.
+// The writer side of the seqlock that snapshot() reads. The slot's own
+// writer is gone (reaped), so its sequence is not taken.
 void Scoreboard::retire(unsigned index) noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
   Header& h = header();
@@ -258,22 +360,29 @@ void Scoreboard::retire(unsigned index) noexcept {
   // A reader that sees any store below also sees the odd sequence.
   std::atomic_thread_fence(std::memory_order_release);
 
-  auto fold = [](std::atomic<std::uint64_t>& into, std::atomic<std::uint64_t>& from) {
-    into.store(into.load(relaxed) + from.load(relaxed), relaxed);
-    from.store(0, relaxed);
-  };
-  fold(h.retired.requests, s.counters.requests);
-  fold(h.retired.bytes_in, s.counters.bytes_in);
-  fold(h.retired.bytes_out, s.counters.bytes_out);
-  fold(h.retired.connections_total, s.counters.connections_total);
-  fold(h.retired.errors, s.counters.errors);
+  fold(h.retired, s.counters);
+  h.retired_latency.merge(s.latency);
+  s.latency.reset();
+  // A worker killed inside an update left its sequence odd.
+  const std::uint64_t slot_sequence = s.sequence.load(relaxed);
+  s.sequence.store(slot_sequence + (slot_sequence & 1), relaxed);
   s.connections_active.store(0, relaxed);
   s.started_ns.store(0, relaxed);
   s.heartbeat_ns.store(0, relaxed);
+  s.rss_bytes.store(0, relaxed);
   s.pid.store(0, relaxed);
   s.state.store(WorkerState::empty, relaxed);
 
   h.sequence.store(sequence + 2, std::memory_order_release);
+}
+
+void Scoreboard::publish_queue(unsigned listener, std::uint32_t depth,
+                               std::uint32_t limit) noexcept {
+  Header& h = header();
+  if (listener >= h.listener_count) return;
+  h.listeners[listener].queue_depth.store(depth, std::memory_order_relaxed);
+  h.listeners[listener].queue_limit.store(limit, std::memory_order_relaxed);
+  h.metrics_updated_ns.store(realtime_ns(), std::memory_order_relaxed);
 }
 
 // ---- SlotAttachment --------------------------------------------------------
@@ -307,6 +416,13 @@ struct ScoreboardReader::Impl {
   Mapping mapping;
   dev_t device = 0;
   ino_t inode = 0;
+  // The last whole copy of each slot, for a slot that stays mid-update.
+  struct Whole {
+    pid_t pid = 0;
+    std::uint64_t generation = 0;
+    CounterValues counters;
+  };
+  mutable std::vector<Whole> last;
 };
 
 ScoreboardReader ScoreboardReader::open(const std::string& name) {
@@ -329,18 +445,38 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
   constexpr auto relaxed = std::memory_order_relaxed;
   const Header& h = *impl_->mapping.header();
   const Slot* slots = impl_->mapping.slots();
+  const unsigned listener_count = std::min(h.listener_count, scoreboard_max_listeners);
   ScoreboardSnapshot snap;
   snap.master_pid = h.master_pid;
   snap.started_ns = h.started_ns;
+  snap.listeners.resize(listener_count);
+  for (unsigned i = 0; i < listener_count; ++i) {
+    const ListenerRecord& record = h.listeners[i];
+    snap.listeners[i].protocol = static_cast<Protocol>(record.protocol);
+    snap.listeners[i].name.assign(record.name, ::strnlen(record.name, sizeof record.name));
+  }
   snap.slots.resize(h.slot_count);
-  CounterValues retired;
+  impl_->last.resize(h.slot_count);
 
   const auto deadline = std::chrono::steady_clock::now() + snapshot_timeout;
   for (int attempt = 1;; ++attempt) {
     const std::uint64_t before = h.sequence.load(std::memory_order_acquire);
     if (before % 2 == 0) {
+      snap.taken_ns = realtime_ns();
+      snap.generation = h.generation.load(relaxed);
       snap.worker_restarts = h.worker_restarts.load(relaxed);
-      retired = load(h.retired);
+      snap.exits_crashed = h.exits_crashed.load(relaxed);
+      snap.exits_signaled = h.exits_signaled.load(relaxed);
+      snap.exits_recycled = h.exits_recycled.load(relaxed);
+      snap.metrics_updated_ns = h.metrics_updated_ns.load(relaxed);
+      for (unsigned i = 0; i < listener_count; ++i) {
+        snap.listeners[i].queue_depth = h.listeners[i].queue_depth.load(relaxed);
+        snap.listeners[i].queue_limit = h.listeners[i].queue_limit.load(relaxed);
+      }
+      snap.retired = load(h.retired, listener_count);
+      auto retired_latency = std::make_shared<Histogram>();
+      retired_latency->merge(h.retired_latency);
+      snap.retired_latency = std::move(retired_latency);
       for (unsigned i = 0; i < snap.slots.size(); ++i) {
         const Slot& s = slots[i];
         SlotSnapshot& out = snap.slots[i];
@@ -350,8 +486,18 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
         out.generation = s.generation.load(relaxed);
         out.started_ns = s.started_ns.load(relaxed);
         out.heartbeat_ns = s.heartbeat_ns.load(relaxed);
+        out.rss_bytes = s.rss_bytes.load(relaxed);
         out.connections_active = s.connections_active.load(relaxed);
-        out.counters = load(s.counters);
+        Impl::Whole& last = impl_->last[i];
+        out.stale = !read_slot_counters(s, listener_count, out.counters, slot_attempts);
+        if (out.stale) {
+          const bool same = last.pid == out.pid && last.generation == out.generation;
+          out.counters = same ? last.counters : CounterValues{};
+          out.counters.listeners.resize(listener_count);
+        }
+        auto latency = std::make_shared<Histogram>();
+        latency->merge(s.latency);
+        out.latency = std::move(latency);
       }
       // Orders the copies above before the second read of the sequence.
       std::atomic_thread_fence(std::memory_order_acquire);
@@ -366,8 +512,14 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
     }
   }
 
-  snap.totals = retired;
-  for (const SlotSnapshot& s : snap.slots) add(snap.totals, s.counters);
+  snap.totals = snap.retired;
+  auto latency = std::make_shared<Histogram>(*snap.retired_latency);
+  for (const SlotSnapshot& s : snap.slots) {
+    snap.totals += s.counters;
+    latency->merge(*s.latency);
+    if (!s.stale) impl_->last[s.slot] = {s.pid, s.generation, s.counters};
+  }
+  snap.latency = std::move(latency);
   return snap;
 }
 

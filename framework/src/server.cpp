@@ -40,7 +40,7 @@ int serve(const ServerConfig& requested, Handler& handler) {
     SignalPipe signals({SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD});
     ::signal(SIGPIPE, SIG_IGN);
     WorkerPlan plan(config);  // the listeners, opened here
-    Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.workers());
+    Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.workers(), plan.announced());
     plan.attach(scoreboard);
 
     std::unique_ptr<WorkerStarter> starter;

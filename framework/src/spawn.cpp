@@ -133,6 +133,7 @@ class SpawnStarter final : public WorkerStarter {
     add(env::model, std::string(model_name(plan.model())));
     add(env::accept, std::string(accept_name(plan.accept())));
     add(env::threads, std::to_string(plan.threads()));
+    add(env::worker_stats, config.worker_stats ? "1" : "0");
   }
 
   pid_t start(unsigned slot, std::uint64_t generation) override {

@@ -34,6 +34,9 @@ class WorkerPlan {
   // One per configured listener, for the `listening` lines.
   std::span<const Listener> announced() const noexcept { return sets_.front(); }
   std::span<Listener> listeners_for(unsigned slot) noexcept;
+  // Every listening socket the master holds: one set, or one per slot
+  // (reuseport); empty after close_all().
+  std::span<const std::vector<Listener>> listener_sets() const noexcept { return sets_; }
   // pass: the worker's end of its channel (-1 otherwise).
   int worker_channel(unsigned slot) const noexcept;
   // pass: the master's ends, one per slot.

@@ -11,30 +11,22 @@
 #include <prefork/log.hpp>
 #include <prefork/unique_fd.hpp>
 
+#include "robust_mutex.hpp"
+
 namespace prefork {
 
 namespace {
-
-static_assert(sizeof(pthread_mutex_t) <= 64, "Header::accept_lock is too small");
 
 class ProcessLockGate final : public AcceptGate {
  public:
   explicit ProcessLockGate(void* storage) : mutex_(static_cast<pthread_mutex_t*>(storage)) {}
 
+  // A holder killed while it waited in accept() leaves nothing to repair.
   bool enter() override {
-    int result = ::pthread_mutex_lock(mutex_);
-    if (result == EOWNERDEAD) {
-      // The worker holding it was killed while it waited in accept().
-      ::pthread_mutex_consistent(mutex_);
-      return true;
-    }
-    if (result != 0) {
-      log_sys_error("pthread_mutex_lock", result, "accept lock");
-      return false;
-    }
-    return true;
+    bool owner_died = false;
+    return lock_robust_mutex(mutex_, owner_died) == 0;
   }
-  void leave() override { ::pthread_mutex_unlock(mutex_); }
+  void leave() override { unlock_robust_mutex(mutex_); }
 
  private:
   pthread_mutex_t* mutex_;
@@ -70,15 +62,7 @@ class ThreadLockGate final : public AcceptGate {
 
 }  // namespace
 
-void init_accept_lock(void* storage) {
-  pthread_mutexattr_t attributes;
-  ::pthread_mutexattr_init(&attributes);
-  ::pthread_mutexattr_setpshared(&attributes, PTHREAD_PROCESS_SHARED);
-  ::pthread_mutexattr_setrobust(&attributes, PTHREAD_MUTEX_ROBUST);
-  int result = ::pthread_mutex_init(static_cast<pthread_mutex_t*>(storage), &attributes);
-  ::pthread_mutexattr_destroy(&attributes);
-  if (result != 0) throw SystemError("pthread_mutex_init", result, "accept lock");
-}
+void init_accept_lock(void* storage) { init_robust_mutex(storage, "accept lock"); }
 
 std::unique_ptr<AcceptGate> make_process_lock_gate(void* storage) {
   return std::make_unique<ProcessLockGate>(storage);

@@ -25,7 +25,7 @@ BlockingConnection::BlockingConnection(BlockingContext& context, UniqueFd fd, co
       listener_(listener),
       in_(in),
       out_(out) {
-  context_.stats.connection_opened();
+  context_.stats.connection_opened(listener_);
 }
 
 BlockingConnection::~BlockingConnection() {
@@ -44,15 +44,20 @@ void BlockingConnection::serve() {
     if (n == 0) return;  // the client is done
     if (n < 0) {
       if (errno == EINTR) continue;
-      context_.stats.error();
-      if (errno != ECONNRESET) log_sys_error("recv", errno, "from %s", peer_.to_string().c_str());
+      const int error = errno;
+      context_.stats.error(error == ECONNRESET ? ErrorKind::peer_reset : ErrorKind::other,
+                           listener_);
+      if (error != ECONNRESET) log_sys_error("recv", error, "from %s", peer_.to_string().c_str());
       return;
     }
     in_.commit(static_cast<std::size_t>(n));
-    context_.stats.bytes_in(static_cast<std::size_t>(n));
+    context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
     bool keep = protocol_ == Protocol::framed ? serve_frames() : call_handler(in_.view());
     if (protocol_ != Protocol::framed) in_.consume(in_.size());
-    if (!keep || !send_replies()) return;
+    keep = keep && send_replies();
+    // After the write (or the failure) that ends each request.
+    timer_.finish(context_.stats);
+    if (!keep) return;
   }
 }
 
@@ -74,7 +79,7 @@ bool BlockingConnection::serve_frames() {
     auto frame = context_.decoder.next(in_.view());
     if (frame.status == FrameDecoder::Status::need_more) return true;
     if (frame.status == FrameDecoder::Status::oversized) {
-      context_.stats.error();
+      context_.stats.error(ErrorKind::oversized_frame, listener_);
       log_info("closing connection from %s: frame of %u bytes exceeds --max-frame %zu",
                peer_.to_string().c_str(), read_frame_header(in_.data()),
                context_.decoder.max_frame());
@@ -87,11 +92,11 @@ bool BlockingConnection::serve_frames() {
 }
 
 bool BlockingConnection::call_handler(std::string_view data) {
-  context_.stats.request();
+  timer_.start(context_.stats, listener_);
   Request request{protocol_, listener_, peer_, context_.worker_slot};
   Reply reply(*this);
   if (prefork::call_handler(context_.handler, request, data, reply)) return true;
-  context_.stats.error();
+  context_.stats.error(ErrorKind::handler_exception, listener_);
   return false;
 }
 
@@ -100,7 +105,7 @@ std::span<char> BlockingConnection::allocate(std::size_t size) {
 }
 
 bool BlockingConnection::send_replies() {
-  return send_buffered(fd_.get(), out_, context_.stats, peer_);
+  return send_buffered(fd_.get(), out_, context_.stats, listener_, peer_);
 }
 
 }  // namespace prefork

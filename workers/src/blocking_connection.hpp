@@ -47,6 +47,7 @@ class BlockingConnection final : public ReplySink {
   std::size_t listener_;
   Buffer& in_;
   Buffer& out_;
+  RequestTimer timer_;
 };
 
 }  // namespace prefork

@@ -33,7 +33,8 @@ class BlockingWorker {
   explicit BlockingWorker(const WorkerSetup& setup)
       : setup_(setup),
         // Threads and per-connection children share the slot.
-        stats_(setup.slot, setup.model != Model::iterative && setup.model != Model::prefork),
+        stats_(setup.slot, setup.model != Model::iterative && setup.model != Model::prefork,
+               setup.count_stats),
         context_{setup.handler, stats_, FrameDecoder(setup.max_frame), setup.info.slot,
                  stop_.fd()} {
     if (setup.accept == Accept::lock)
@@ -111,7 +112,7 @@ class BlockingWorker {
       work.fd.reset();
       if (child < 0) {
         log_sys_error("fork", errno, "for a connection");
-        stats_.error();
+        stats_.error(ErrorKind::other, work.listener);
       }
       reap_children(WNOHANG);
     }
@@ -160,7 +161,7 @@ class BlockingWorker {
       } catch (const std::system_error& e) {
         // Out of threads: this one connection is dropped, the rest served.
         log_info("cannot start a thread for a connection: %s", e.what());
-        stats_.error();
+        stats_.error(ErrorKind::other, work.listener);
         std::lock_guard lock(mutex);
         --running;
       }

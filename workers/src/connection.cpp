@@ -27,10 +27,19 @@ std::uint32_t Connection::interest() const noexcept {
 }
 
 Connection::Next Connection::on_readable() {
-  return protocol_ == Protocol::framed ? read_frames() : read_chunk();
+  Next next = protocol_ == Protocol::framed ? read_frames() : read_chunk();
+  // After the write (or the failure) that ends each request.
+  context_.timer.finish(context_.stats);
+  return next;
 }
 
 Connection::Next Connection::on_writable() {
+  Next next = write_held();
+  context_.timer.finish(context_.stats);
+  return next;
+}
+
+Connection::Next Connection::write_held() {
   if (flush() == Next::close) return Next::close;
   // Frames held back while the client was not reading can go on now.
   if (!backlogged() && !partial_.empty()) {
@@ -49,7 +58,7 @@ Connection::Next Connection::on_writable() {
 Connection::Next Connection::read_chunk() {
   ssize_t n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
   if (n <= 0) return after_read(n);
-  context_.stats.bytes_in(static_cast<std::size_t>(n));
+  context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
   if (!call_handler({context_.scratch, static_cast<std::size_t>(n)})) return Next::close;
   return flush();
 }
@@ -63,7 +72,7 @@ Connection::Next Connection::read_frames() {
     // only a trailing partial frame is kept.
     n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
     if (n <= 0) return after_read(n);
-    context_.stats.bytes_in(static_cast<std::size_t>(n));
+    context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
     std::string_view input(context_.scratch, static_cast<std::size_t>(n));
     next = serve_frames(input, consumed);
     if (next == Next::keep && consumed < input.size()) {
@@ -75,7 +84,7 @@ Connection::Next Connection::read_frames() {
     // missing of a large frame plus one more scratch-full.
     n = ::recv(fd_.get(), partial_.prepare(context_.scratch_size), context_.scratch_size, 0);
     if (n <= 0) return after_read(n);
-    context_.stats.bytes_in(static_cast<std::size_t>(n));
+    context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
     partial_.commit(static_cast<std::size_t>(n));
     next = serve_frames(partial_.view(), consumed);
     partial_.consume(consumed);
@@ -92,7 +101,7 @@ Connection::Next Connection::after_read(long n) {
   }
   int error = errno;
   if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) return Next::keep;
-  context_.stats.error();
+  context_.stats.error(error == ECONNRESET ? ErrorKind::peer_reset : ErrorKind::other, listener_);
   if (error != ECONNRESET) log_sys_error("recv", error, "from %s", peer_.to_string().c_str());
   return Next::close;
 }
@@ -103,7 +112,7 @@ Connection::Next Connection::serve_frames(std::string_view input, std::size_t& c
     auto frame = context_.decoder.next(input.substr(consumed));
     if (frame.status == FrameDecoder::Status::need_more) break;
     if (frame.status == FrameDecoder::Status::oversized) {
-      context_.stats.error();
+      context_.stats.error(ErrorKind::oversized_frame, listener_);
       log_info("closing connection from %s: frame of %u bytes exceeds --max-frame %zu",
                peer_.to_string().c_str(), read_frame_header(input.data() + consumed),
                context_.decoder.max_frame());
@@ -116,11 +125,11 @@ Connection::Next Connection::serve_frames(std::string_view input, std::size_t& c
 }
 
 bool Connection::call_handler(std::string_view data) {
-  context_.stats.request();
+  context_.timer.start(context_.stats, listener_);
   Request request{protocol_, listener_, peer_, context_.worker_slot};
   Reply reply(*this);
   if (prefork::call_handler(context_.handler, request, data, reply)) return true;
-  context_.stats.error();
+  context_.stats.error(ErrorKind::handler_exception, listener_);
   return false;
 }
 
@@ -129,7 +138,7 @@ std::span<char> Connection::allocate(std::size_t size) {
 }
 
 Connection::Next Connection::flush() {
-  if (!send_buffered(fd_.get(), out_, context_.stats, peer_)) return Next::close;
+  if (!send_buffered(fd_.get(), out_, context_.stats, listener_, peer_)) return Next::close;
   if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
   // A slow reader made the buffer grow; do not keep that memory.
   if (out_.capacity() > 4 * high_watermark) out_.release();

@@ -18,6 +18,7 @@ namespace prefork {
 struct ConnectionContext {
   Handler& handler;
   SlotWriter& stats;
+  RequestTimer timer;  // the requests of the read being served
   FrameDecoder decoder;
   unsigned worker_slot;
   // Reads land here first; only a partial frame is copied into the
@@ -52,6 +53,7 @@ class Connection final : public ReplySink {
  private:
   Next serve_frames(std::string_view input, std::size_t& consumed);
   Next read_frames();
+  Next write_held();
   Next read_chunk();
   Next after_read(long n);
   Next flush();

@@ -37,15 +37,15 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       int error = errno;
       if (error == EINTR) continue;
       if (error == EAGAIN || error == EWOULDBLOCK) return Received::none;
-      stats_.error();
+      stats_.error(ErrorKind::other, listener_);
       log_sys_error("recvmsg", error, "on a udp listener");
       return Received::none;
     }
     *peer_.length_pointer() = message.msg_namelen;
-    stats_.bytes_in(static_cast<std::size_t>(n));
+    stats_.bytes_in(listener_, static_cast<std::size_t>(n));
     if (message.msg_flags & MSG_TRUNC) {
       // Never handle part of a datagram as if it were whole.
-      stats_.error();
+      stats_.error(ErrorKind::truncated_datagram, listener_);
       log_info("dropped a datagram from %s larger than the %zu-byte buffer",
                peer_.to_string().c_str(), buffer_size);
       return Received::dropped;
@@ -56,15 +56,15 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
 }
 
 void DatagramService::handle(const char* buffer, std::size_t length) {
-  stats_.request();
+  stats_.request(listener_);
+  const std::uint64_t start = stats_.now();
   Request request{Protocol::datagram, listener_, peer_, worker_slot_};
   Reply reply(*this);
-  if (call_handler(handler_, request, {buffer, length}, reply)) {
-    send_pending();
-  } else {
-    reply_pending_ = false;
-    stats_.error();
-  }
+  const bool handled = call_handler(handler_, request, {buffer, length}, reply);
+  if (handled) send_pending();
+  reply_pending_ = false;
+  stats_.latency(stats_.now() - start);
+  if (!handled) stats_.error(ErrorKind::handler_exception, listener_);
 }
 
 std::span<char> DatagramService::allocate(std::size_t size) {
@@ -85,13 +85,13 @@ void DatagramService::send_pending() noexcept {
   ssize_t n = ::sendto(fd_, reply_.get(), reply_size_, MSG_DONTWAIT | MSG_NOSIGNAL, peer_.data(),
                        peer_.length());
   if (n < 0) {
-    stats_.error();
     int error = errno;
+    stats_.error(ErrorKind::other, listener_);
     if (error != EAGAIN && error != EWOULDBLOCK)
       log_sys_error("sendto", error, "to %s", peer_.to_string().c_str());
     return;
   }
-  stats_.bytes_out(static_cast<std::size_t>(n));
+  stats_.bytes_out(listener_, static_cast<std::size_t>(n));
 }
 
 }  // namespace prefork

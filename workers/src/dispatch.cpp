@@ -35,20 +35,21 @@ bool call_handler(Handler& handler, const Request& request, std::string_view dat
   return false;
 }
 
-bool send_buffered(int fd, Buffer& out, SlotWriter& stats, const Address& peer) {
+bool send_buffered(int fd, Buffer& out, SlotWriter& stats, std::size_t listener,
+                   const Address& peer) {
   while (!out.empty()) {
     ssize_t n = ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
     if (n > 0) {
-      stats.bytes_out(static_cast<std::size_t>(n));
+      stats.bytes_out(listener, static_cast<std::size_t>(n));
       out.consume(static_cast<std::size_t>(n));
       continue;
     }
     int error = errno;
     if (error == EINTR) continue;
     if (error == EAGAIN || error == EWOULDBLOCK) return true;
-    stats.error();
-    if (error != EPIPE && error != ECONNRESET)
-      log_sys_error("send", error, "to %s", peer.to_string().c_str());
+    const bool reset = error == EPIPE || error == ECONNRESET;
+    stats.error(reset ? ErrorKind::peer_reset : ErrorKind::other, listener);
+    if (!reset) log_sys_error("send", error, "to %s", peer.to_string().c_str());
     return false;
   }
   return true;

@@ -21,7 +21,8 @@ bool call_handler(Handler& handler, const Request& request, std::string_view dat
 // on a non-blocking socket, when the kernel took what it could (the rest
 // stays in `out`); false when the connection failed: counted, and logged
 // unless the peer simply went away.
-bool send_buffered(int fd, Buffer& out, SlotWriter& stats, const Address& peer);
+bool send_buffered(int fd, Buffer& out, SlotWriter& stats, std::size_t listener,
+                   const Address& peer);
 
 // Room for one reply message of `size` bytes at the end of `out`: a frame
 // (header written) on a framed connection, plain bytes on a raw stream.

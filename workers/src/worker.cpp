@@ -85,10 +85,10 @@ class Worker {
 
 Worker::Worker(const WorkerSetup& setup)
     : setup_(setup),
-      stats_(setup.slot),
+      stats_(setup.slot, false, setup.count_stats),
       signals_({SIGTERM, SIGINT, SIGQUIT}),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
-      context_{setup.handler,   stats_,         FrameDecoder(setup.max_frame),
+      context_{setup.handler,   stats_,         {},          FrameDecoder(setup.max_frame),
                setup.info.slot, scratch_.get(), scratch_size} {
   if (!epoll_) throw SystemError("epoll_create1", errno);
   ::signal(SIGPIPE, SIG_IGN);
@@ -204,7 +204,7 @@ void Worker::accept_connections(std::size_t index) {
       if (error == EAGAIN || error == EWOULDBLOCK) return;
       // The connection died in the queue: try the next one.
       if (error == ECONNABORTED || error == EINTR || error == EPROTO) continue;
-      stats_.error();
+      stats_.error(ErrorKind::other, index);
       log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
       // Out of descriptors or memory: the connection stays queued and the
       // socket stays readable; a level-triggered loop would spin on it.
@@ -225,14 +225,14 @@ void Worker::accept_connections(std::size_t index) {
     try {
       add_watch(fd, EPOLLIN, watch.get());
     } catch (const SystemError& e) {
-      stats_.error();
+      stats_.error(ErrorKind::other, index);
       log_info("%s", e.what());
       continue;
     }
     watch->connection->registered = EPOLLIN;
     Watch* raw = watch.get();
     connections_.emplace(raw, std::move(watch));
-    stats_.connection_opened();
+    stats_.connection_opened(index);
   }
 }
 

@@ -30,6 +30,7 @@ struct WorkerSetup {
   int channel = -1;             // accept pass: the Unix socket from the master
   void* accept_lock = nullptr;  // accept lock: the robust mutex in the scoreboard
   std::string lock_path;        // accept flock: the file to lock
+  bool count_stats = true;      // false: leave the slot's counters alone (--no-worker-stats)
 };
 
 // The models other than event (blocking_models.cpp).

@@ -21,6 +21,8 @@ std::string required(const char* name) {
   return value;
 }
 
+bool is_off(const char* flag) { return flag != nullptr && std::string_view(flag) == "0"; }
+
 unsigned long long number(const char* name) {
   std::string text = required(name);
   std::size_t end = 0;
@@ -67,7 +69,8 @@ int serve_as_worker(Handler& handler) {
                       static_cast<unsigned>(number(env::threads)),
                       channel,
                       attachment.header().accept_lock,
-                      "/dev/shm/" + stats};
+                      "/dev/shm/" + stats,
+                      !is_off(std::getenv(env::worker_stats))};
     return run_worker(setup);
   } catch (const std::exception& e) {
     log_info("cannot start as a worker: %s", e.what());

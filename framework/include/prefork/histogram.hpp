@@ -76,6 +76,27 @@ class BasicHistogram {
     store(max_, std::max(load(max_), load(other.max_)));
   }
 
+  // What `*this` holds beyond `earlier`, an older copy of the same
+  // histogram (the values recorded in between). min() and max() become the
+  // bounds of the lowest and highest bucket left, within the precision.
+  void subtract(const BasicHistogram& earlier) noexcept {
+    std::uint64_t removed = 0;
+    std::size_t lowest = bucket_count, highest = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+      const std::uint64_t now = load(counts_[i]), before = std::min(now, load(earlier.counts_[i]));
+      store(counts_[i], now - before);
+      removed += before;
+      if (now - before == 0) continue;
+      lowest = std::min(lowest, i);
+      highest = i;
+    }
+    store(total_, load(total_) - std::min(load(total_), removed));
+    store(sum_, load(sum_) - std::min(load(sum_), load(earlier.sum_)));
+    store(min_,
+          lowest == bucket_count ? std::numeric_limits<std::uint64_t>::max() : lowest_in(lowest));
+    store(max_, lowest == bucket_count ? 0 : highest_in(highest));
+  }
+
   void reset() noexcept {
     for (auto& c : counts_) store(c, 0);
     store(total_, 0);
@@ -91,6 +112,15 @@ class BasicHistogram {
   double mean() const noexcept {
     const std::uint64_t n = count();
     return n == 0 ? 0.0 : static_cast<double>(load(sum_)) / static_cast<double>(n);
+  }
+
+  // How many recorded values are at most `value`, counting whole buckets:
+  // values within the bucket precision above `value` may be included.
+  std::uint64_t count_at_most(std::uint64_t value) const noexcept {
+    const std::size_t last = index_of(value);
+    std::uint64_t n = 0;
+    for (std::size_t i = 0; i <= last; ++i) n += load(counts_[i]);
+    return n;
   }
 
   // The value below or at which p percent of the recorded values lie
@@ -131,6 +161,11 @@ class BasicHistogram {
     const unsigned shift = magnitude - (exact_bits - 1);  // keeps the top 11 bits
     return (std::size_t{1} << exact_bits) + (magnitude - exact_bits) * half_range() +
            static_cast<std::size_t>(value >> shift) - half_range();
+  }
+
+  // The smallest value that lands in bucket `index`.
+  static constexpr std::uint64_t lowest_in(std::size_t index) noexcept {
+    return index == 0 ? 0 : highest_in(index - 1) + 1;
   }
 
   // The largest value that lands in bucket `index`.

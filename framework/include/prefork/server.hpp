@@ -66,6 +66,11 @@ struct ServerConfig {
   Model model = Model::event;
   Accept accept = Accept::automatic;
   unsigned threads = 0;  // prethreaded, hybrid: threads per process; 0: 4
+  // The master serves GET /metrics (OpenMetrics) and GET /stats.json here.
+  std::optional<Address> metrics;
+  // false: workers leave their slots' counters alone (only to measure what
+  // the scoreboard costs; prefork-top then shows zeros).
+  bool worker_stats = true;
 };
 
 // The accept strategy `config` resolves to, and whether the pair is valid
