@@ -21,8 +21,9 @@ namespace {
 class ForkStarter final : public WorkerStarter {
  public:
   ForkStarter(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-              Handler& handler, SignalPipe& signals)
-      : config_(config),
+              Handler& handler, SignalPipe& signals, std::function<void()> in_child)
+      : in_child_(std::move(in_child)),
+        config_(config),
         plan_(plan),
         scoreboard_(scoreboard),
         handler_(handler),
@@ -59,6 +60,7 @@ class ForkStarter final : public WorkerStarter {
     role = "worker " + std::to_string(slot);
     set_log_role(role.c_str());
     plan_.keep_only(slot);
+    if (in_child_) in_child_();
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
     if (::getppid() != master_pid_) return 0;  // it died before prctl
@@ -79,6 +81,7 @@ class ForkStarter final : public WorkerStarter {
     return run_worker(setup);
   }
 
+  std::function<void()> in_child_;
   const ServerConfig& config_;
   WorkerPlan& plan_;
   Scoreboard& scoreboard_;
@@ -91,8 +94,10 @@ class ForkStarter final : public WorkerStarter {
 
 std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
                                                  Scoreboard& scoreboard, Handler& handler,
-                                                 SignalPipe& signals) {
-  return std::make_unique<ForkStarter>(config, plan, scoreboard, handler, signals);
+                                                 SignalPipe& signals,
+                                                 std::function<void()> in_child) {
+  return std::make_unique<ForkStarter>(config, plan, scoreboard, handler, signals,
+                                       std::move(in_child));
 }
 
 }  // namespace prefork

@@ -37,9 +37,10 @@ std::string describe_status(int status) {
 }  // namespace
 
 Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-               WorkerStarter& starter, SignalPipe& signals)
+               WorkerStarter& starter, SignalPipe& signals, MetricsEndpoint* metrics)
     : config_(config),
       plan_(plan),
+      metrics_(metrics),
       scoreboard_(scoreboard),
       starter_(starter),
       signals_(signals),
@@ -57,6 +58,7 @@ int Master::run() {
     handle_signals();
     reap_workers();
     dispatch_connections();
+    serve_metrics();
     kill_lingering_workers();
     publish_metrics();
   }
@@ -72,9 +74,12 @@ void Master::wait_for_events() {
   if (stopping_) wake = std::min(wake, kill_at_);
   for (const WorkerRecord& worker : workers_)
     if (worker.due && !stopping_) wake = std::min(wake, worker.due_at);
+  if (metrics_)
+    if (auto deadline = metrics_->next_deadline()) wake = std::min(wake, *deadline);
   auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
   poll_set_.assign(1, pollfd{signals_.fd(), POLLIN, 0});
   if (dispatcher_ && !stopping_) dispatcher_->add_poll_fds(poll_set_);
+  if (metrics_) metrics_->add_poll_fds(poll_set_);
   if (::poll(poll_set_.data(), poll_set_.size(), static_cast<int>(std::max<long>(timeout, 0))) <
           0 &&
       errno != EINTR) {
@@ -85,6 +90,11 @@ void Master::wait_for_events() {
 
 void Master::dispatch_connections() {
   if (dispatcher_ && !stopping_) dispatcher_->dispatch(poll_set_);
+}
+
+// Scrapes are answered during a stop too: the drain is worth watching.
+void Master::serve_metrics() {
+  if (metrics_) metrics_->serve(poll_set_);
 }
 
 void Master::handle_signals() {

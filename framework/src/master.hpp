@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "dispatcher.hpp"
+#include "metrics_endpoint.hpp"
 #include "signal_pipe.hpp"
 #include "start_worker.hpp"
 #include "worker_plan.hpp"
@@ -24,7 +25,7 @@ namespace prefork {
 class Master {
  public:
   Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-         WorkerStarter& starter, SignalPipe& signals);
+         WorkerStarter& starter, SignalPipe& signals, MetricsEndpoint* metrics = nullptr);
   // Returns the master's exit status.
   int run();
 
@@ -44,6 +45,7 @@ class Master {
   void wait_for_events();
   void handle_signals();
   void dispatch_connections();
+  void serve_metrics();
   void reap_workers();
   void start_due_workers();
   void kill_lingering_workers();
@@ -59,6 +61,7 @@ class Master {
   const ServerConfig& config_;
   WorkerPlan& plan_;
   std::optional<Dispatcher> dispatcher_;  // --accept pass only
+  MetricsEndpoint* metrics_;              // --metrics only
   std::vector<pollfd> poll_set_;
   Scoreboard& scoreboard_;
   WorkerStarter& starter_;

@@ -6,8 +6,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <optional>
 
 #include "master.hpp"
+#include "metrics_endpoint.hpp"
 #include "signal_pipe.hpp"
 #include "start_worker.hpp"
 #include "worker_plan.hpp"
@@ -17,10 +19,11 @@ namespace prefork {
 namespace {
 
 // The one line per listener that scripts and tests wait for.
-void announce(std::span<const Listener> listeners) {
+void announce(std::span<const Listener> listeners, const Address* metrics) {
   for (const Listener& listener : listeners)
     std::printf("listening %.*s %s\n", static_cast<int>(protocol_name(listener.protocol).size()),
                 protocol_name(listener.protocol).data(), listener.local.to_string().c_str());
+  if (metrics) std::printf("listening metrics %s\n", metrics->to_string().c_str());
   std::fflush(stdout);
 }
 
@@ -43,14 +46,19 @@ int serve(const ServerConfig& requested, Handler& handler) {
     Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.workers(), plan.announced());
     plan.attach(scoreboard);
 
+    std::optional<MetricsEndpoint> metrics;
+    if (config.metrics) metrics.emplace(*config.metrics, config.stats_name);
+
     std::unique_ptr<WorkerStarter> starter;
     if (config.start == StartMode::fork)
-      starter = make_fork_starter(config, plan, scoreboard, handler, signals);
+      starter = make_fork_starter(config, plan, scoreboard, handler, signals, [&metrics] {
+        if (metrics) metrics->close_in_child();
+      });
     else
       starter = make_spawn_starter(config, plan, config.stats_name, signals);
 
-    announce(plan.announced());
-    Master master(config, plan, scoreboard, *starter, signals);
+    announce(plan.announced(), metrics ? &metrics->local() : nullptr);
+    Master master(config, plan, scoreboard, *starter, signals, metrics ? &*metrics : nullptr);
     return master.run();
   } catch (const std::exception& e) {
     log_info("%s", e.what());

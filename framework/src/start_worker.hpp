@@ -9,6 +9,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <memory>
 #include <span>
 
@@ -26,9 +27,11 @@ class WorkerStarter {
 
 // fork(): the child drops the master's signal pipe, runs the worker loop in
 // this image and _exit()s.
+// `in_child` runs first in each child, to drop more of the master's state.
 std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
                                                  Scoreboard& scoreboard, Handler& handler,
-                                                 SignalPipe& signals);
+                                                 SignalPipe& signals,
+                                                 std::function<void()> in_child = {});
 
 // spawn: the master's signals are blocked around the launch (see
 // SignalPipe::Blocked); the child clears its mask before exec.

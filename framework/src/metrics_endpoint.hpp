@@ -1,0 +1,70 @@
+// The master's --metrics endpoint: a minimal HTTP/1.1 server inside the
+// master's own poll loop (as the pass Dispatcher is), answering
+//   GET /metrics     OpenMetrics, or Prometheus' 0.0.4 text format when the
+//                    client's Accept header does not ask for OpenMetrics
+//   GET /stats.json  the JSON document prefork-top --json prints
+// from a snapshot of the scoreboard. It reads shared memory only: the
+// workers' hot path never knows a scrape happened.
+//
+// Bounded, so that a slow or hostile client cannot stall the master: a
+// handful of clients at once, a request of at most 8 KiB, a few seconds
+// each, one request per connection (Connection: close).
+#pragma once
+
+#include <prefork/address.hpp>
+#include <prefork/scoreboard.hpp>
+#include <prefork/unique_fd.hpp>
+
+#include <poll.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace prefork {
+
+class MetricsEndpoint {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // Binds and listens; throws SystemError (e.g. bind) naming the address.
+  MetricsEndpoint(const Address& address, std::string stats_name);
+  MetricsEndpoint(const MetricsEndpoint&) = delete;
+  MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
+
+  const Address& local() const noexcept { return local_; }
+
+  // What to wait on this turn; remembers where its entries start.
+  void add_poll_fds(std::vector<pollfd>& fds);
+  // After the poll: accept, read, answer; drops clients past their deadline.
+  void serve(const std::vector<pollfd>& fds);
+  // The earliest client deadline, for the master's poll timeout.
+  std::optional<Clock::time_point> next_deadline() const;
+
+  // In a forked worker: these descriptors are the master's.
+  void close_in_child() noexcept;
+
+ private:
+  struct Client {
+    UniqueFd fd;
+    std::string request;
+    std::string response;
+    std::size_t sent = 0;
+    Clock::time_point deadline;
+  };
+
+  void accept_clients();
+  bool read_request(Client& client);  // false: finished with it
+  bool write_response(Client& client);
+  std::string respond(const std::string& request);
+
+  UniqueFd listener_;
+  Address local_;
+  std::string stats_name_;
+  std::optional<ScoreboardReader> reader_;  // opened on the first scrape
+  std::vector<Client> clients_;
+  std::size_t first_ = 0;  // our first entry in the poll set
+};
+
+}  // namespace prefork
