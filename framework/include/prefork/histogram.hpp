@@ -76,6 +76,22 @@ class BasicHistogram {
     store(max_, std::max(load(max_), load(other.max_)));
   }
 
+  // Becomes a copy of `other`, consistent as merge() is (its count is the
+  // sum of the buckets copied) and cheaper than reset() + merge().
+  template <class OtherCounter>
+  void copy(const BasicHistogram<OtherCounter>& other) noexcept {
+    std::uint64_t copied = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+      const std::uint64_t n = load(other.counts_[i]);
+      store(counts_[i], n);
+      copied += n;
+    }
+    store(total_, copied);
+    store(sum_, copied == 0 ? 0 : load(other.sum_));
+    store(min_, copied == 0 ? std::numeric_limits<std::uint64_t>::max() : load(other.min_));
+    store(max_, copied == 0 ? 0 : load(other.max_));
+  }
+
   // What `*this` holds beyond `earlier`, an older copy of the same
   // histogram (the values recorded in between). min() and max() become the
   // bounds of the lowest and highest bucket left, within the precision.
@@ -109,6 +125,8 @@ class BasicHistogram {
   std::uint64_t count() const noexcept { return load(total_); }
   std::uint64_t min() const noexcept { return count() == 0 ? 0 : load(min_); }
   std::uint64_t max() const noexcept { return load(max_); }
+  // Of every value recorded (exact, unlike mean() * count()).
+  std::uint64_t sum() const noexcept { return load(sum_); }
   double mean() const noexcept {
     const std::uint64_t n = count();
     return n == 0 ? 0.0 : static_cast<double>(load(sum_)) / static_cast<double>(n);

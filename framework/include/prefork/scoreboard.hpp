@@ -230,7 +230,8 @@ class SlotAttachment {
   std::unique_ptr<Impl> impl_;
 };
 
-// A read-only view, for stats readers.
+// A read-only view, for stats readers. One per thread: snapshot() reuses
+// the reader's buffers.
 class ScoreboardReader {
  public:
   // Throws std::runtime_error with a clear message when the segment does not
