@@ -76,8 +76,9 @@ void MetricsEndpoint::add_poll_fds(std::vector<pollfd>& fds) {
   fds.push_back(
       pollfd{listener_.get(), static_cast<short>(clients_.size() < max_clients ? POLLIN : 0), 0});
   for (const Client& client : clients_)
-    fds.push_back(
-        pollfd{client.fd.get(), static_cast<short>(client.response.empty() ? POLLIN : POLLOUT), 0});
+    fds.push_back(pollfd{
+        client.fd.get(),
+        static_cast<short>(client.response.empty() || client.lingering ? POLLIN : POLLOUT), 0});
 }
 
 void MetricsEndpoint::serve(const std::vector<pollfd>& fds) {
@@ -89,7 +90,9 @@ void MetricsEndpoint::serve(const std::vector<pollfd>& fds) {
     Client& client = clients_[i];
     const short events = i < polled ? fds[first_ + 1 + i].revents : 0;
     if (events != 0)
-      done[i] = client.response.empty() ? !read_request(client) : !write_response(client);
+      done[i] = client.lingering          ? !discard_input(client)
+                : client.response.empty() ? !read_request(client)
+                                          : !write_response(client);
     if (!done[i] && now >= client.deadline) done[i] = true;  // too slow: dropped
   }
   std::size_t kept = 0;
@@ -142,7 +145,7 @@ bool MetricsEndpoint::read_request(Client& client) {
     const bool complete = client.request.find("\r\n\r\n") != std::string::npos ||
                           client.request.find("\n\n") != std::string::npos;
     if (complete || client.request.size() > max_request) {
-      client.response = client.request.size() > max_request && !complete
+      client.response = client.request.size() > max_request
                             ? plain("431 Request Header Fields Too Large", "request too large")
                             : respond(client.request);
       return write_response(client);
@@ -160,7 +163,22 @@ bool MetricsEndpoint::write_response(Client& client) {
     }
     client.sent += static_cast<std::size_t>(n);
   }
-  return false;  // all sent: close
+  // As nginx's lingering close: closing with unread input would send a
+  // reset, which may destroy the answer before the client reads it. Stop
+  // writing, and close once the client has closed too (or at the deadline).
+  ::shutdown(client.fd.get(), SHUT_WR);
+  client.lingering = true;
+  return discard_input(client);
+}
+
+bool MetricsEndpoint::discard_input(Client& client) {
+  char buffer[2048];
+  for (;;) {
+    ssize_t n = ::recv(client.fd.get(), buffer, sizeof buffer, 0);
+    if (n > 0) continue;
+    if (n < 0 && errno == EINTR) continue;
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  }
 }
 
 std::string MetricsEndpoint::respond(const std::string& request) {

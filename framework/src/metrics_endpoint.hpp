@@ -51,12 +51,14 @@ class MetricsEndpoint {
     std::string request;
     std::string response;
     std::size_t sent = 0;
+    bool lingering = false;  // answered; reading what the client still sends
     Clock::time_point deadline;
   };
 
   void accept_clients();
   bool read_request(Client& client);  // false: finished with it
   bool write_response(Client& client);
+  bool discard_input(Client& client);
   std::string respond(const std::string& request);
 
   UniqueFd listener_;
