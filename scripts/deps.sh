@@ -15,6 +15,12 @@
 #   clang-format        the formatting check in test.sh
 #   gnuplot-nox         the benchmark plots (bench/models, bench/spawn), which
 #                       the test suite's benchmark smoke tests check too
+# With --test, also what only the test suite uses:
+#   prometheus          for promtool, which lints the /metrics output
+#                       (`promtool check metrics`); nothing of it is started
+#   python3-prometheus-client  its strict OpenMetrics parser checks the
+#                       OpenMetrics output (promtool 2.42 reads only the older
+#                       text format)
 set -euo pipefail
 
 packages=(
@@ -27,6 +33,9 @@ packages=(
   clang-format
   gnuplot-nox
 )
+if [[ ${1:-} == --test ]]; then
+  packages+=(prometheus python3-prometheus-client)
+fi
 
 if ! command -v dpkg-query >/dev/null; then
   echo "deps.sh: not a Debian system; make sure these (or their equivalents) are installed:" >&2
@@ -56,5 +65,20 @@ fi
 
 echo "deps.sh: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update
-apt-get install -y --no-install-recommends "${missing[@]}"
+# The tests want promtool, not a Prometheus server listening on :9090: no
+# service may start during the install (policy-rc.d, exit 101 = "not now"),
+# and the prometheus service is left disabled.
+policy=/usr/sbin/policy-rc.d
+own_policy=false
+if [[ ! -e $policy ]]; then
+  printf '#!/bin/sh\nexit 101\n' >"$policy"
+  chmod +x "$policy"
+  own_policy=true
+fi
+status=0
+apt-get update && apt-get install -y --no-install-recommends "${missing[@]}" || status=$?
+if $own_policy; then rm -f "$policy"; fi
+if [[ " ${missing[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null; then
+  systemctl disable --now prometheus.service >/dev/null 2>&1 || true
+fi
+exit "$status"

@@ -50,7 +50,7 @@ format_check() {
     sort -z | xargs -0 clang-format --dry-run -Werror
 }
 
-if ! bash scripts/deps.sh; then
+if ! bash scripts/deps.sh --test; then
   echo "test.sh: FAIL: missing build dependencies (see scripts/deps.sh)"
   exit 1
 fi
