@@ -220,3 +220,63 @@ BOOST_AUTO_TEST_CASE(copies_taken_while_writing_are_consistent) {
   writer.join();
   BOOST_TEST(shared->count() == 2'000'000u);
 }
+
+BOOST_AUTO_TEST_CASE(copy_is_the_same_histogram) {
+  auto h = make(), c = make();
+  c->record(7);  // overwritten, not added to
+  std::mt19937_64 random(5);
+  for (int i = 0; i < 10'000; ++i) h->record(random() % 1'000'000);
+  c->copy(*h);
+  BOOST_TEST(c->count() == h->count());
+  BOOST_TEST(c->sum() == h->sum());
+  BOOST_TEST(c->min() == h->min());
+  BOOST_TEST(c->max() == h->max());
+  for (std::uint64_t p : percentiles)
+    BOOST_TEST(c->percentile(static_cast<double>(p) / 100) ==
+               h->percentile(static_cast<double>(p) / 100));
+  c->copy(*make());
+  BOOST_TEST(c->count() == 0u);
+  BOOST_TEST(c->percentile(99) == 0u);
+}
+
+// prefork-top's interval percentiles: a later copy minus an earlier one is
+// what was recorded in between.
+BOOST_AUTO_TEST_CASE(subtract_leaves_what_was_recorded_in_between) {
+  auto before = make(), now = make();
+  for (std::uint64_t v = 1; v <= 1000; ++v) now->record(v * 1000);  // 1 us .. 1 ms
+  before->copy(*now);
+  std::vector<std::uint64_t> later;
+  for (std::uint64_t v = 1; v <= 500; ++v) {
+    now->record(v * 100'000);  // 0.1 ms .. 50 ms
+    later.push_back(v * 100'000);
+  }
+  now->subtract(*before);
+  BOOST_TEST(now->count() == 500u);
+  BOOST_TEST(now->sum() == std::uint64_t{500} * 501 / 2 * 100'000);
+  for (std::uint64_t p : percentiles) {
+    const std::uint64_t v = later[rank_of(p, later.size()) - 1];
+    const std::uint64_t r = now->percentile(static_cast<double>(p) / 100.0);
+    BOOST_TEST_INFO("p" << static_cast<double>(p) / 100.0 << ": expected " << v << ", got " << r);
+    // min and max are bucket bounds now: within the precision either way.
+    BOOST_TEST(std::max(r, v) - std::min(r, v) <= v / 1024);
+  }
+  now->subtract(*now);
+  BOOST_TEST(now->count() == 0u);
+}
+
+// OpenMetrics' cumulative buckets: exact below 2048, whole buckets above.
+BOOST_AUTO_TEST_CASE(count_at_most_is_cumulative) {
+  auto h = make();
+  for (std::uint64_t v = 0; v < 4000; ++v) h->record(v);
+  h->record(1'000'000);
+  BOOST_TEST(h->count_at_most(0) == 1u);
+  BOOST_TEST(h->count_at_most(999) == 1000u);
+  BOOST_TEST(h->count_at_most(2047) == 2048u);
+  // 3000 is in a 2-wide bucket [3000, 3001]: 3001 comes with it.
+  BOOST_TEST(h->count_at_most(3000) == 3002u);
+  BOOST_TEST(h->count_at_most(990'000) == 4000u);
+  // 999,999 shares a 512-wide bucket with 1,000,000: a whole bucket counts.
+  BOOST_TEST(h->count_at_most(999'999) == 4001u);
+  BOOST_TEST(h->count_at_most(1'000'000) == 4001u);
+  BOOST_TEST(h->count_at_most(Histogram::highest_trackable) == h->count());
+}
