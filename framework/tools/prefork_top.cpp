@@ -1,42 +1,50 @@
-// prefork-top: shows a running server's scoreboard, as a table like top(1) or
-// as JSON lines. It only reads the segment; it never changes it.
+// prefork-top: a running server's scoreboard, live like top(1) on a
+// terminal, as timestamped blocks of plain lines when piped, or as JSON
+// lines or the metrics exposition for other programs. It only reads the
+// segment; it never changes it.
+#include "top_terminal.hpp"
+#include "top_view.hpp"
+
+#include <prefork/exposition.hpp>
 #include <prefork/scoreboard.hpp>
 
-#include <poll.h>
 #include <signal.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
-#include <csignal>
-#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
 namespace {
 
-using prefork::ScoreboardSnapshot;
-using prefork::SlotSnapshot;
+using prefork_top::Sample;
 
 constexpr const char* usage =
-    "usage: prefork-top [--json] [--once] [--interval SECONDS] NAME\n"
-    "Shows the scoreboard of the server started with --stats NAME.\n"
-    "  --json          one JSON document per refresh, one per line\n"
-    "  --once          print one refresh and exit\n"
-    "  --interval S    seconds between refreshes (default 1)\n"
-    "  --help          this text\n";
+    "usage: prefork-top [--once] [--interval SECONDS] [--json | --prometheus[=FORMAT]] NAME\n"
+    "Shows the scoreboard of the server started with --stats NAME: redrawn in place\n"
+    "on a terminal (q or Ctrl-C quits), one timestamped block per refresh otherwise.\n"
+    "  --interval S      seconds between refreshes, decimals allowed (default 1)\n"
+    "  --once            print one refresh and exit (rates need two: shown as -)\n"
+    "  --json            one JSON document per refresh, one per line\n"
+    "  --prometheus[=F]  the metrics exposition per refresh; F is openmetrics\n"
+    "                    (the default) or text (Prometheus text format 0.0.4)\n"
+    "  --help            this text\n"
+    "Columns: REQ/S and P99 cover the last interval; ACCEPTED counts connections\n"
+    "and SHARE% is the slot's part of those accepted by live workers; HB-AGE is\n"
+    "the time since the worker's heartbeat (! when over 3 s); STATE* marks a slot\n"
+    "whose writer stopped mid-update. TOTAL includes workers that have exited.\n";
 
-volatile std::sig_atomic_t stop_requested = 0;
-void request_stop(int) { stop_requested = 1; }
+enum class Output { table, json, openmetrics, prometheus_text };
 
 struct Options {
-  bool json = false;
+  Output output = Output::table;
   bool once = false;
   double interval = 1.0;
   std::string name;
@@ -48,7 +56,7 @@ int parse(int argc, char** argv, Options& options) {
     std::fprintf(stderr, "prefork-top: %s: %s\n%s", what, arg, usage);
     return 2;
   };
-  bool names_only = false;
+  bool names_only = false, machine_output = false;
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     std::string value;
@@ -60,8 +68,18 @@ int parse(int argc, char** argv, Options& options) {
     } else if (arg == "--help" || arg == "-h") {
       std::fputs(usage, stdout);
       return 0;
-    } else if (arg == "--json") {
-      options.json = true;
+    } else if (arg == "--json" || arg == "--prometheus" || arg.starts_with("--prometheus=")) {
+      if (machine_output) return bad("choose one of --json and --prometheus", argv[i]);
+      machine_output = true;
+      if (arg == "--json") {
+        options.output = Output::json;
+      } else if (arg == "--prometheus" || arg == "--prometheus=openmetrics") {
+        options.output = Output::openmetrics;
+      } else if (arg == "--prometheus=text") {
+        options.output = Output::prometheus_text;
+      } else {
+        return bad("--prometheus takes openmetrics or text", argv[i]);
+      }
     } else if (arg == "--once") {
       options.once = true;
     } else if (arg == "--interval" || arg.starts_with("--interval=")) {
@@ -86,247 +104,151 @@ int parse(int argc, char** argv, Options& options) {
   return -1;
 }
 
-void appendf(std::string& out, const char* format, ...) __attribute__((format(printf, 2, 3)));
-void appendf(std::string& out, const char* format, ...) {
-  va_list args, again;
-  va_start(args, format);
-  va_copy(again, args);
-  const int n = std::vsnprintf(nullptr, 0, format, args);
-  if (n > 0) {
-    const std::size_t used = out.size();
-    out.resize(used + static_cast<std::size_t>(n) + 1);
-    std::vsnprintf(out.data() + used, static_cast<std::size_t>(n) + 1, format, again);
-    out.resize(used + static_cast<std::size_t>(n));
-  }
-  va_end(again);
-  va_end(args);
-}
+// How often, between refreshes, prefork-top looks whether the server is
+// still there, so that a long --interval does not delay "server stopped".
+constexpr std::uint64_t liveness_check_ns = 250'000'000;
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  const std::size_t n = c >= 0xC2 && c <= 0xDF   ? 2
-                        : c >= 0xE0 && c <= 0xEF ? 3
-                        : c >= 0xF0 && c <= 0xF4 ? 4
-                                                 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  const unsigned char second = byte(i + 1);  // rules out overlong forms, surrogates, > U+10FFFF
-  if ((c == 0xE0 && second < 0xA0) || (c == 0xED && second > 0x9F) ||
-      (c == 0xF0 && second < 0x90) || (c == 0xF4 && second > 0x8F))
+class Top {
+ public:
+  Top(const Options& options, prefork::ScoreboardReader& reader)
+      : options_(options),
+        reader_(reader),
+        live_view_(options.output == Output::table && !options.once &&
+                   ::isatty(STDOUT_FILENO) == 1),
+        signals_(live_view_),
+        interval_ns_(std::max<std::uint64_t>(
+            1, static_cast<std::uint64_t>(std::llround(options.interval * 1e9)))) {
+    if (live_view_)
+      terminal_.emplace(::isatty(STDIN_FILENO) == 1 ? STDIN_FILENO : -1, STDOUT_FILENO);
+  }
+
+  int run() {
+    std::uint64_t next = prefork_top::monotonic_ns();
+    while (!signals_.stop_requested()) {
+      if (!options_.once && server_gone()) return stopped();
+      if (!refresh()) return write_failed();
+      if (options_.once) return 0;
+      // Late (a slow terminal, a suspension): start a fresh interval rather
+      // than refresh in a burst.
+      const std::uint64_t now = prefork_top::monotonic_ns();
+      next = next + interval_ns_ > now ? next + interval_ns_ : now + interval_ns_;
+      switch (wait_until(next)) {
+        case Woken::due:
+          break;
+        case Woken::quit:
+          return 0;
+        case Woken::server_gone:
+          return stopped();
+        case Woken::write_failed:
+          return write_failed();
+      }
+    }
     return 0;
-  return n;
-}
+  }
 
-// Segment names are arbitrary bytes; invalid UTF-8 becomes U+FFFD.
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (std::size_t i = 0; i < s.size();) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      appendf(out, "\\u%04x", c);
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (std::size_t n = utf8_length(s, i); n > 0) {
-      out.append(s.substr(i, n));
-      i += n;
-      continue;
-    } else {
-      out += "\\ufffd";
+ private:
+  bool server_gone() {
+    if (reader_.unlinked()) {
+      message_ = "server stopped";
+    } else if (master_ != 0 && !prefork::process_running(master_)) {
+      // Killed without a chance to remove its segment.
+      message_ = "server stopped (master " + std::to_string(master_) + " exited)";
     }
-    ++i;
+    return !message_.empty();
   }
-  out += '"';
-}
 
-double uptime_s(const ScoreboardSnapshot& snap) {
-  const std::uint64_t now = prefork::realtime_ns();
-  return now > snap.started_ns ? static_cast<double>(now - snap.started_ns) / 1e9 : 0.0;
-}
-
-std::string json_frame(const std::string& name, const ScoreboardSnapshot& snap) {
-  using ull = unsigned long long;
-  std::string out = "{\"name\":";
-  append_json_string(out, name);
-  appendf(out, ",\"master_pid\":%d,\"uptime_s\":%.3f,\"worker_restarts\":%llu,\"workers\":[",
-          static_cast<int>(snap.master_pid), uptime_s(snap),
-          static_cast<ull>(snap.worker_restarts));
-  for (const SlotSnapshot& s : snap.slots) {
-    appendf(out, "%s{\"slot\":%u,\"pid\":%d,\"state\":\"%s\",\"generation\":%llu,",
-            s.slot == 0 ? "" : ",", s.slot, static_cast<int>(s.pid),
-            prefork::worker_state_name(s.state), static_cast<ull>(s.generation));
-    appendf(out, "\"requests\":%llu,\"bytes_in\":%llu,\"bytes_out\":%llu,",
-            static_cast<ull>(s.counters.requests), static_cast<ull>(s.counters.bytes_in),
-            static_cast<ull>(s.counters.bytes_out));
-    appendf(out, "\"connections_active\":%llu,\"connections_total\":%llu,\"errors\":%llu,",
-            static_cast<ull>(s.connections_active), static_cast<ull>(s.counters.connections_total),
-            static_cast<ull>(s.counters.errors));
-    appendf(out, "\"started_ns\":%llu,\"heartbeat_ns\":%llu}", static_cast<ull>(s.started_ns),
-            static_cast<ull>(s.heartbeat_ns));
+  // Where the last line goes: after the live view's last frame, or on
+  // stderr when stdout is a stream of documents for another program.
+  int stopped() {
+    terminal_.reset();
+    if (options_.output == Output::table)
+      prefork_top::write_all(STDOUT_FILENO, message_ + "\n");
+    else
+      std::fprintf(stderr, "prefork-top: %s\n", message_.c_str());
+    return 0;
   }
-  const prefork::CounterValues& t = snap.totals;
-  appendf(out, "],\"totals\":{\"requests\":%llu,\"errors\":%llu,\"worker_restarts\":%llu,",
-          static_cast<ull>(t.requests), static_cast<ull>(t.errors),
-          static_cast<ull>(snap.worker_restarts));
-  appendf(out, "\"bytes_in\":%llu,\"bytes_out\":%llu,\"connections_total\":%llu}}\n",
-          static_cast<ull>(t.bytes_in), static_cast<ull>(t.bytes_out),
-          static_cast<ull>(t.connections_total));
-  return out;
-}
 
-std::string human_bytes(std::uint64_t bytes) {
-  if (bytes < 1024) return std::to_string(bytes) + "B";
-  const char* units = "KMGTPE";
-  double value = static_cast<double>(bytes) / 1024;
-  while (value >= 1024 && units[1] != '\0') {
-    value /= 1024;
-    ++units;
+  int write_failed() {
+    const int error = errno;
+    terminal_.reset();
+    std::fprintf(stderr, "prefork-top: writing to stdout: %s\n", std::strerror(error));
+    return 1;
   }
-  std::string out;
-  appendf(out, "%.1f%c", value, *units);
-  return out;
-}
 
-std::string human_duration(double seconds) {
-  const auto s = static_cast<unsigned long long>(seconds);
-  std::string out;
-  if (s >= 86400) appendf(out, "%llud ", s / 86400);
-  appendf(out, "%02llu:%02llu:%02llu", s / 3600 % 24, s / 60 % 60, s % 60);
-  return out;
-}
+  bool refresh() {
+    Sample now{reader_.snapshot(), prefork_top::monotonic_ns()};
+    master_ = now.snap.master_pid;
+    std::string text;
+    switch (options_.output) {
+      case Output::json:
+        text = prefork::render_json(now.snap, options_.name) + "\n";
+        break;
+      case Output::openmetrics:
+        text = prefork::render_metrics(now.snap, prefork::MetricsFormat::openmetrics);
+        break;
+      case Output::prometheus_text:
+        text = prefork::render_metrics(now.snap, prefork::MetricsFormat::prometheus_text);
+        break;
+      case Output::table:
+        shown_ = prefork_top::render_table(options_.name, now, before_ ? &*before_ : nullptr);
+        if (terminal_) {
+          before_ = std::move(now);
+          return redraw();
+        }
+        // Appended char by char: GCC 12 warns wrongly (-Wrestrict, PR 105329)
+        // on assigning a literal to a std::string at -O2.
+        if (before_) text.push_back('\n');  // a blank line between blocks
+        for (const std::string& line : shown_) {
+          text += line;
+          text.push_back('\n');
+        }
+        break;
+    }
+    before_ = std::move(now);
+    return prefork_top::write_all(STDOUT_FILENO, text);
+  }
 
-// The previous refresh, for requests per second.
-struct Previous {
-  bool valid = false;
-  timespec at{};
-  ScoreboardSnapshot snap;
+  bool redraw() {
+    return terminal_->draw(prefork_top::fit(shown_, terminal_->columns(), terminal_->rows()));
+  }
+
+  enum class Woken { due, quit, server_gone, write_failed };
+
+  // Sleeps until `deadline`, answering keys and signals meanwhile.
+  Woken wait_until(std::uint64_t deadline) {
+    for (;;) {
+      const std::uint64_t now = prefork_top::monotonic_ns();
+      if (now >= deadline) return Woken::due;
+      const int keys = terminal_ ? terminal_->key_fd() : -1;
+      const bool key = signals_.wait(std::min(deadline - now, liveness_check_ns), keys);
+      if (signals_.stop_requested()) return Woken::quit;
+      if (key && terminal_->quit_key()) return Woken::quit;
+      if (signals_.take_suspend() && terminal_) {
+        terminal_->restore();
+        ::raise(SIGSTOP);  // returns once continued (fg)
+        terminal_->take();
+        terminal_->measure();
+        if (!redraw()) return Woken::write_failed;
+      }
+      if (signals_.take_resize() && terminal_) {
+        terminal_->measure();
+        if (!redraw()) return Woken::write_failed;
+      }
+      if (server_gone()) return Woken::server_gone;
+    }
+  }
+
+  const Options& options_;
+  prefork::ScoreboardReader& reader_;
+  const bool live_view_;
+  prefork_top::Signals signals_;
+  const std::uint64_t interval_ns_;
+  std::optional<prefork_top::Terminal> terminal_;
+  std::optional<Sample> before_;
+  std::vector<std::string> shown_;  // the table before fitting, for redraws
+  pid_t master_ = 0;
+  std::string message_;  // why the server is gone
 };
-
-timespec monotonic_now() {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts;
-}
-
-std::string rate(std::uint64_t now, std::uint64_t before, double seconds) {
-  if (seconds <= 0 || now < before) return "-";
-  std::string out;
-  appendf(out, "%.1f", static_cast<double>(now - before) / seconds);
-  return out;
-}
-
-// Control bytes in a name must not reach the terminal as escape sequences.
-std::string printable(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-  return out;
-}
-
-std::string table_frame(const std::string& name, const ScoreboardSnapshot& snap,
-                        const Previous& prev, const timespec& now) {
-  using ull = unsigned long long;
-  const double dt = prev.valid ? static_cast<double>(now.tv_sec - prev.at.tv_sec) +
-                                     (now.tv_nsec - prev.at.tv_nsec) / 1e9
-                               : 0;
-  unsigned ready = 0;
-  for (const SlotSnapshot& s : snap.slots) ready += s.state == prefork::WorkerState::ready;
-
-  std::string out = "prefork-top  " + printable(name);
-  appendf(out, "  master %d  up %s  workers %u/%zu ready  restarts %llu\n",
-          static_cast<int>(snap.master_pid), human_duration(uptime_s(snap)).c_str(), ready,
-          snap.slots.size(), static_cast<ull>(snap.worker_restarts));
-  appendf(out, "%5s %8s %-8s %5s %12s %10s %9s %9s %15s %8s\n", "SLOT", "PID", "STATE", "GEN",
-          "REQ", "REQ/S", "IN", "OUT", "CONNS", "ERR");
-  auto row = [&](const char* label, const char* pid, const char* state, const char* gen,
-                 const prefork::CounterValues& c, const std::string& per_second,
-                 std::uint64_t active) {
-    const std::string conns = std::to_string(active) + "/" + std::to_string(c.connections_total);
-    appendf(out, "%5s %8s %-8s %5s %12llu %10s %9s %9s %15s %8llu\n", label, pid, state, gen,
-            static_cast<ull>(c.requests), per_second.c_str(), human_bytes(c.bytes_in).c_str(),
-            human_bytes(c.bytes_out).c_str(), conns.c_str(), static_cast<ull>(c.errors));
-  };
-  std::uint64_t active = 0;
-  for (const SlotSnapshot& s : snap.slots) {
-    active += s.connections_active;
-    std::string per_second = "-";
-    if (prev.valid && s.slot < prev.snap.slots.size()) {
-      const SlotSnapshot& before = prev.snap.slots[s.slot];
-      if (before.pid == s.pid && before.generation == s.generation)
-        per_second = rate(s.counters.requests, before.counters.requests, dt);
-    }
-    const std::string slot = std::to_string(s.slot), pid = std::to_string(s.pid),
-                      gen = std::to_string(s.generation);
-    row(slot.c_str(), s.pid == 0 ? "-" : pid.c_str(), prefork::worker_state_name(s.state),
-        gen.c_str(), s.counters, per_second, s.connections_active);
-  }
-  row("TOTAL", "", "", "", snap.totals,
-      prev.valid ? rate(snap.totals.requests, prev.snap.totals.requests, dt) : "-", active);
-  return out;
-}
-
-void write_all(const std::string& text) {
-  std::fwrite(text.data(), 1, text.size(), stdout);
-  std::fflush(stdout);
-}
-
-int run(const Options& options) {
-  prefork::ScoreboardReader reader = prefork::ScoreboardReader::open(options.name);
-
-  // SIGINT/SIGTERM stay blocked except inside ppoll, so a stop request can
-  // never slip in between the check of the flag and the sleep.
-  sigset_t stop_signals, sleep_mask;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  ::sigprocmask(SIG_BLOCK, &stop_signals, &sleep_mask);
-  sigdelset(&sleep_mask, SIGINT);
-  sigdelset(&sleep_mask, SIGTERM);
-  struct sigaction action {};
-  action.sa_handler = request_stop;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
-
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
-  Previous prev;
-  for (bool first = true; !stop_requested; first = false) {
-    if (!options.once && reader.unlinked()) {
-      std::fprintf(stderr, "prefork-top: stats segment %s was removed; stopping\n",
-                   options.name.c_str());
-      return 0;
-    }
-    ScoreboardSnapshot snap = reader.snapshot();
-    if (!options.once && !prefork::process_running(snap.master_pid)) {
-      std::fprintf(stderr, "prefork-top: master %d of %s has exited; stopping\n",
-                   static_cast<int>(snap.master_pid), options.name.c_str());
-      return 0;
-    }
-    const timespec now = monotonic_now();
-    if (options.json) {
-      write_all(json_frame(options.name, snap));
-    } else {
-      const char* separator = tty ? "\x1b[H\x1b[2J" : first ? "" : "\n";
-      write_all(separator + table_frame(options.name, snap, prev, now));
-    }
-    if (options.once) return 0;
-    prev = {true, now, std::move(snap)};
-
-    double whole = 0;
-    const double fraction = std::modf(options.interval, &whole);
-    const timespec pause{static_cast<time_t>(whole), static_cast<long>(fraction * 1e9)};
-    if (::ppoll(nullptr, 0, &pause, &sleep_mask) < 0 && errno != EINTR) {
-      std::fprintf(stderr, "prefork-top: ppoll failed: %s\n", std::strerror(errno));
-      return 1;
-    }
-  }
-  return 0;
-}
 
 }  // namespace
 
@@ -334,7 +256,8 @@ int main(int argc, char** argv) {
   Options options;
   if (int code = parse(argc, argv, options); code >= 0) return code;
   try {
-    return run(options);
+    prefork::ScoreboardReader reader = prefork::ScoreboardReader::open(options.name);
+    return Top(options, reader).run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prefork-top: %s\n", e.what());
     return 1;

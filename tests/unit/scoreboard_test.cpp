@@ -567,7 +567,7 @@ BOOST_AUTO_TEST_CASE(prefork_top_stops_when_the_segment_goes) {
   board.reset();
   const Tool::Result run = tool.finish();
   BOOST_TEST(run.exit_code == 0);
-  BOOST_TEST(contains(run.err, "was removed"));
+  BOOST_TEST(contains(run.err, "prefork-top: server stopped"));
   BOOST_TEST(contains(run.out, "\"name\":\"" + shm.name + "\""));
 }
 
