@@ -41,9 +41,10 @@ constexpr auto settle_timeout = 200ms;
 // Longer than any retire() can take, unless its master died in the middle.
 constexpr auto snapshot_timeout = 1s;
 constexpr int snapshot_spins = 64;
-// Spins, then yields: far longer than any update, unless its writer is
-// stopped or died inside one.
-constexpr int slot_attempts = snapshot_spins + 200;
+// How long a reader waits for a slot's writer to leave its update: an update
+// takes nanoseconds, but its writer may be preempted inside it; longer than
+// this, it was stopped or killed there.
+constexpr auto slot_patience = 50ms;
 
 std::size_t size_for(std::uint64_t slot_count) {
   return sizeof(Header) + slot_count * sizeof(Slot);
@@ -188,10 +189,10 @@ void fold(Counters& into, Counters& from) {
 }
 
 // One slot's counters, whole: retries while its writer is inside an update.
-// False when the writer stays inside for all `attempts` (stopped or killed
-// mid-update).
-bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out, int attempts) {
-  for (int attempt = 0; attempt < attempts; ++attempt) {
+// False when the writer stays inside longer than slot_patience.
+bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out) {
+  std::chrono::steady_clock::time_point give_up{};
+  for (int attempt = 0;; ++attempt) {
     const std::uint64_t before = s.sequence.load(std::memory_order_acquire);
     if (before % 2 == 0) {
       CounterValues copy = load(s.counters, listener_count);
@@ -201,9 +202,18 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
         return true;
       }
     }
-    if (attempt >= snapshot_spins) ::sched_yield();
+    if (attempt < snapshot_spins) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (attempt == snapshot_spins)
+      give_up = now + slot_patience;
+    else if (now >= give_up)
+      return false;
+    // Yield to a preempted writer first; then stop burning the CPU.
+    if (attempt < 2 * snapshot_spins)
+      ::sched_yield();
+    else
+      std::this_thread::sleep_for(100us);
   }
-  return false;
 }
 
 }  // namespace
@@ -501,7 +511,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
         out.rss_bytes = s.rss_bytes.load(relaxed);
         out.connections_active = s.connections_active.load(relaxed);
         Impl::Whole& last = impl_->last[i];
-        out.stale = !read_slot_counters(s, listener_count, out.counters, slot_attempts);
+        out.stale = !read_slot_counters(s, listener_count, out.counters);
         if (out.stale) {
           const bool same = last.pid == out.pid && last.generation == out.generation;
           out.counters = same ? last.counters : CounterValues{};
