@@ -58,6 +58,8 @@ BOOST_AUTO_TEST_CASE(bad_flag_values_exit_2) {
       {"--framed", "not-an-address"},
       {"--max-frame", "-5", "--framed", "127.0.0.1:0"},
       {"--framed"},  // missing value
+      {"--metrics", "nowhere", "--framed", "127.0.0.1:0"},
+      {"--worker-stats", "maybe", "--framed", "127.0.0.1:0"},
   };
   for (const auto& args : cases) {
     // --start comes first in Run; a later --start wins or is rejected, both
@@ -97,6 +99,13 @@ BOOST_AUTO_TEST_CASE(bind_failure_exits_1_naming_the_address_and_the_error) {
     named = named || (line.find(taken) != std::string::npos &&
                       line.find("Address already in use") != std::string::npos);
   BOOST_TEST(named, "no stderr line names " << taken << " and the error:\n" << err);
+
+  // The metrics endpoint binds at set-up too, with the same kind of message.
+  Run metrics({"--framed", "127.0.0.1:0", "--metrics", taken});
+  BOOST_TEST_REQUIRE(metrics.status.has_value(), metrics.process.describe());
+  BOOST_TEST(*metrics.status == 1, metrics.process.describe());
+  BOOST_TEST(metrics.process.stderr_text().find(taken) != std::string::npos);
+  BOOST_TEST(!shm_exists(metrics.shm.name()), "segment left behind");
   BOOST_TEST(!shm_exists(run.shm.name()), "segment left behind");
 }
 
