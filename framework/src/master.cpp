@@ -54,13 +54,13 @@ int Master::run() {
            accept_name(plan_.accept()).data());
   while (!stopping_ || live_workers() > 0) {
     start_due_workers();
+    publish_metrics();
     wait_for_events();
     handle_signals();
     reap_workers();
     dispatch_connections();
     serve_metrics();
     kill_lingering_workers();
-    publish_metrics();
   }
   log_info("stopped (exit status %d)", exit_status_);
   return exit_status_;
