@@ -3,6 +3,8 @@
 // the two in step.
 #include <prefork/exposition.hpp>
 
+#include "utf8.hpp"
+
 #include <algorithm>
 #include <charconv>
 #include <cstdint>
@@ -50,28 +52,6 @@ void append_seconds(std::string& out, std::uint64_t ns) {
   while (digits[length - 1] == '0') --length;
   out += '.';
   out.append(digits, length);
-}
-
-// Length of the well-formed UTF-8 sequence at s[i], or 0. Names come from
-// the scoreboard, i.e. from whoever created it: both outputs must stay
-// valid UTF-8 whatever they hold.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char lead = byte(i);
-  if (lead < 0x80) return 1;
-  const std::size_t n = lead >= 0xC2 && lead <= 0xDF   ? 2
-                        : lead >= 0xE0 && lead <= 0xEF ? 3
-                        : lead >= 0xF0 && lead <= 0xF4 ? 4
-                                                       : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  // Overlong forms, UTF-16 surrogates and code points past U+10FFFF.
-  const unsigned char next = byte(i + 1);
-  if ((lead == 0xE0 && next < 0xA0) || (lead == 0xED && next > 0x9F) ||
-      (lead == 0xF0 && next < 0x90) || (lead == 0xF4 && next > 0x8F))
-    return 0;
-  return n;
 }
 
 constexpr std::string_view replacement_character = "\xEF\xBF\xBD";

@@ -1,5 +1,7 @@
 #include "top_view.hpp"
 
+#include "utf8.hpp"
+
 #include <prefork/histogram.hpp>
 
 #include <time.h>
@@ -37,23 +39,13 @@ std::string format(const char* pattern, ...) {
   return out;
 }
 
-// Length of the valid UTF-8 sequence at s[i], or 0 when it is not one.
-std::size_t utf8_length(std::string_view s, std::size_t i) {
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  const std::size_t n = c >= 0xC2 && c <= 0xDF   ? 2
-                        : c >= 0xE0 && c <= 0xEF ? 3
-                        : c >= 0xF0 && c <= 0xF4 ? 4
-                                                 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (std::size_t k = 1; k < n; ++k)
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-  const unsigned char second = byte(i + 1);  // rules out overlong forms, surrogates, > U+10FFFF
-  if ((c == 0xE0 && second < 0xA0) || (c == 0xED && second > 0x9F) ||
-      (c == 0xF0 && second < 0x90) || (c == 0xF4 && second > 0x8F))
+// A UTF-8 sequence the terminal may show: valid, and not a C1 control
+// (U+0080..U+009F act as escapes on some terminals).
+std::size_t printable_utf8_length(std::string_view s, std::size_t i) {
+  const std::size_t n = prefork::utf8_length(s, i);
+  if (n == 2 && static_cast<unsigned char>(s[i]) == 0xC2 &&
+      static_cast<unsigned char>(s[i + 1]) < 0xA0)
     return 0;
-  // C1 controls (U+0080..U+009F) act as escapes on some terminals.
-  if (c == 0xC2 && second < 0xA0) return 0;
   return n;
 }
 
@@ -66,7 +58,7 @@ std::string printable(std::string_view text) {
     if (c >= 0x20 && c < 0x7f) {
       out += static_cast<char>(c);
       ++i;
-    } else if (std::size_t n = c >= 0x80 ? utf8_length(text, i) : 0; n > 0) {
+    } else if (std::size_t n = c >= 0x80 ? printable_utf8_length(text, i) : 0; n > 0) {
       out.append(text.substr(i, n));
       i += n;
     } else {
