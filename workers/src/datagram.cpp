@@ -42,9 +42,9 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       return Received::none;
     }
     *peer_.length_pointer() = message.msg_namelen;
-    stats_.bytes_in(listener_, static_cast<std::size_t>(n));
     if (message.msg_flags & MSG_TRUNC) {
       // Never handle part of a datagram as if it were whole.
+      stats_.bytes_in(listener_, static_cast<std::size_t>(n));
       stats_.error(ErrorKind::truncated_datagram, listener_);
       log_info("dropped a datagram from %s larger than the %zu-byte buffer",
                peer_.to_string().c_str(), buffer_size);
@@ -56,19 +56,21 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
 }
 
 void DatagramService::handle(const char* buffer, std::size_t length) {
-  stats_.request(listener_);
+  // Its bytes are counted with it: one update of the slot, not two.
+  stats_.request(listener_, length);
   const std::uint64_t start = stats_.now();
   Request request{Protocol::datagram, listener_, peer_, worker_slot_};
   Reply reply(*this);
   const bool handled = call_handler(handler_, request, {buffer, length}, reply);
-  if (handled) send_pending();
+  const std::size_t sent = handled ? send_pending() : 0;
   reply_pending_ = false;
-  stats_.latency(stats_.now() - start);
+  stats_.replied(listener_, sent, stats_.now() - start);
   if (!handled) stats_.error(ErrorKind::handler_exception, listener_);
 }
 
 std::span<char> DatagramService::allocate(std::size_t size) {
-  send_pending();
+  // A second reply: the first goes now, counted here.
+  if (std::size_t sent = send_pending(); sent > 0) stats_.bytes_out(listener_, sent);
   if (size > reply_capacity_) {
     reply_ = std::make_unique_for_overwrite<char[]>(size);
     reply_capacity_ = size;
@@ -78,8 +80,8 @@ std::span<char> DatagramService::allocate(std::size_t size) {
   return {reply_.get(), size};
 }
 
-void DatagramService::send_pending() noexcept {
-  if (!reply_pending_) return;
+std::size_t DatagramService::send_pending() noexcept {
+  if (!reply_pending_) return 0;
   reply_pending_ = false;
   // UDP promises no delivery: a full send buffer drops the reply, counted.
   ssize_t n = ::sendto(fd_, reply_.get(), reply_size_, MSG_DONTWAIT | MSG_NOSIGNAL, peer_.data(),
@@ -89,9 +91,9 @@ void DatagramService::send_pending() noexcept {
     stats_.error(ErrorKind::other, listener_);
     if (error != EAGAIN && error != EWOULDBLOCK)
       log_sys_error("sendto", error, "to %s", peer_.to_string().c_str());
-    return;
+    return 0;
   }
-  stats_.bytes_out(listener_, static_cast<std::size_t>(n));
+  return static_cast<std::size_t>(n);
 }
 
 }  // namespace prefork

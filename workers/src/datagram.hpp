@@ -31,7 +31,8 @@ class DatagramService final : public ReplySink {
   std::span<char> allocate(std::size_t size) override;
 
  private:
-  void send_pending() noexcept;
+  // Sends the reply waiting, if any; the bytes sent (0: none or failed).
+  std::size_t send_pending() noexcept;
 
   int fd_;
   std::size_t listener_;

@@ -12,6 +12,8 @@
 
 #include <prefork/scoreboard.hpp>
 
+#include <time.h>
+
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -30,16 +32,52 @@ class SlotWriter {
   // counting is off (so that the off side reads no clock either).
   std::uint64_t now() const noexcept { return enabled_ ? monotonic_ns() : 0; }
 
-  void bytes_in(std::size_t listener, std::uint64_t n) noexcept;
-  void bytes_out(std::size_t listener, std::uint64_t n) noexcept;
-  // A request handed to the handler: counted before its reply can reach
-  // the client, so a client that has its reply never sees it uncounted
-  // (a worker may be killed right after its write).
-  void request(std::size_t listener) noexcept;
-  // Its handler + write time, once the write is done.
-  void latency(std::uint64_t nanoseconds) noexcept;
-  void error(ErrorKind kind, std::size_t listener) noexcept;
-  void connection_opened(std::size_t listener) noexcept;
+  void bytes_in(std::size_t index, std::uint64_t n) noexcept {
+    update(index, [n](Counters& slot, ListenerCounters& listener) {
+      add(slot.bytes_in, n);
+      add(listener.bytes_in, n);
+    });
+  }
+  void bytes_out(std::size_t index, std::uint64_t n) noexcept {
+    update(index, [n](Counters& slot, ListenerCounters& listener) {
+      add(slot.bytes_out, n);
+      add(listener.bytes_out, n);
+    });
+  }
+  // A request handed to the handler (with the bytes of its datagram, if it
+  // is one): counted before its reply can reach the client, so a client
+  // that has its reply never sees it uncounted (a worker may be killed
+  // right after its write).
+  void request(std::size_t index, std::uint64_t datagram_bytes = 0) noexcept {
+    update(index, [datagram_bytes](Counters& slot, ListenerCounters& listener) {
+      add(slot.requests, 1);
+      add(listener.requests, 1);
+      add(slot.bytes_in, datagram_bytes);
+      add(listener.bytes_in, datagram_bytes);
+    });
+  }
+  // Its handler + write time, once the write is done. Outside the sequence
+  // lock: readers copy the histogram bucket by bucket. Shared writers still
+  // serialise, as its buckets have a single writer.
+  void latency(std::uint64_t nanoseconds) noexcept {
+    if (!enabled_) return;
+    const bool locked = shared_ && lock_writer();
+    slot_->latency.record(nanoseconds);
+    if (locked) unlock_writer();
+  }
+  // A datagram's reply written (`bytes` 0: none) and its request's time.
+  void replied(std::size_t index, std::uint64_t bytes, std::uint64_t latency_ns) noexcept {
+    if (bytes > 0) bytes_out(index, bytes);
+    latency(latency_ns);
+  }
+  void error(ErrorKind kind, std::size_t index) noexcept {
+    update(index, [kind](Counters& slot, ListenerCounters& listener) {
+      add(slot.errors, 1);
+      add(slot.error_kinds[static_cast<unsigned>(kind) % error_kind_count], 1);
+      add(listener.errors, 1);
+    });
+  }
+  void connection_opened(std::size_t index) noexcept;
   void connection_closed() noexcept;
 
   void state(WorkerState state) noexcept { slot_->state.store(state, std::memory_order_release); }
@@ -52,14 +90,36 @@ class SlotWriter {
   Slot& slot() noexcept { return *slot_; }
 
  private:
-  class Section;
-  static std::uint64_t monotonic_ns() noexcept;
+  static std::uint64_t monotonic_ns() noexcept {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+  }
   static void add(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
   }
-  ListenerCounters& listener(std::size_t index) noexcept {
-    return slot_->counters.listeners[index < scoreboard_max_listeners ? index : 0];
+
+  // One update, as the writer of the slot's sequence lock. Inline: it is
+  // the whole hot-path cost for a single writer (a few plain stores).
+  template <class Change>
+  void update(std::size_t index, Change change) noexcept {
+    if (!enabled_) return;
+    const bool locked = shared_ && lock_writer();
+    std::uint64_t sequence = slot_->sequence.load(std::memory_order_relaxed);
+    // A shared writer that died inside its update left the sequence odd;
+    // its partial update stays, but readers see whole copies from now on.
+    sequence += sequence & 1;
+    slot_->sequence.store(sequence + 1, std::memory_order_relaxed);
+    // A reader that sees any store below also sees the odd sequence.
+    std::atomic_thread_fence(std::memory_order_release);
+    change(slot_->counters,
+           slot_->counters.listeners[index < scoreboard_max_listeners ? index : 0]);
+    slot_->sequence.store(sequence + 2, std::memory_order_release);
+    if (locked) unlock_writer();
   }
+  bool lock_writer() noexcept;  // false: not locked (logged), go on without
+  void unlock_writer() noexcept;
 
   Slot* slot_;
   bool shared_;
