@@ -206,7 +206,9 @@ prefork::UniqueFd connect_and_send(int port) {
 
 std::optional<prefork::SlotSnapshot> ready_worker(const prefork::ScoreboardReader& reader,
                                                   pid_t not_this) {
-  prefork::ScoreboardSnapshot snapshot = reader.snapshot();
+  // Polled in a tight loop: the histograms would only slow the polling.
+  prefork::ScoreboardSnapshot snapshot =
+      reader.snapshot(prefork::ScoreboardReader::Latencies::skipped);
   if (snapshot.slots.empty()) return std::nullopt;
   const prefork::SlotSnapshot& slot = snapshot.slots[0];
   if (slot.pid > 0 && slot.pid != not_this && slot.state == prefork::WorkerState::ready)

@@ -465,7 +465,9 @@ ScoreboardReader::ScoreboardReader(std::unique_ptr<Impl> impl) noexcept : impl_(
 ScoreboardReader::ScoreboardReader(ScoreboardReader&&) noexcept = default;
 ScoreboardReader::~ScoreboardReader() = default;
 
-ScoreboardSnapshot ScoreboardReader::snapshot() const {
+ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
+  static const auto no_latencies = std::make_shared<const Histogram>();
+  const bool copy_latencies = latencies == Latencies::copied;
   constexpr auto relaxed = std::memory_order_relaxed;
   const Header& h = *impl_->mapping.header();
   const Slot* slots = impl_->mapping.slots();
@@ -498,7 +500,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
         snap.listeners[i].queue_limit = h.listeners[i].queue_limit.load(relaxed);
       }
       snap.retired = load(h.retired, listener_count);
-      snap.retired_latency = impl_->copy_of(h.retired_latency);
+      snap.retired_latency = copy_latencies ? impl_->copy_of(h.retired_latency) : no_latencies;
       for (unsigned i = 0; i < snap.slots.size(); ++i) {
         const Slot& s = slots[i];
         SlotSnapshot& out = snap.slots[i];
@@ -517,7 +519,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
           out.counters = same ? last.counters : CounterValues{};
           out.counters.listeners.resize(listener_count);
         }
-        out.latency = impl_->copy_of(s.latency);
+        out.latency = copy_latencies ? impl_->copy_of(s.latency) : no_latencies;
       }
       // Orders the copies above before the second read of the sequence.
       std::atomic_thread_fence(std::memory_order_acquire);
@@ -533,13 +535,14 @@ ScoreboardSnapshot ScoreboardReader::snapshot() const {
   }
 
   snap.totals = snap.retired;
-  std::shared_ptr<Histogram> latency = impl_->copy_of(*snap.retired_latency);
+  std::shared_ptr<Histogram> latency =
+      copy_latencies ? impl_->copy_of(*snap.retired_latency) : nullptr;
   for (const SlotSnapshot& s : snap.slots) {
     snap.totals += s.counters;
-    latency->merge(*s.latency);
+    if (latency) latency->merge(*s.latency);
     if (!s.stale) impl_->last[s.slot] = {s.pid, s.generation, s.counters};
   }
-  snap.latency = std::move(latency);
+  snap.latency = latency ? std::move(latency) : no_latencies;
   return snap;
 }
 

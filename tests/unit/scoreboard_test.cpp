@@ -242,6 +242,32 @@ BOOST_AUTO_TEST_CASE(totals_are_retired_plus_live_slots) {
   BOOST_TEST(snap.slots[2].counters.requests == 7u);
 }
 
+BOOST_AUTO_TEST_CASE(latencies_are_copied_unless_skipped) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  board.slot(1).latency.record(1500);
+  board.slot(1).latency.record(2500);
+  board.header().retired_latency.record(100);
+  board.slot(1).counters.requests = 2;
+  ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  const ScoreboardSnapshot full = reader.snapshot();
+  BOOST_TEST(full.slots[1].latency->count() == 2u);
+  BOOST_TEST(full.slots[1].latency->max() == 2500u);
+  BOOST_TEST(full.slots[0].latency->count() == 0u);
+  BOOST_TEST(full.retired_latency->count() == 1u);
+  BOOST_TEST(full.latency->count() == 3u);
+  BOOST_TEST(full.latency->min() == 100u);
+  const ScoreboardSnapshot quick = reader.snapshot(ScoreboardReader::Latencies::skipped);
+  BOOST_TEST(quick.slots[1].counters.requests == 2u);
+  BOOST_TEST(quick.slots[1].latency->count() == 0u);
+  BOOST_TEST(quick.latency->count() == 0u);
+  // The full snapshot taken before is still whole: readers reuse only the
+  // histograms no snapshot holds.
+  const ScoreboardSnapshot again = reader.snapshot();
+  BOOST_TEST(full.slots[1].latency->count() == 2u);
+  BOOST_TEST(again.latency->count() == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(retire_keeps_totals_and_clears_the_slot) {
   ShmName shm;
   Scoreboard board = Scoreboard::create(shm.name, 2);

@@ -155,7 +155,7 @@ struct SlotSnapshot {
   std::uint64_t generation = 0, started_ns = 0, heartbeat_ns = 0, rss_bytes = 0,
                 connections_active = 0;
   CounterValues counters;
-  std::shared_ptr<const Histogram> latency;  // never null
+  std::shared_ptr<const Histogram> latency;  // never null; empty if Latencies::skipped
   // The slot stayed mid-update for the whole snapshot (its writer stopped
   // or died inside an update): `counters` are the last whole copy this
   // reader took of the same worker, or zero.
@@ -240,9 +240,14 @@ class ScoreboardReader {
   ScoreboardReader(ScoreboardReader&&) noexcept;
   ~ScoreboardReader();
 
+  // Whether a snapshot copies the latency histograms (264 KiB a slot, a
+  // few hundred microseconds in all) or leaves them empty, for a poller
+  // that only wants the workers' states and counters.
+  enum class Latencies { copied, skipped };
+
   // A consistent copy: retries while the master is folding a slot in or a
   // worker is updating its slot (see SlotSnapshot::stale).
-  ScoreboardSnapshot snapshot() const;
+  ScoreboardSnapshot snapshot(Latencies latencies = Latencies::copied) const;
 
   // True once the name no longer refers to the mapped segment: the master
   // removed it (it exits) or another master replaced it.
