@@ -20,6 +20,11 @@ namespace prefork {
 
 namespace {
 
+// How long a worker that waits in poll() or epoll_wait() sleeps before it
+// beats its heartbeat. Those sleeping in accept() or recvmsg() themselves
+// (Stevens' designs) beat only when they get work.
+constexpr int idle_wait_ms = 1000;
+
 bool is_blocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
   return flags >= 0 && (flags & O_NONBLOCK) == 0;
@@ -44,7 +49,12 @@ class Turn {
 WorkSource::WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGate* gate,
                        StopSignal& stop, Handler& handler, SlotWriter& stats, unsigned worker_slot,
                        int channel)
-    : listeners_(listeners), strategy_(strategy), gate_(gate), stop_(stop), channel_(channel) {
+    : listeners_(listeners),
+      strategy_(strategy),
+      gate_(gate),
+      stop_(stop),
+      stats_(stats),
+      channel_(channel) {
   datagrams_.resize(listeners.size());
   poll_set_.push_back({stop.fd(), POLLIN, 0});
   polled_.push_back(0);
@@ -104,7 +114,9 @@ Work WorkSource::next() {
     else
       work = next_polled();
     if (work.kind != Work::Kind::stop || stop_.requested()) return work;
-    // Nothing this time (lost the race, interrupted): try again.
+    // Nothing this time (lost the race, interrupted, or a waiting period
+    // over): an idle worker still shows it is alive, then tries again.
+    stats_.beat();
   }
 }
 
@@ -118,8 +130,8 @@ Work WorkSource::next_blocking_accept() {
 Work WorkSource::next_polled() {
   Turn turn(gate_);
   if (!turn.held() || stop_.requested()) return {};
-  if (::poll(poll_set_.data(), poll_set_.size(), -1) < 0) {
-    if (errno != EINTR) log_sys_error("poll", errno);
+  if (const int n = ::poll(poll_set_.data(), poll_set_.size(), idle_wait_ms); n <= 0) {
+    if (n < 0 && errno != EINTR) log_sys_error("poll", errno);
     return {};
   }
   if (poll_set_[0].revents != 0) return {};  // stop
@@ -136,7 +148,7 @@ Work WorkSource::next_polled() {
 
 Work WorkSource::next_exclusive() {
   epoll_event event{};
-  int n = ::epoll_wait(epoll_fd_, &event, 1, -1);
+  int n = ::epoll_wait(epoll_fd_, &event, 1, idle_wait_ms);
   if (n <= 0) {
     if (n < 0 && errno != EINTR) log_sys_error("epoll_wait", errno);
     return {};
@@ -149,8 +161,8 @@ Work WorkSource::next_passed() {
   // Only the channel to wait on: sleep in recvmsg() itself, as a worker of
   // the other strategies sleeps in accept() (a stop interrupts it).
   if (poll_set_.size() == 2) return receive_passed();
-  if (::poll(poll_set_.data(), poll_set_.size(), -1) < 0) {
-    if (errno != EINTR) log_sys_error("poll", errno);
+  if (const int n = ::poll(poll_set_.data(), poll_set_.size(), idle_wait_ms); n <= 0) {
+    if (n < 0 && errno != EINTR) log_sys_error("poll", errno);
     return {};
   }
   if (poll_set_[0].revents != 0) return {};

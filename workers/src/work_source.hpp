@@ -61,6 +61,7 @@ class WorkSource {
   Accept strategy_;
   AcceptGate* gate_;
   StopSignal& stop_;
+  SlotWriter& stats_;
   int channel_;
   std::vector<pollfd> poll_set_;     // stop fd, [channel], listeners
   std::vector<std::size_t> polled_;  // listener index of each poll_set_ entry
