@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "robust_mutex.hpp"
 #include "slot_writer.hpp"
 
 using namespace prefork;
@@ -262,4 +263,42 @@ BOOST_AUTO_TEST_CASE(snapshots_are_never_torn_and_totals_are_exact) {
   BOOST_TEST(final_snap.latency->count() == expected.requests);
   BOOST_TEST(final_snap.retired.requests == expected.requests);  // every writer retired
   BOOST_TEST_MESSAGE(snapshots << " snapshots, " << expected.requests << " requests");
+}
+
+// A shared writer (a per-connection child) killed inside its update: the
+// robust writer lock passes to the next writer, which makes the sequence
+// even again, so readers see whole copies instead of waiting for ever.
+BOOST_AUTO_TEST_CASE(a_writer_dying_mid_update_does_not_stop_the_slot) {
+  Segment segment;
+  struct Remove {
+    std::string name;
+    ~Remove() { boost::interprocess::shared_memory_object::remove(name.c_str()); }
+  } remove{segment.name};
+  Slot& slot = segment.board.slot(0);
+  pid_t child = ::fork();
+  BOOST_TEST_REQUIRE(child >= 0);
+  if (child == 0) {
+    // What SlotWriter does when it enters an update, then death.
+    bool owner_died = false;
+    const bool locked = lock_robust_mutex(slot.writer_lock, owner_died) == 0;
+    slot.sequence.store(slot.sequence.load() + 1);
+    slot.counters.requests.store(1);  // half an update: no listener count
+    ::_exit(locked ? 0 : 1);
+  }
+  int status = 0;
+  BOOST_TEST_REQUIRE(::waitpid(child, &status, 0) == child);
+  BOOST_TEST_REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  BOOST_TEST(slot.sequence.load() % 2 == 1u);
+
+  ScoreboardReader reader = ScoreboardReader::open(segment.name);
+  BOOST_TEST(reader.snapshot(ScoreboardReader::Latencies::skipped).slots[0].stale);
+  SlotWriter writer(slot, true);
+  writer.request(1);  // gets the lock (EOWNERDEAD) and goes on
+  BOOST_TEST(slot.sequence.load() % 2 == 0u);
+  const ScoreboardSnapshot after = reader.snapshot();
+  BOOST_TEST(!after.slots[0].stale);
+  BOOST_TEST(after.slots[0].counters.requests == 2u);
+  BOOST_TEST(after.slots[0].counters.listeners.at(1).requests == 1u);
+  writer.request(1);  // and the lock is an ordinary one again
+  BOOST_TEST(reader.snapshot().slots[0].counters.requests == 3u);
 }
