@@ -379,6 +379,12 @@ void render_slots(MetricsWriter& w, const ScoreboardSnapshot& snap,
   occupied([&](const std::string& slot, const SlotSnapshot& s) {
     w.value({{"slot", slot}}, s.connections_active);
   });
+  w.family("prefork_worker_waiting_threads", Type::gauge, "",
+           "Threads of the worker asleep in accept() or recvmsg() waiting for work; its "
+           "heartbeat is not expected to move while it waits.");
+  occupied([&](const std::string& slot, const SlotSnapshot& s) {
+    w.value({{"slot", slot}}, static_cast<std::uint64_t>(s.waiting));
+  });
   w.family("prefork_worker_counters_stale", Type::gauge, "",
            "1 when the worker stayed inside a counter update for the whole read (stopped or "
            "died there): its counters are the last whole copy.");
@@ -592,6 +598,7 @@ std::string render_json(const ScoreboardSnapshot& snapshot, std::string_view nam
     j.number("started_ns", s.started_ns);
     j.number("heartbeat_ns", s.heartbeat_ns);
     j.number("rss_bytes", s.rss_bytes);
+    j.number("waiting", static_cast<std::uint64_t>(s.waiting));
     j.number("connections_active", s.connections_active);
     j.boolean("stale", s.stale);
     json_counters(j, s.counters, histogram_or_empty(s.latency));

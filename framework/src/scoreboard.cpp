@@ -378,6 +378,7 @@ void Scoreboard::retire(unsigned index) noexcept {
   const std::uint64_t slot_sequence = s.sequence.load(relaxed);
   s.sequence.store(slot_sequence + (slot_sequence & 1), relaxed);
   s.connections_active.store(0, relaxed);
+  s.waiting.store(0, relaxed);
   s.started_ns.store(0, relaxed);
   s.heartbeat_ns.store(0, relaxed);
   s.rss_bytes.store(0, relaxed);
@@ -512,6 +513,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
         out.heartbeat_ns = s.heartbeat_ns.load(relaxed);
         out.rss_bytes = s.rss_bytes.load(relaxed);
         out.connections_active = s.connections_active.load(relaxed);
+        out.waiting = s.waiting.load(relaxed);
         Impl::Whole& last = impl_->last[i];
         out.stale = !read_slot_counters(s, listener_count, out.counters);
         if (out.stale) {

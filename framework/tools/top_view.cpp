@@ -273,7 +273,7 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
   for (std::size_t i = 0; i < columns.size(); ++i) titles[i] = columns[i].title;
   lines.push_back(table_line(titles));
 
-  bool late_marked = false, stale_marked = false;
+  bool late_marked = false, stale_marked = false, waiting_marked = false;
   std::uint64_t active = 0, rss = 0;
   for (const SlotSnapshot& s : snap.slots) {
     Row row;
@@ -312,7 +312,12 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
     if (s.heartbeat_ns != 0) {
       const std::uint64_t beat = age(snap.taken_ns, s.heartbeat_ns);
       row[13] = format("%.1fs", static_cast<double>(beat) / 1e9);
-      if (beat > heartbeat_late_ns) {
+      // Asleep in accept() or recvmsg(), the kernel wakes it: an old beat
+      // is expected then, not a sign of trouble.
+      if (beat > heartbeat_late_ns && s.waiting > 0) {
+        row[13] += '_';
+        waiting_marked = true;
+      } else if (beat > heartbeat_late_ns) {
         row[13] += '!';
         late_marked = true;
       }
@@ -336,9 +341,11 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
   if (rss != 0) total_row[12] = human_bytes(rss);
   lines.push_back(table_line(total_row));
 
-  if (late_marked || stale_marked) {
+  if (late_marked || stale_marked || waiting_marked) {
     std::string legend;
-    if (late_marked) legend += "! heartbeat older than 3 s";
+    if (waiting_marked) legend += "_ idle: asleep in accept/recvmsg, waiting for work";
+    if (late_marked)
+      legend += std::string(legend.empty() ? "" : "   ") + "! heartbeat older than 3 s";
     if (stale_marked)
       legend += std::string(legend.empty() ? "" : "   ") +
                 "* stale: its writer stopped mid-update; last whole counters shown";

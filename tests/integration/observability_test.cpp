@@ -14,6 +14,7 @@
 
 #include <boost/json/src.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -298,4 +299,25 @@ BOOST_AUTO_TEST_CASE(the_metrics_endpoint_serves_what_the_scoreboard_holds) {
                  .rfind("HTTP/1.1 431", 0) == 0u);
   // The silent client did not stop anything; the server still serves.
   BOOST_TEST(framed.request_frame("still") == "STILL");
+}
+
+// Stevens' pre-forked server sleeps in accept(): the slot says so, so that
+// an old heartbeat there reads as idle, not as stuck.
+BOOST_AUTO_TEST_CASE(workers_asleep_in_accept_are_marked_waiting) {
+  UpperServer server({"--framed", "127.0.0.1:0", "--model", "prefork", "--accept", "shared"});
+  auto all_waiting = [](const prefork::ScoreboardSnapshot& s) {
+    return std::all_of(s.slots.begin(), s.slots.end(),
+                       [](const prefork::SlotSnapshot& slot) { return slot.waiting == 1; });
+  };
+  BOOST_TEST_REQUIRE(server.when(all_waiting).has_value());
+  // A connection being served (the worker now waits on it, not in accept).
+  TcpClient client = TcpClient::connect(server.endpoint("framed"));
+  BOOST_TEST(client.request_frame("busy") == "BUSY");
+  auto one_busy = server.when([](const prefork::ScoreboardSnapshot& s) {
+    return std::count_if(s.slots.begin(), s.slots.end(),
+                         [](const prefork::SlotSnapshot& slot) { return slot.waiting == 0; }) == 1;
+  });
+  BOOST_TEST(one_busy.has_value());
+  client.close();
+  BOOST_TEST(server.when(all_waiting).has_value());
 }

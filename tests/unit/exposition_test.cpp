@@ -142,6 +142,7 @@ struct Scenario {
     s0.started_ns = slot0_started_ns;
     s0.heartbeat_ns = slot0_heartbeat_ns;
     s0.rss_bytes = 4'321'000;
+    s0.waiting.store(1);
     s0.connections_active = 3;
     Expected& e0 = expected["0"];
     serve(s0.counters, e0, 0, {100, 0, 10, 1000, 2000});
@@ -341,6 +342,7 @@ const std::vector<FamilySpec> scenario_families = {
     {"prefork_worker_heartbeat_time_seconds", "gauge", "seconds", 1},
     {"prefork_worker_resident_memory_bytes", "gauge", "bytes", 2},
     {"prefork_worker_active_connections", "gauge", "", 2},
+    {"prefork_worker_waiting_threads", "gauge", "", 2},
     {"prefork_worker_counters_stale", "gauge", "", 2},
     {"prefork_requests", "counter", "", 4 * 3},
     {"prefork_errors", "counter", "", 4 * 3},
@@ -457,6 +459,8 @@ void check_values(const Parsed& p, const Scenario& sc) {
   BOOST_TEST(gauge("prefork_worker_resident_memory_bytes", "1") == "0");
   BOOST_TEST(gauge("prefork_worker_active_connections", "0") == "3");
   BOOST_TEST(gauge("prefork_worker_active_connections", "1") == "0");
+  BOOST_TEST(gauge("prefork_worker_waiting_threads", "0") == "1");
+  BOOST_TEST(gauge("prefork_worker_waiting_threads", "1") == "0");
   BOOST_TEST(gauge("prefork_worker_counters_stale", "0") == "0");
   BOOST_TEST(gauge("prefork_worker_counters_stale", "1") == "0");
   BOOST_TEST(gauge("prefork_worker_pid", "2") == "(missing)");  // empty slot: state only
@@ -758,7 +762,7 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
   BOOST_REQUIRE(workers.size() == 3u);
   std::set<std::string> worker_keys = counter_keys;
   worker_keys.insert({"slot", "pid", "state", "generation", "started_ns", "heartbeat_ns",
-                      "rss_bytes", "connections_active", "stale"});
+                      "rss_bytes", "connections_active", "waiting", "stale"});
   struct Identity {
     int pid;
     const char* state;
@@ -782,6 +786,7 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
       BOOST_TEST(u64(w, "heartbeat_ns") == id.heartbeat_ns);
       BOOST_TEST(u64(w, "rss_bytes") == id.rss_bytes);
       BOOST_TEST(u64(w, "connections_active") == id.connections_active);
+      BOOST_TEST(u64(w, "waiting") == (i == 0 ? 1u : 0u));
       BOOST_TEST(w.at("stale").as_bool() == false);
       check_json_counters(w, sc.expected.at(std::to_string(i)));
     }

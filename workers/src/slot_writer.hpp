@@ -81,6 +81,13 @@ class SlotWriter {
   void connection_closed() noexcept;
 
   void state(WorkerState state) noexcept { slot_->state.store(state, std::memory_order_release); }
+  // Around a blocking wait for work (accept, recvmsg): see Slot::waiting.
+  void waiting(bool asleep) noexcept {
+    if (asleep)
+      slot_->waiting.fetch_add(1, std::memory_order_relaxed);
+    else
+      slot_->waiting.fetch_sub(1, std::memory_order_relaxed);
+  }
   // Claims the slot for this process, as `starting`.
   void started(std::uint64_t generation) noexcept;
   // Writes the heartbeat and RSS at most once a second, from any thread;

@@ -22,8 +22,24 @@ namespace {
 
 // How long a worker that waits in poll() or epoll_wait() sleeps before it
 // beats its heartbeat. Those sleeping in accept() or recvmsg() themselves
-// (Stevens' designs) beat only when they get work.
+// (Stevens' designs) beat when they get work, and say they are waiting.
 constexpr int idle_wait_ms = 1000;
+
+// Marks the slot as waiting for work for as long as it lives, after a beat:
+// the heartbeat is fresh when the wait starts.
+class Waiting {
+ public:
+  explicit Waiting(SlotWriter& stats) noexcept : stats_(stats) {
+    stats_.beat();
+    stats_.waiting(true);
+  }
+  ~Waiting() { stats_.waiting(false); }
+  Waiting(const Waiting&) = delete;
+  Waiting& operator=(const Waiting&) = delete;
+
+ private:
+  SlotWriter& stats_;
+};
 
 bool is_blocking(int fd) {
   int flags = ::fcntl(fd, F_GETFL);
@@ -120,8 +136,10 @@ Work WorkSource::next() {
   }
 }
 
-// Stevens' pre-forked server: sleep in accept() itself.
+// Stevens' pre-forked server: sleep in accept() itself (or on the lock
+// before it), marked as waiting in the slot while asleep.
 Work WorkSource::next_blocking_accept() {
+  Waiting asleep(stats_);
   Turn turn(gate_);
   if (!turn.held() || stop_.requested()) return {};
   return take(0);
@@ -160,7 +178,10 @@ Work WorkSource::next_exclusive() {
 Work WorkSource::next_passed() {
   // Only the channel to wait on: sleep in recvmsg() itself, as a worker of
   // the other strategies sleeps in accept() (a stop interrupts it).
-  if (poll_set_.size() == 2) return receive_passed();
+  if (poll_set_.size() == 2) {
+    Waiting asleep(stats_);
+    return receive_passed();
+  }
   if (const int n = ::poll(poll_set_.data(), poll_set_.size(), idle_wait_ms); n <= 0) {
     if (n < 0 && errno != EINTR) log_sys_error("poll", errno);
     return {};

@@ -86,6 +86,10 @@ struct alignas(64) Slot {
   std::atomic<std::uint64_t> heartbeat_ns{0};  // CLOCK_REALTIME, about once a second
   std::atomic<std::uint64_t> rss_bytes{0};     // with the heartbeat
   std::atomic<std::uint64_t> connections_active{0};
+  // Threads of the worker asleep in accept() or recvmsg() waiting for work
+  // (Stevens' designs): the kernel wakes them, so their heartbeat, written
+  // when they get work, is not expected to move meanwhile.
+  std::atomic<std::uint32_t> waiting{0};
   // Shared writers (threads, per-connection children) serialise on this
   // process-shared, robust pthread mutex; a single writer never touches it.
   alignas(64) unsigned char writer_lock[64];
@@ -154,6 +158,7 @@ struct SlotSnapshot {
   WorkerState state = WorkerState::empty;
   std::uint64_t generation = 0, started_ns = 0, heartbeat_ns = 0, rss_bytes = 0,
                 connections_active = 0;
+  std::uint32_t waiting = 0;  // see Slot::waiting
   CounterValues counters;
   std::shared_ptr<const Histogram> latency;  // never null; empty if Latencies::skipped
   // The slot stayed mid-update for the whole snapshot (its writer stopped
