@@ -38,7 +38,8 @@ constexpr const char* usage =
     "  --help            this text\n"
     "Columns: REQ/S and P99 cover the last interval; ACCEPTED counts connections\n"
     "and SHARE% is the slot's part of those accepted by live workers; HB-AGE is\n"
-    "the time since the worker's heartbeat (! when over 3 s); STATE* marks a slot\n"
+    "the time since the worker's heartbeat (over 3 s: ! late, or _ idle in accept);\n"
+    "STATE* marks a slot "
     "whose writer stopped mid-update. TOTAL includes workers that have exited.\n";
 
 enum class Output { table, json, openmetrics, prometheus_text };
