@@ -10,24 +10,12 @@ set -euo pipefail
 
 build=${1:?usage: models_smoke.sh BUILD_DIR}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-out=$(mktemp -d "${TMPDIR:-/tmp}/models-smoke.XXXXXX")
-trap 'rm -rf "$out"' EXIT
+# shellcheck source=smoke_common.sh
+source "$root/tests/bench/smoke_common.sh"
+make_scratch models
+expect_usage_error models
 
-# A bad flag is a usage error (exit 2), before anything runs.
-set +e
-"$root/bench/models" --no-such-flag >/dev/null 2>&1
-status=$?
-set -e
-if [[ $status -ne 2 ]]; then
-  echo "FAIL: bench/models --no-such-flag exited $status, expected 2" >&2
-  exit 1
-fi
-
-"$root/bench/models" --quick --build "$build" --out "$out" >"$out/stdout" 2>"$out/stderr" || {
-  echo "FAIL: bench/models --quick exited $?; its stderr:" >&2
-  tail -30 "$out/stderr" >&2
-  exit 1
-}
+run_quick models --build "$build"
 
 python3 - "$out" <<'PY'
 import json, os, re, shutil, sys

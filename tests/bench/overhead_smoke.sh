@@ -12,18 +12,10 @@ set -euo pipefail
 
 build=${1:?usage: overhead_smoke.sh BUILD_DIR}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-out=$(mktemp -d "${TMPDIR:-/tmp}/overhead-smoke.XXXXXX")
-trap 'rm -rf "$out"' EXIT
-
-# A bad flag is a usage error (exit 2), before anything runs.
-set +e
-"$root/bench/overhead" --no-such-flag >/dev/null 2>&1
-status=$?
-set -e
-if [[ $status -ne 2 ]]; then
-  echo "FAIL: bench/overhead --no-such-flag exited $status, expected 2" >&2
-  exit 1
-fi
+# shellcheck source=smoke_common.sh
+source "$root/tests/bench/smoke_common.sh"
+make_scratch overhead
+expect_usage_error overhead
 
 # Valgrind cannot run AddressSanitizer builds: no instruction count there.
 extra=()
@@ -33,12 +25,7 @@ if grep -q '^PREFORK_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
   sanitized=1
 fi
 
-"$root/bench/overhead" --quick --build "$build" --out "$out" "${extra[@]}" \
-  >"$out/stdout" 2>"$out/stderr" || {
-  echo "FAIL: bench/overhead --quick exited $?; its stderr:" >&2
-  tail -30 "$out/stderr" >&2
-  exit 1
-}
+run_quick overhead --build "$build" "${extra[@]}"
 
 python3 - "$out" "$sanitized" <<'PY'
 import json, os, re, shutil, sys
