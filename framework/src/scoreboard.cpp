@@ -148,44 +148,43 @@ void remove_unless_in_use(const std::string& name) {
   log_info("%s; replaced it with a new one", reason.c_str());
 }
 
-CounterValues load(const Counters& c, unsigned listener_count) {
-  constexpr auto relaxed = std::memory_order_relaxed;
-  CounterValues v;
-  v.requests = c.requests.load(relaxed);
-  v.bytes_in = c.bytes_in.load(relaxed);
-  v.bytes_out = c.bytes_out.load(relaxed);
-  v.connections_total = c.connections_total.load(relaxed);
-  v.errors = c.errors.load(relaxed);
-  for (unsigned k = 0; k < error_kind_count; ++k) v.error_kinds[k] = c.error_kinds[k].load(relaxed);
-  v.listeners.resize(listener_count);
-  for (unsigned i = 0; i < listener_count; ++i) {
-    const ListenerCounters& l = c.listeners[i];
-    v.listeners[i] = {l.requests.load(relaxed), l.errors.load(relaxed), l.connections.load(relaxed),
-                      l.bytes_in.load(relaxed), l.bytes_out.load(relaxed)};
+// Calls f(a's counter, b's counter) for every counter of the two (slot
+// totals, error kinds, the first `listeners` listeners): the one list of the
+// fields, for Counters (shared memory) and CounterValues (copies) alike.
+template <class A, class B, class F>
+void each_counter(A& a, B& b, std::size_t listeners, F f) {
+  f(a.requests, b.requests);
+  f(a.bytes_in, b.bytes_in);
+  f(a.bytes_out, b.bytes_out);
+  f(a.connections_total, b.connections_total);
+  f(a.errors, b.errors);
+  for (unsigned k = 0; k < error_kind_count; ++k) f(a.error_kinds[k], b.error_kinds[k]);
+  for (std::size_t i = 0; i < listeners; ++i) {
+    f(a.listeners[i].requests, b.listeners[i].requests);
+    f(a.listeners[i].errors, b.listeners[i].errors);
+    f(a.listeners[i].connections, b.listeners[i].connections);
+    f(a.listeners[i].bytes_in, b.listeners[i].bytes_in);
+    f(a.listeners[i].bytes_out, b.listeners[i].bytes_out);
   }
+}
+
+CounterValues load(const Counters& c, unsigned listener_count) {
+  CounterValues v;
+  v.listeners.resize(listener_count);
+  each_counter(v, c, listener_count, [](std::uint64_t& to, const std::atomic<std::uint64_t>& from) {
+    to = from.load(std::memory_order_relaxed);
+  });
   return v;
 }
 
 // Adds `from` into `into` and zeroes `from`; the caller holds the sequence.
 void fold(Counters& into, Counters& from) {
   constexpr auto relaxed = std::memory_order_relaxed;
-  auto move = [](std::atomic<std::uint64_t>& to, std::atomic<std::uint64_t>& source) {
-    to.store(to.load(relaxed) + source.load(relaxed), relaxed);
-    source.store(0, relaxed);
-  };
-  move(into.requests, from.requests);
-  move(into.bytes_in, from.bytes_in);
-  move(into.bytes_out, from.bytes_out);
-  move(into.connections_total, from.connections_total);
-  move(into.errors, from.errors);
-  for (unsigned k = 0; k < error_kind_count; ++k) move(into.error_kinds[k], from.error_kinds[k]);
-  for (unsigned i = 0; i < scoreboard_max_listeners; ++i) {
-    move(into.listeners[i].requests, from.listeners[i].requests);
-    move(into.listeners[i].errors, from.listeners[i].errors);
-    move(into.listeners[i].connections, from.listeners[i].connections);
-    move(into.listeners[i].bytes_in, from.listeners[i].bytes_in);
-    move(into.listeners[i].bytes_out, from.listeners[i].bytes_out);
-  }
+  each_counter(into, from, scoreboard_max_listeners,
+               [](std::atomic<std::uint64_t>& to, std::atomic<std::uint64_t>& source) {
+                 to.store(to.load(relaxed) + source.load(relaxed), relaxed);
+                 source.store(0, relaxed);
+               });
 }
 
 // One slot's counters, whole: retries while its writer is inside an update.
@@ -219,20 +218,9 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
 }  // namespace
 
 CounterValues& CounterValues::operator+=(const CounterValues& from) {
-  requests += from.requests;
-  bytes_in += from.bytes_in;
-  bytes_out += from.bytes_out;
-  connections_total += from.connections_total;
-  errors += from.errors;
-  for (unsigned k = 0; k < error_kind_count; ++k) error_kinds[k] += from.error_kinds[k];
   if (listeners.size() < from.listeners.size()) listeners.resize(from.listeners.size());
-  for (std::size_t i = 0; i < from.listeners.size(); ++i) {
-    listeners[i].requests += from.listeners[i].requests;
-    listeners[i].errors += from.listeners[i].errors;
-    listeners[i].connections += from.listeners[i].connections;
-    listeners[i].bytes_in += from.listeners[i].bytes_in;
-    listeners[i].bytes_out += from.listeners[i].bytes_out;
-  }
+  each_counter(*this, from, from.listeners.size(),
+               [](std::uint64_t& to, std::uint64_t value) { to += value; });
   return *this;
 }
 
