@@ -44,10 +44,7 @@ void BlockingConnection::serve() {
     if (n == 0) return;  // the client is done
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int error = errno;
-      context_.stats.error(error == ECONNRESET ? ErrorKind::peer_reset : ErrorKind::other,
-                           listener_);
-      if (error != ECONNRESET) log_sys_error("recv", error, "from %s", peer_.to_string().c_str());
+      connection_failed(context_.stats, listener_, "recv", errno, peer_);
       return;
     }
     in_.commit(static_cast<std::size_t>(n));

@@ -101,8 +101,7 @@ Connection::Next Connection::after_read(long n) {
   }
   int error = errno;
   if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) return Next::keep;
-  context_.stats.error(error == ECONNRESET ? ErrorKind::peer_reset : ErrorKind::other, listener_);
-  if (error != ECONNRESET) log_sys_error("recv", error, "from %s", peer_.to_string().c_str());
+  connection_failed(context_.stats, listener_, "recv", error, peer_);
   return Next::close;
 }
 

@@ -47,12 +47,17 @@ bool send_buffered(int fd, Buffer& out, SlotWriter& stats, std::size_t listener,
     int error = errno;
     if (error == EINTR) continue;
     if (error == EAGAIN || error == EWOULDBLOCK) return true;
-    const bool reset = error == EPIPE || error == ECONNRESET;
-    stats.error(reset ? ErrorKind::peer_reset : ErrorKind::other, listener);
-    if (!reset) log_sys_error("send", error, "to %s", peer.to_string().c_str());
+    connection_failed(stats, listener, "send", error, peer);
     return false;
   }
   return true;
+}
+
+void connection_failed(SlotWriter& stats, std::size_t listener, const char* call, int error,
+                       const Address& peer) {
+  const bool reset = error == EPIPE || error == ECONNRESET;
+  stats.error(reset ? ErrorKind::peer_reset : ErrorKind::other, listener);
+  if (!reset) log_sys_error(call, error, "with %s", peer.to_string().c_str());
 }
 
 std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size) {

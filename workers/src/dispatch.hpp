@@ -24,6 +24,12 @@ bool call_handler(Handler& handler, const Request& request, std::string_view dat
 bool send_buffered(int fd, Buffer& out, SlotWriter& stats, std::size_t listener,
                    const Address& peer);
 
+// A recv or send on a connection failed with `error`: counts it (a peer
+// that reset or went away is peer_reset, anything else `other`) and logs
+// it, naming `call`, unless the peer simply went away.
+void connection_failed(SlotWriter& stats, std::size_t listener, const char* call, int error,
+                       const Address& peer);
+
 // Room for one reply message of `size` bytes at the end of `out`: a frame
 // (header written) on a framed connection, plain bytes on a raw stream.
 std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size);
