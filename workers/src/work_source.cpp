@@ -25,14 +25,11 @@ namespace {
 // (Stevens' designs) beat when they get work, and say they are waiting.
 constexpr int idle_wait_ms = 1000;
 
-// Marks the slot as waiting for work for as long as it lives, after a beat:
-// the heartbeat is fresh when the wait starts.
+// Marks the slot as waiting for work for as long as it lives. The heartbeat
+// is fresh when the wait starts: the models beat after each piece of work.
 class Waiting {
  public:
-  explicit Waiting(SlotWriter& stats) noexcept : stats_(stats) {
-    stats_.beat();
-    stats_.waiting(true);
-  }
+  explicit Waiting(SlotWriter& stats) noexcept : stats_(stats) { stats_.waiting(true); }
   ~Waiting() { stats_.waiting(false); }
   Waiting(const Waiting&) = delete;
   Waiting& operator=(const Waiting&) = delete;
