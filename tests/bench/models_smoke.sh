@@ -88,10 +88,5 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
-# The run's scoreboards are gone (names prefork_models_<its pid>_<n>).
-pid=$(grep -o 'prefork_models_[0-9]*_' "$out/models.md" | head -1 || true)
-if [[ -n $pid ]] && ls /dev/shm/"$pid"* >/dev/null 2>&1; then
-  echo "FAIL: leftover scoreboard segments: $(ls /dev/shm/"$pid"*)" >&2
-  exit 1
-fi
+expect_no_segments models "$out/models.md"
 echo "models_smoke: ok"

@@ -103,10 +103,5 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
-# The run's scoreboards are gone (names prefork_overhead_<its pid>_<n>).
-prefix=$(grep -o 'prefork_overhead_[0-9]*_' "$out/overhead.md" | head -1 || true)
-if [[ -n $prefix ]] && ls /dev/shm/"$prefix"* >/dev/null 2>&1; then
-  echo "FAIL: leftover scoreboard segments: $(ls /dev/shm/"$prefix"*)" >&2
-  exit 1
-fi
+expect_no_segments overhead "$out/overhead.md"
 echo "overhead_smoke: ok"

@@ -28,3 +28,14 @@ run_quick() {
     exit 1
   fi
 }
+
+# The run's scoreboards are gone: NAME is the benchmark's segment prefix
+# (prefork_NAME_<its pid>_<n>), as its report in FILE names them.
+expect_no_segments() {
+  local name=$1 file=$2 prefix
+  prefix=$(grep -o "prefork_${name}_[0-9]*_" "$file" | head -1 || true)
+  if [[ -n $prefix ]] && ls /dev/shm/"$prefix"* >/dev/null 2>&1; then
+    echo "FAIL: leftover scoreboard segments: $(ls /dev/shm/"$prefix"*)" >&2
+    exit 1
+  fi
+}

@@ -9,10 +9,10 @@ set -euo pipefail
 
 build=${1:?usage: spawn_smoke.sh BUILD_DIR}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-out=$(mktemp -d "${TMPDIR:-/tmp}/spawn-smoke.XXXXXX")
-trap 'rm -rf "$out"' EXIT
-
-"$root/bench/spawn" --quick --build "$build" --out "$out"
+# shellcheck source=smoke_common.sh
+source "$root/tests/bench/smoke_common.sh"
+make_scratch spawn
+run_quick spawn --build "$build"
 
 python3 - "$out" <<'PY'
 import json, os, re, shutil, sys
