@@ -16,15 +16,16 @@ constexpr std::size_t read_size = 64 * 1024;
 }
 
 BlockingConnection::BlockingConnection(BlockingContext& context, UniqueFd fd, const Address& peer,
-                                       Protocol protocol, std::size_t listener, Buffer& in,
-                                       Buffer& out) noexcept
+                                       Protocol protocol, std::size_t listener,
+                                       ConnectionBuffers& buffers) noexcept
     : context_(context),
       fd_(std::move(fd)),
       peer_(peer),
       protocol_(protocol),
       listener_(listener),
-      in_(in),
-      out_(out) {
+      in_(buffers.in),
+      out_(buffers.out),
+      timer_(buffers.timer) {
   context_.stats.connection_opened(listener_);
 }
 

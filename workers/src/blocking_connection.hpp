@@ -14,6 +14,13 @@
 
 namespace prefork {
 
+// What a serving thread reuses from one connection to the next, so that a
+// connection allocates nothing once they have grown.
+struct ConnectionBuffers {
+  Buffer in, out;
+  RequestTimer timer;
+};
+
 // What the blocking models share within one process.
 struct BlockingContext {
   Handler& handler;
@@ -25,9 +32,9 @@ struct BlockingContext {
 
 class BlockingConnection final : public ReplySink {
  public:
-  // `in` and `out` are the caller's buffers, reused across connections.
+  // `buffers` are the caller's, reused across connections.
   BlockingConnection(BlockingContext& context, UniqueFd fd, const Address& peer, Protocol protocol,
-                     std::size_t listener, Buffer& in, Buffer& out) noexcept;
+                     std::size_t listener, ConnectionBuffers& buffers) noexcept;
   ~BlockingConnection();
 
   void serve();
@@ -47,7 +54,7 @@ class BlockingConnection final : public ReplySink {
   std::size_t listener_;
   Buffer& in_;
   Buffer& out_;
-  RequestTimer timer_;
+  RequestTimer& timer_;
 };
 
 }  // namespace prefork

@@ -67,10 +67,10 @@ class BlockingWorker {
                                         setup_.handler, stats_, setup_.info.slot, setup_.channel);
   }
 
-  void serve(Work& work, WorkSource& source, Buffer& in, Buffer& out) {
+  void serve(Work& work, WorkSource& source, ConnectionBuffers& buffers) {
     if (work.kind == Work::Kind::connection) {
       BlockingConnection(context_, std::move(work.fd), work.peer,
-                         setup_.listeners[work.listener].protocol, work.listener, in, out)
+                         setup_.listeners[work.listener].protocol, work.listener, buffers)
           .serve();
     } else if (work.kind == Work::Kind::datagram) {
       work.service->handle(source.datagram_buffer(), work.length);
@@ -82,15 +82,15 @@ class BlockingWorker {
   // iterative and prefork: Stevens' figure 30.9 loop.
   int one_at_a_time() {
     auto source = make_source(gate_.get());
-    Buffer in, out;
+    ConnectionBuffers buffers;
     for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
-      serve(work, *source, in, out);
+      serve(work, *source, buffers);
     return 0;
   }
 
   int fork_per_connection() {
     auto source = make_source(nullptr);
-    Buffer in, out;
+    ConnectionBuffers buffers;
     for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
       pid_t child = ::fork();
       if (child == 0) {
@@ -101,7 +101,7 @@ class BlockingWorker {
         for (const Listener& listener : setup_.listeners)
           if (listener.protocol != Protocol::datagram) ::close(listener.fd.get());
         try {
-          serve(work, *source, in, out);
+          serve(work, *source, buffers);
         } catch (const std::exception& e) {
           log_info("connection child failed: %s", e.what());
         }
@@ -150,9 +150,9 @@ class BlockingWorker {
             service.set_peer(work.peer);
             service.handle(datagram.data(), datagram.size());
           } else {
-            Buffer in, out;
+            ConnectionBuffers buffers;
             BlockingConnection(context_, std::move(work.fd), work.peer,
-                               setup_.listeners[work.listener].protocol, work.listener, in, out)
+                               setup_.listeners[work.listener].protocol, work.listener, buffers)
                 .serve();
           }
           std::lock_guard lock(mutex);
@@ -178,9 +178,9 @@ class BlockingWorker {
       threads.emplace_back([this] {
         guarded([this] {
           auto source = make_source(gate_.get());
-          Buffer in, out;
+          ConnectionBuffers buffers;
           for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
-            serve(work, *source, in, out);
+            serve(work, *source, buffers);
         });
       });
     for (auto& thread : threads) thread.join();
@@ -206,7 +206,7 @@ class BlockingWorker {
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
       threads.push_back(StopSignal::thread_without_signals([&] {
-        Buffer in, out;
+        ConnectionBuffers buffers;
         for (;;) {
           Work work;
           {
@@ -220,7 +220,7 @@ class BlockingWorker {
             queue.pop_front();
           }
           BlockingConnection(context_, std::move(work.fd), work.peer,
-                             setup_.listeners[work.listener].protocol, work.listener, in, out)
+                             setup_.listeners[work.listener].protocol, work.listener, buffers)
               .serve();
         }
       }));
