@@ -124,14 +124,14 @@ class Top {
   }
 
   int run() {
-    std::uint64_t next = prefork_top::monotonic_ns();
+    std::uint64_t next = prefork::monotonic_ns();
     while (!signals_.stop_requested()) {
       if (!options_.once && server_gone()) return stopped();
       if (!refresh()) return write_failed();
       if (options_.once) return 0;
       // Late (a slow terminal, a suspension): start a fresh interval rather
       // than refresh in a burst.
-      const std::uint64_t now = prefork_top::monotonic_ns();
+      const std::uint64_t now = prefork::monotonic_ns();
       next = next + interval_ns_ > now ? next + interval_ns_ : now + interval_ns_;
       switch (wait_until(next)) {
         case Woken::due:
@@ -177,7 +177,7 @@ class Top {
   }
 
   bool refresh() {
-    Sample now{reader_.snapshot(), prefork_top::monotonic_ns()};
+    Sample now{reader_.snapshot(), prefork::monotonic_ns()};
     master_ = now.snap.master_pid;
     std::string text;
     switch (options_.output) {
@@ -218,7 +218,7 @@ class Top {
   // Sleeps until `deadline`, answering keys and signals meanwhile.
   Woken wait_until(std::uint64_t deadline) {
     for (;;) {
-      const std::uint64_t now = prefork_top::monotonic_ns();
+      const std::uint64_t now = prefork::monotonic_ns();
       if (now >= deadline) return Woken::due;
       const int keys = terminal_ ? terminal_->key_fd() : -1;
       const bool key = signals_.wait(std::min(deadline - now, liveness_check_ns), keys);

@@ -174,13 +174,6 @@ std::string table_line(const Row& cells) {
 
 }  // namespace
 
-std::uint64_t monotonic_ns() noexcept {
-  timespec ts{};
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000 +
-         static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
 std::string human_bytes(std::uint64_t bytes) {
   if (bytes < 1024) return std::to_string(bytes) + "B";
   const char* units = "KMGTPE";

@@ -20,8 +20,6 @@ struct Sample {
   std::uint64_t monotonic_ns = 0;
 };
 
-std::uint64_t monotonic_ns() noexcept;
-
 // A heartbeat older than this is marked: the worker is stuck or gone.
 inline constexpr std::uint64_t heartbeat_late_ns = 3'000'000'000;
 

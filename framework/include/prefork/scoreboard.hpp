@@ -19,6 +19,7 @@
 #include <prefork/listener.hpp>
 
 #include <sys/types.h>
+#include <time.h>
 
 #include <array>
 #include <atomic>
@@ -182,7 +183,15 @@ struct ScoreboardSnapshot {
   std::shared_ptr<const Histogram> latency;  // retired + every slot
 };
 
+// The clocks of the scoreboard, in nanoseconds: times of day (realtime),
+// and durations (monotonic; inline: workers read it twice per request).
 std::uint64_t realtime_ns() noexcept;
+inline std::uint64_t monotonic_ns() noexcept {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+         static_cast<std::uint64_t>(ts.tv_nsec);
+}
 
 // True while `pid` runs: kill(pid, 0) alone also succeeds for a zombie (a
 // master killed and not yet reaped by its parent), so /proc is asked too.
