@@ -172,9 +172,7 @@ class MetricsWriter {
   }
 
   void value(Labels labels, std::uint64_t value) {
-    begin(type_ == Type::counter ? "_total" : "", labels);
-    append_uint(out_, value);
-    out_ += '\n';
+    sample(type_ == Type::counter ? "_total" : "", labels, value);
   }
 
   void seconds(Labels labels, std::uint64_t ns) {
@@ -193,17 +191,11 @@ class MetricsWriter {
                               : bucket.ns >= max ? count
                                                  : h.count_at_most(bucket.ns);
       const Label le{"le", bucket.le};
-      begin("_bucket", labels, &le);
-      append_uint(out_, n);
-      out_ += '\n';
+      sample("_bucket", labels, n, &le);
     }
     const Label infinity{"le", "+Inf"};
-    begin("_bucket", labels, &infinity);
-    append_uint(out_, count);
-    out_ += '\n';
-    begin("_count", labels);
-    append_uint(out_, count);
-    out_ += '\n';
+    sample("_bucket", labels, count, &infinity);
+    sample("_count", labels, count);
     begin("_sum", labels);
     append_seconds(out_, h.sum());
     out_ += '\n';
@@ -243,6 +235,13 @@ class MetricsWriter {
       line("TYPE", type);
     }
     announced_ = true;
+  }
+
+  void sample(std::string_view suffix, Labels labels, std::uint64_t value,
+              const Label* extra = nullptr) {
+    begin(suffix, labels, extra);
+    append_uint(out_, value);
+    out_ += '\n';
   }
 
   void begin(std::string_view suffix, Labels labels, const Label* extra = nullptr) {
