@@ -27,40 +27,27 @@ if(_prefork_type STREQUAL "SHARED_LIBRARY")
 endif()
 unset(_prefork_type)
 
-install(TARGETS prefork prefork-top prefork-worker
+install(TARGETS prefork prefork_core prefork_workers prefork-top prefork-worker
   EXPORT preforkTargets
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
   LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
   ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
 )
 
-install(DIRECTORY ${PROJECT_SOURCE_DIR}/framework/include/prefork
-  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
-  FILES_MATCHING PATTERN "*.hpp"
-)
+# The public headers of the three layers land in one include/prefork/; the
+# layers' internal/ folders are for this tree only.
+foreach(layer framework/core workers framework)
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/${layer}/include/prefork
+    DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
+    FILES_MATCHING PATTERN "*.hpp"
+  )
+endforeach()
 
 install(EXPORT preforkTargets
   NAMESPACE prefork::
   FILE preforkTargets.cmake
   DESTINATION ${PREFORK_INSTALL_CMAKEDIR}
 )
-
-# What the exported link interface asks of the consumer. A static library
-# exports its PRIVATE dependencies as $<LINK_ONLY:...>, so Boost::headers
-# appears there although no public header includes Boost; the consumer then
-# needs the Boost package too. $<BUILD_INTERFACE:...> entries (prefork_private:
-# -Werror, sanitizers) are never exported.
-get_target_property(_prefork_link_interface prefork INTERFACE_LINK_LIBRARIES)
-if(NOT _prefork_link_interface)
-  set(_prefork_link_interface "")
-endif()
-string(REGEX REPLACE "\\$<BUILD_INTERFACE:[^>]*>" "" _prefork_link_interface
-       "${_prefork_link_interface}")
-set(PREFORK_FIND_BOOST "")
-if(_prefork_link_interface MATCHES "Boost::")
-  set(PREFORK_FIND_BOOST "find_dependency(Boost ${Boost_VERSION_MAJOR}.${Boost_VERSION_MINOR} CONFIG)")
-endif()
-unset(_prefork_link_interface)
 
 configure_package_config_file(
   ${CMAKE_CURRENT_LIST_DIR}/preforkConfig.cmake.in

@@ -3,7 +3,7 @@
 // in each slot; ARGS choose the handler: a built-in one, or a plugin (a
 // shared object exporting prefork_create_handler), as uWSGI loads apps.
 #include <prefork/handler.hpp>
-#include <prefork/server.hpp>
+#include <prefork/worker.hpp>
 
 #include <dlfcn.h>
 

@@ -176,7 +176,7 @@ ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
   if (!config.worker_exe.empty() || worker_args_given) config.worker_args = after_dashes;
   if (!config.worker_exe.empty() && config.start != StartMode::spawn)
     throw UsageError("--worker-exe needs --start spawn");
-  if (std::string why; !resolve_accept(config, why)) throw UsageError(why);
+  if (std::string why; !resolve_accept(config.model, config.accept, why)) throw UsageError(why);
   return config;
 }
 

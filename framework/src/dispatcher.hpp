@@ -11,7 +11,7 @@
 #include <span>
 #include <vector>
 
-#include "passed_connection.hpp"
+#include <prefork/core/passed_connection.hpp>
 #include "worker_plan.hpp"
 
 namespace prefork {

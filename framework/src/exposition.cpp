@@ -3,7 +3,7 @@
 // the two in step.
 #include <prefork/exposition.hpp>
 
-#include "utf8.hpp"
+#include <prefork/core/utf8.hpp>
 
 #include <algorithm>
 #include <charconv>

@@ -10,9 +10,10 @@
 
 #include <prefork/log.hpp>
 
-#include "signal_pipe.hpp"
+#include <prefork/core/signal_pipe.hpp>
+#include <prefork/workers/runtime.hpp>
+
 #include "start_worker.hpp"
-#include "worker.hpp"
 
 namespace prefork {
 
@@ -20,10 +21,9 @@ namespace {
 
 class ForkStarter final : public WorkerStarter {
  public:
-  ForkStarter(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-              Handler& handler, SignalPipe& signals, std::function<void()> in_child)
+  ForkStarter(WorkerPlan& plan, Scoreboard& scoreboard, Handler& handler, SignalPipe& signals,
+              std::function<void()> in_child)
       : in_child_(std::move(in_child)),
-        config_(config),
         plan_(plan),
         scoreboard_(scoreboard),
         handler_(handler),
@@ -64,25 +64,15 @@ class ForkStarter final : public WorkerStarter {
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
     if (::getppid() != master_pid_) return 0;  // it died before prctl
-    WorkerSetup setup{plan_.listeners_for(slot),
-                      scoreboard_.slot(slot),
-                      handler_,
-                      WorkerInfo{slot, generation, false},
-                      config_.max_frame,
-                      config_.graceful_timeout,
-                      master_pid_,
-                      plan_.model(),
-                      plan_.accept(),
-                      plan_.threads(),
-                      plan_.worker_channel(slot),
-                      plan_.accept_lock(),
-                      plan_.lock_path(),
-                      config_.worker_stats};
-    return run_worker(setup);
+    return run_worker(plan_.params_for(slot, generation),
+                      WorkerResources{.listeners = plan_.listeners_for(slot),
+                                      .slot = scoreboard_.slot(slot),
+                                      .header = scoreboard_.header(),
+                                      .channel = plan_.worker_channel(slot)},
+                      handler_);
   }
 
   std::function<void()> in_child_;
-  const ServerConfig& config_;
   WorkerPlan& plan_;
   Scoreboard& scoreboard_;
   Handler& handler_;
@@ -92,12 +82,10 @@ class ForkStarter final : public WorkerStarter {
 
 }  // namespace
 
-std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
-                                                 Scoreboard& scoreboard, Handler& handler,
-                                                 SignalPipe& signals,
+std::unique_ptr<WorkerStarter> make_fork_starter(WorkerPlan& plan, Scoreboard& scoreboard,
+                                                 Handler& handler, SignalPipe& signals,
                                                  std::function<void()> in_child) {
-  return std::make_unique<ForkStarter>(config, plan, scoreboard, handler, signals,
-                                       std::move(in_child));
+  return std::make_unique<ForkStarter>(plan, scoreboard, handler, signals, std::move(in_child));
 }
 
 }  // namespace prefork

@@ -3,8 +3,8 @@
 // the dead, start what is missing; on a stop, drain and escalate.
 #pragma once
 
+#include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/listener.hpp>
-#include <prefork/scoreboard.hpp>
 #include <prefork/server.hpp>
 
 #include <sys/types.h>
@@ -14,9 +14,9 @@
 
 #include <optional>
 
+#include <prefork/core/signal_pipe.hpp>
 #include "dispatcher.hpp"
 #include "metrics_endpoint.hpp"
-#include "signal_pipe.hpp"
 #include "start_worker.hpp"
 #include "worker_plan.hpp"
 

@@ -1,5 +1,6 @@
+#include <prefork/core/scoreboard_segment.hpp>
+#include <prefork/core/signal_pipe.hpp>
 #include <prefork/log.hpp>
-#include <prefork/scoreboard.hpp>
 #include <prefork/server.hpp>
 
 #include <signal.h>
@@ -10,7 +11,6 @@
 
 #include "master.hpp"
 #include "metrics_endpoint.hpp"
-#include "signal_pipe.hpp"
 #include "start_worker.hpp"
 #include "worker_plan.hpp"
 
@@ -51,11 +51,11 @@ int serve(const ServerConfig& requested, Handler& handler) {
 
     std::unique_ptr<WorkerStarter> starter;
     if (config.start == StartMode::fork)
-      starter = make_fork_starter(config, plan, scoreboard, handler, signals, [&metrics] {
+      starter = make_fork_starter(plan, scoreboard, handler, signals, [&metrics] {
         if (metrics) metrics->close_in_child();
       });
     else
-      starter = make_spawn_starter(config, plan, config.stats_name, signals);
+      starter = make_spawn_starter(config, plan, signals);
 
     announce(plan.announced(), metrics ? &metrics->local() : nullptr);
     Master master(config, plan, scoreboard, *starter, signals, metrics ? &*metrics : nullptr);

@@ -23,7 +23,8 @@
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 
-#include "environment.hpp"
+#include <prefork/core/environment.hpp>
+
 #include "start_worker.hpp"
 
 extern char** environ;
@@ -109,31 +110,15 @@ bool is_ours(const char* entry) {
 
 class SpawnStarter final : public WorkerStarter {
  public:
-  SpawnStarter(const ServerConfig& config, WorkerPlan& plan, const std::string& stats_name,
-               SignalPipe& signals)
-      : config_(config),
-        plan_(plan),
-        signals_(signals),
-        stats_name_(stats_name),
-        master_pid_(::getpid()) {
+  SpawnStarter(const ServerConfig& config, WorkerPlan& plan, SignalPipe& signals)
+      : config_(config), plan_(plan), signals_(signals), master_pid_(::getpid()) {
     executable_ = config.worker_exe.empty() ? this_executable() : config.worker_exe;
     if (::access(executable_.c_str(), X_OK) != 0)
       throw SystemError("access", errno, "worker program " + executable_);
     // The inherited environment, minus any LISTEN_*/PREFORK_* of our own
-    // parent, plus ours.
+    // parent; each worker's WorkerParams and LISTEN_* are added per start.
     for (char** entry = environ; *entry != nullptr; ++entry)
       if (!is_ours(*entry)) inherited_.emplace_back(*entry);
-    auto add = [this](const char* name, const std::string& value) {
-      inherited_.push_back(std::string(name) + '=' + value);
-    };
-    add(env::stats, stats_name_);
-    add(env::max_frame, std::to_string(config.max_frame));
-    add(env::graceful_timeout_ms, std::to_string(config.graceful_timeout.count()));
-    add(env::master_pid, std::to_string(master_pid_));
-    add(env::model, std::string(model_name(plan.model())));
-    add(env::accept, std::string(accept_name(plan.accept())));
-    add(env::threads, std::to_string(plan.threads()));
-    add(env::worker_stats, config.worker_stats ? "1" : "0");
   }
 
   pid_t start(unsigned slot, std::uint64_t generation) override {
@@ -152,10 +137,10 @@ class SpawnStarter final : public WorkerStarter {
     std::vector<int> moved(sources.size());
 
     std::vector<std::string> environment = inherited_;
+    for (std::string& entry : plan_.params_for(slot, generation).to_environment())
+      environment.push_back(std::move(entry));
     environment.push_back(std::string(env::listen_fds) + '=' + std::to_string(sources.size()));
     environment.push_back(std::string(env::listen_fdnames) + '=' + names);
-    environment.push_back(std::string(env::slot) + '=' + std::to_string(slot));
-    environment.push_back(std::string(env::generation) + '=' + std::to_string(generation));
     environment.push_back(std::string(env::listen_pid) + '=' + std::string(pid_digits, '0'));
     std::vector<const char*> envp;
     for (const std::string& entry : environment) envp.push_back(entry.c_str());
@@ -192,7 +177,6 @@ class SpawnStarter final : public WorkerStarter {
   const ServerConfig& config_;
   WorkerPlan& plan_;
   SignalPipe& signals_;
-  std::string stats_name_;
   pid_t master_pid_;
   std::string executable_;
   std::vector<std::string> inherited_;
@@ -202,9 +186,8 @@ class SpawnStarter final : public WorkerStarter {
 }  // namespace
 
 std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config, WorkerPlan& plan,
-                                                  const std::string& stats_name,
                                                   SignalPipe& signals) {
-  return std::make_unique<SpawnStarter>(config, plan, stats_name, signals);
+  return std::make_unique<SpawnStarter>(config, plan, signals);
 }
 
 }  // namespace prefork

@@ -2,9 +2,9 @@
 // interface, so the supervisor never knows which one runs.
 #pragma once
 
+#include <prefork/core/scoreboard_segment.hpp>
+#include <prefork/core/signal_pipe.hpp>
 #include <prefork/handler.hpp>
-#include <prefork/listener.hpp>
-#include <prefork/scoreboard.hpp>
 #include <prefork/server.hpp>
 
 #include <sys/types.h>
@@ -13,7 +13,6 @@
 #include <memory>
 #include <span>
 
-#include "signal_pipe.hpp"
 #include "worker_plan.hpp"
 
 namespace prefork {
@@ -28,9 +27,8 @@ class WorkerStarter {
 // fork(): the child drops the master's signal pipe, runs the worker loop in
 // this image and _exit()s.
 // `in_child` runs first in each child, to drop more of the master's state.
-std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, WorkerPlan& plan,
-                                                 Scoreboard& scoreboard, Handler& handler,
-                                                 SignalPipe& signals,
+std::unique_ptr<WorkerStarter> make_fork_starter(WorkerPlan& plan, Scoreboard& scoreboard,
+                                                 Handler& handler, SignalPipe& signals,
                                                  std::function<void()> in_child = {});
 
 // spawn: the master's signals are blocked around the launch (see
@@ -39,7 +37,6 @@ std::unique_ptr<WorkerStarter> make_fork_starter(const ServerConfig& config, Wor
 // A new program image through Boost.Process v2, the listeners passed as
 // LISTEN_FDS. Throws SystemError when the program cannot be found.
 std::unique_ptr<WorkerStarter> make_spawn_starter(const ServerConfig& config, WorkerPlan& plan,
-                                                  const std::string& stats_name,
                                                   SignalPipe& signals);
 
 }  // namespace prefork

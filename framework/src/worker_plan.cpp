@@ -1,6 +1,7 @@
 #include "worker_plan.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <stdexcept>
@@ -8,16 +9,11 @@
 
 #include <prefork/error.hpp>
 
-#include "accept_gate.hpp"
+#include <prefork/workers/runtime.hpp>
 
 namespace prefork {
 
 namespace {
-
-bool one_process(Model model) {
-  return model == Model::iterative || model == Model::fork_per_connection ||
-         model == Model::thread_per_connection;
-}
 
 // Stevens' pre-forked servers sleep in accept() itself, which needs a
 // blocking socket; it works when a process has one TCP listener to watch
@@ -26,11 +22,10 @@ bool one_process(Model model) {
 bool blocking_accept(const ServerConfig& config, Accept accept) {
   bool one_tcp_listener =
       config.listeners.size() == 1 && config.listeners[0].protocol != Protocol::datagram;
-  bool one_accepting_thread = config.model == Model::iterative ||
-                              config.model == Model::fork_per_connection ||
-                              config.model == Model::thread_per_connection ||
-                              config.model == Model::prefork || config.model == Model::hybrid ||
-                              (config.model == Model::prethreaded && accept == Accept::main);
+  // Every blocking model has one accepting thread per process, except the
+  // prethreaded pool whose threads take turns under a lock.
+  bool one_accepting_thread = facts(config.model).blocking &&
+                              !(config.model == Model::prethreaded && accept == Accept::lock);
   bool accepts_itself = accept == Accept::shared || accept == Accept::lock ||
                         accept == Accept::flock || accept == Accept::reuseport ||
                         accept == Accept::main;
@@ -39,22 +34,30 @@ bool blocking_accept(const ServerConfig& config, Accept accept) {
 
 }  // namespace
 
-WorkerPlan::WorkerPlan(const ServerConfig& config) : model_(config.model) {
+WorkerPlan::WorkerPlan(const ServerConfig& config) {
   std::string why;
-  auto accept = resolve_accept(config, why);
+  auto accept = resolve_accept(config.model, config.accept, why);
   if (!accept) throw std::invalid_argument(why);
-  accept_ = *accept;
-  threads_ = config.threads == 0 ? 4 : config.threads;
+  base_ = WorkerParams{
+      .master_pid = ::getpid(),
+      .stats_name = config.stats_name,
+      .model = config.model,
+      .accept = *accept,
+      .threads = config.threads == 0 ? default_threads : config.threads,
+      .max_message = config.max_frame,
+      .graceful_timeout = config.graceful_timeout,
+      .worker_stats = config.worker_stats,
+  };
   workers_ =
       config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
-  if (one_process(model_)) workers_ = 1;
-  lock_path_ = "/dev/shm/" + config.stats_name;
+  if (!facts(config.model).pool) workers_ = 1;
+  const Accept strategy = *accept;
 
   ListenOptions options{.backlog = config.backlog,
-                        .blocking = blocking_accept(config, accept_),
-                        .reuseport = accept_ == Accept::reuseport};
+                        .blocking = blocking_accept(config, strategy),
+                        .reuseport = strategy == Accept::reuseport};
   sets_.push_back(open_listeners(config.listeners, options));
-  if (accept_ == Accept::reuseport) {
+  if (strategy == Accept::reuseport) {
     // The others bind exactly what the first set got (port 0 resolved).
     std::vector<ListenerSpec> bound;
     for (const Listener& listener : sets_.front())
@@ -62,7 +65,7 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) : model_(config.model) {
     for (unsigned slot = 1; slot < workers_; ++slot)
       sets_.push_back(open_listeners(bound, options));
   }
-  if (accept_ == Accept::pass) {
+  if (strategy == Accept::pass) {
     for (unsigned slot = 0; slot < workers_; ++slot) {
       int ends[2];
       if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends) != 0)
@@ -75,10 +78,15 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) : model_(config.model) {
 
 void WorkerPlan::attach(Scoreboard& scoreboard) {
   // prethreaded locks with a thread mutex; the processes share this one.
-  if (accept_ == Accept::lock && model_ != Model::prethreaded) {
-    accept_lock_ = scoreboard.header().accept_lock;
-    init_accept_lock(accept_lock_);
-  }
+  if (accept() == Accept::lock && model() != Model::prethreaded)
+    init_accept_lock(scoreboard.header());
+}
+
+WorkerParams WorkerPlan::params_for(unsigned slot, std::uint64_t generation) const {
+  WorkerParams params = base_;
+  params.slot = slot;
+  params.generation = generation;
+  return params;
 }
 
 std::span<Listener> WorkerPlan::listeners_for(unsigned slot) noexcept {
@@ -90,7 +98,7 @@ int WorkerPlan::worker_channel(unsigned slot) const noexcept {
 }
 
 std::span<Listener> WorkerPlan::master_listeners() noexcept {
-  if (accept_ != Accept::pass || sets_.empty()) return {};
+  if (accept() != Accept::pass || sets_.empty()) return {};
   return sets_.front();
 }
 

@@ -4,8 +4,9 @@
 // once by serve() and read by both start modes.
 #pragma once
 
+#include <prefork/core/scoreboard_segment.hpp>
+#include <prefork/core/worker_params.hpp>
 #include <prefork/listener.hpp>
-#include <prefork/scoreboard.hpp>
 #include <prefork/server.hpp>
 #include <prefork/unique_fd.hpp>
 
@@ -24,12 +25,11 @@ class WorkerPlan {
   // After the scoreboard exists: the lock lives in its header.
   void attach(Scoreboard& scoreboard);
 
-  Model model() const noexcept { return model_; }
-  Accept accept() const noexcept { return accept_; }
-  unsigned threads() const noexcept { return threads_; }
+  Model model() const noexcept { return base_.model; }
+  Accept accept() const noexcept { return base_.accept; }
   unsigned workers() const noexcept { return workers_; }
-  const std::string& lock_path() const noexcept { return lock_path_; }
-  void* accept_lock() const noexcept { return accept_lock_; }
+  // What the worker started in `slot` is told (the hand-off, defined once).
+  WorkerParams params_for(unsigned slot, std::uint64_t generation) const;
 
   // One per configured listener, for the `listening` lines.
   std::span<const Listener> announced() const noexcept { return sets_.front(); }
@@ -50,12 +50,8 @@ class WorkerPlan {
   void close_all() noexcept;
 
  private:
-  Model model_;
-  Accept accept_;
-  unsigned threads_;
+  WorkerParams base_;
   unsigned workers_;
-  std::string lock_path_;
-  void* accept_lock_ = nullptr;
   std::vector<std::vector<Listener>> sets_;  // one, or one per slot (reuseport)
   std::vector<UniqueFd> master_channels_;
   std::vector<UniqueFd> worker_channels_;

@@ -1,6 +1,6 @@
 #include "top_view.hpp"
 
-#include "utf8.hpp"
+#include <prefork/core/utf8.hpp>
 
 #include <prefork/histogram.hpp>
 

@@ -1,5 +1,7 @@
 #include "fixture.hpp"
 
+#include <prefork/models.hpp>
+
 #include <boost/test/results_collector.hpp>
 
 #include <algorithm>
@@ -24,8 +26,7 @@ bool one_process_model() {
   auto flags = model_arguments();
   for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
     if (flags[i] == "--model")
-      return flags[i + 1] == "iterative" || flags[i + 1] == "fork-per-connection" ||
-             flags[i + 1] == "thread-per-connection";
+      if (auto model = prefork::model_from_name(flags[i + 1])) return !prefork::facts(*model).pool;
   return false;
 }
 

@@ -6,9 +6,9 @@
 #define BOOST_TEST_MODULE exposition
 #include <boost/test/unit_test.hpp>
 
+#include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/exposition.hpp>
 #include <prefork/listener.hpp>
-#include <prefork/scoreboard.hpp>
 
 #include <unistd.h>
 

@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE scoreboard
 #include <boost/test/unit_test.hpp>
 
-#include <prefork/scoreboard.hpp>
+#include <prefork/core/scoreboard_segment.hpp>
 
 #include <fcntl.h>
 #include <poll.h>

@@ -12,8 +12,8 @@
 #define BOOST_TEST_MODULE scoreboard_torture
 #include <boost/test/unit_test.hpp>
 
+#include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/listener.hpp>
-#include <prefork/scoreboard.hpp>
 
 #include <signal.h>
 #include <sys/wait.h>
@@ -28,8 +28,8 @@
 #include <string>
 #include <vector>
 
-#include "robust_mutex.hpp"
-#include "slot_writer.hpp"
+#include <prefork/core/robust_mutex.hpp>
+#include <prefork/core/slot_writer.hpp>
 
 using namespace prefork;
 using namespace std::chrono_literals;

@@ -11,7 +11,8 @@
 #include <prefork/log.hpp>
 #include <prefork/unique_fd.hpp>
 
-#include "robust_mutex.hpp"
+#include <prefork/core/robust_mutex.hpp>
+#include <prefork/workers/runtime.hpp>
 
 namespace prefork {
 
@@ -62,7 +63,7 @@ class ThreadLockGate final : public AcceptGate {
 
 }  // namespace
 
-void init_accept_lock(void* storage) { init_robust_mutex(storage, "accept lock"); }
+void init_accept_lock(Header& header) { init_robust_mutex(header.accept_lock, "accept lock"); }
 
 std::unique_ptr<AcceptGate> make_process_lock_gate(void* storage) {
   return std::make_unique<ProcessLockGate>(storage);

@@ -15,18 +15,15 @@ class AcceptGate {
   virtual void leave() = 0;
 };
 
-// For the master, before any worker exists: a process-shared, robust mutex
-// in `storage` (Header::accept_lock in the scoreboard).
-//
-// Why not boost::interprocess::interprocess_mutex: in 1.81 its lock() meets
-// EOWNERDEAD (the holder was killed) by unlocking without making the mutex
-// consistent, so it becomes unrecoverable and every worker's accept fails
-// from then on. A kill -9 of the worker holding the lock must not stop the
-// pool, so this is a robust pthread mutex that recovers with
+// Why not boost::interprocess::interprocess_mutex for --accept lock: in
+// 1.81 its lock() meets EOWNERDEAD (the holder was killed) by unlocking
+// without making the mutex consistent, so it becomes unrecoverable and every
+// worker's accept fails from then on. A kill -9 of the worker holding the
+// lock must not stop the pool, so this is a robust pthread mutex (set up by
+// init_accept_lock, prefork/workers/runtime.hpp) that recovers with
 // pthread_mutex_consistent(): accept() guards no data, nothing to repair.
-void init_accept_lock(void* storage);
 
-// --accept lock in processes: the mutex made by init_accept_lock.
+// --accept lock in processes: the mutex made by init_accept_lock, in `storage`.
 std::unique_ptr<AcceptGate> make_process_lock_gate(void* storage);
 // --accept flock: flock(2) on our own open file description of `path`.
 std::unique_ptr<AcceptGate> make_flock_gate(const std::string& path);

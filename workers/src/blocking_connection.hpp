@@ -9,8 +9,8 @@
 #include <prefork/handler.hpp>
 #include <prefork/unique_fd.hpp>
 
+#include <prefork/core/slot_writer.hpp>
 #include "buffer.hpp"
-#include "slot_writer.hpp"
 
 namespace prefork {
 

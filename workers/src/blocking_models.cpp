@@ -28,32 +28,30 @@ namespace prefork {
 
 namespace {
 
-class BlockingWorker {
+class BlockingRuntime final : public Runtime {
  public:
-  explicit BlockingWorker(const WorkerSetup& setup)
+  explicit BlockingRuntime(const WorkerSetup& setup)
       : setup_(setup),
         // Threads and per-connection children share the slot.
-        stats_(setup.slot, setup.model != Model::iterative && setup.model != Model::prefork,
-               setup.count_stats),
-        context_{setup.handler, stats_, FrameDecoder(setup.max_frame), setup.info.slot,
+        stats_(setup.slot, facts(setup.params.model).shared_writers, setup.params.worker_stats),
+        context_{setup.handler, stats_, FrameDecoder(setup.params.max_message), setup.info.slot,
                  stop_.fd()} {
-    if (setup.accept == Accept::lock)
-      gate_ = setup.model == Model::prethreaded ? make_thread_lock_gate()
-                                                : make_process_lock_gate(setup.accept_lock);
-    else if (setup.accept == Accept::flock)
-      gate_ = make_flock_gate(setup.lock_path);
+    if (setup.params.accept == Accept::lock)
+      gate_ = setup.params.model == Model::prethreaded ? make_thread_lock_gate()
+                                                       : make_process_lock_gate(setup.accept_lock);
+    else if (setup.params.accept == Accept::flock)
+      gate_ = make_flock_gate("/dev/shm/" + setup.params.stats_name);
   }
 
-  SlotWriter& stats() noexcept { return stats_; }
-
-  int run() {
-    switch (setup_.model) {
+  int serve() override {
+    switch (setup_.params.model) {
       case Model::fork_per_connection:
         return fork_per_connection();
       case Model::thread_per_connection:
         return thread_per_connection();
       case Model::prethreaded:
-        return setup_.accept == Accept::main ? accepting_thread_and_pool() : pool_taking_turns();
+        return setup_.params.accept == Accept::main ? accepting_thread_and_pool()
+                                                    : pool_taking_turns();
       case Model::hybrid:
         return accepting_thread_and_pool();
       default:
@@ -63,7 +61,7 @@ class BlockingWorker {
 
  private:
   std::unique_ptr<WorkSource> make_source(AcceptGate* gate) {
-    return std::make_unique<WorkSource>(setup_.listeners, setup_.accept, gate, stop_,
+    return std::make_unique<WorkSource>(setup_.listeners, setup_.params.accept, gate, stop_,
                                         setup_.handler, stats_, setup_.info.slot, setup_.channel);
   }
 
@@ -225,7 +223,7 @@ class BlockingWorker {
         }
       }));
 
-    auto source = make_source(setup_.model == Model::hybrid ? gate_.get() : nullptr);
+    auto source = make_source(setup_.params.model == Model::hybrid ? gate_.get() : nullptr);
     for (;;) {
       {
         std::unique_lock lock(mutex);
@@ -252,7 +250,7 @@ class BlockingWorker {
     return 0;
   }
 
-  unsigned thread_count() const { return setup_.threads == 0 ? 4 : setup_.threads; }
+  unsigned thread_count() const { return setup_.params.threads; }
 
   // A pool thread's body: an exception must not std::terminate the worker
   // with connections in flight; it stops the worker in order instead (the
@@ -276,26 +274,8 @@ class BlockingWorker {
 
 }  // namespace
 
-int run_blocking_model(const WorkerSetup& setup) {
-  std::unique_ptr<BlockingWorker> worker;
-  try {
-    worker = std::make_unique<BlockingWorker>(setup);
-    worker->stats().started(setup.info.generation);
-    setup.handler.setup(setup.info);
-  } catch (const std::exception& e) {
-    log_info("worker set-up failed: %s", e.what());
-    return worker_exit_boot_error;
-  }
-  worker->stats().state(WorkerState::ready);
-  int status = 1;
-  try {
-    status = worker->run();
-  } catch (const std::exception& e) {
-    log_info("worker failed: %s", e.what());
-  }
-  worker->stats().state(WorkerState::stopping);
-  setup.handler.finish();
-  return status;
+std::unique_ptr<Runtime> make_blocking_runtime(const WorkerSetup& setup) {
+  return std::make_unique<BlockingRuntime>(setup);
 }
 
 }  // namespace prefork

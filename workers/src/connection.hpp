@@ -9,8 +9,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include <prefork/core/slot_writer.hpp>
 #include "buffer.hpp"
-#include "slot_writer.hpp"
 
 namespace prefork {
 

@@ -6,7 +6,7 @@
 
 #include <cstddef>
 
-#include "slot_writer.hpp"
+#include <prefork/core/slot_writer.hpp>
 
 namespace prefork {
 

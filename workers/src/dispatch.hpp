@@ -7,8 +7,8 @@
 #include <span>
 #include <string_view>
 
+#include <prefork/core/slot_writer.hpp>
 #include "buffer.hpp"
-#include "slot_writer.hpp"
 
 namespace prefork {
 

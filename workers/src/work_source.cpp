@@ -1,6 +1,6 @@
 #include "work_source.hpp"
 
-#include "passed_connection.hpp"
+#include <prefork/core/passed_connection.hpp>
 
 #include <fcntl.h>
 #include <sys/epoll.h>

@@ -8,7 +8,7 @@
 #pragma once
 
 #include <prefork/listener.hpp>
-#include <prefork/server.hpp>
+#include <prefork/models.hpp>
 
 #include <poll.h>
 

@@ -15,14 +15,13 @@
 #include <unordered_map>
 #include <vector>
 
+#include <prefork/core/signal_pipe.hpp>
+#include <prefork/core/slot_writer.hpp>
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
-#include <prefork/server.hpp>
 
 #include "connection.hpp"
 #include "datagram.hpp"
-#include "signal_pipe.hpp"
-#include "slot_writer.hpp"
 
 namespace prefork {
 
@@ -39,10 +38,10 @@ struct Watch {
   std::unique_ptr<Connection> connection;
 };
 
-class Worker {
+class EventRuntime final : public Runtime {
  public:
-  explicit Worker(const WorkerSetup& setup);
-  int run();
+  explicit EventRuntime(const WorkerSetup& setup);
+  int serve() override;
 
  private:
   void start_serving();
@@ -83,18 +82,19 @@ class Worker {
   Clock::time_point drain_deadline_{};
 };
 
-Worker::Worker(const WorkerSetup& setup)
+EventRuntime::EventRuntime(const WorkerSetup& setup)
     : setup_(setup),
-      stats_(setup.slot, false, setup.count_stats),
+      stats_(setup.slot, false, setup.params.worker_stats),
       signals_({SIGTERM, SIGINT, SIGQUIT}),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
-      context_{setup.handler,   stats_,         {},          FrameDecoder(setup.max_frame),
+      context_{setup.handler,   stats_,         {},          FrameDecoder(setup.params.max_message),
                setup.info.slot, scratch_.get(), scratch_size} {
   if (!epoll_) throw SystemError("epoll_create1", errno);
   ::signal(SIGPIPE, SIG_IGN);
+  start_serving();
 }
 
-void Worker::add_watch(int fd, std::uint32_t events, Watch* watch) {
+void EventRuntime::add_watch(int fd, std::uint32_t events, Watch* watch) {
   epoll_event event{};
   event.events = events;
   event.data.ptr = watch;
@@ -102,7 +102,7 @@ void Worker::add_watch(int fd, std::uint32_t events, Watch* watch) {
     throw SystemError("epoll_ctl(ADD)", errno);
 }
 
-void Worker::start_serving() {
+void EventRuntime::start_serving() {
   add_watch(signals_.fd(), EPOLLIN, &signal_watch_);
   listener_watches_.resize(setup_.listeners.size());
   datagrams_.resize(setup_.listeners.size());
@@ -127,20 +127,8 @@ void Worker::start_serving() {
   }
 }
 
-int Worker::run() {
-  stats_.started(setup_.info.generation);
-
-  try {
-    setup_.handler.setup(setup_.info);
-    start_serving();
-  } catch (const std::exception& e) {
-    // As gunicorn's boot error: restarting would fail the same way.
-    log_info("worker set-up failed: %s", e.what());
-    return worker_exit_boot_error;
-  }
-  stats_.state(WorkerState::ready);
+int EventRuntime::serve() {
   beat_heartbeat();
-
   epoll_event events[64];
   while (!draining_ || !connections_.empty()) {
     int timeout = 1000;
@@ -169,11 +157,10 @@ int Worker::run() {
     resume_accepting_if_due();
     beat_heartbeat();
   }
-  setup_.handler.finish();
   return 0;
 }
 
-void Worker::serve_event(const epoll_event& event) {
+void EventRuntime::serve_event(const epoll_event& event) {
   auto* watch = static_cast<Watch*>(event.data.ptr);
   switch (watch->kind) {
     case Watch::Kind::signal:
@@ -192,7 +179,7 @@ void Worker::serve_event(const epoll_event& event) {
   }
 }
 
-void Worker::accept_connections(std::size_t index) {
+void EventRuntime::accept_connections(std::size_t index) {
   const Listener& listener = setup_.listeners[index];
   for (unsigned i = 0; i < accept_budget; ++i) {
     Address peer;
@@ -236,7 +223,7 @@ void Worker::accept_connections(std::size_t index) {
   }
 }
 
-void Worker::serve_connection(Watch& watch, std::uint32_t events) {
+void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
   Connection& connection = *watch.connection;
   Connection::Next next = Connection::Next::keep;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) next = connection.on_readable();
@@ -249,7 +236,7 @@ void Worker::serve_connection(Watch& watch, std::uint32_t events) {
     update_interest(watch);
 }
 
-void Worker::pause_accepting() {
+void EventRuntime::pause_accepting() {
   if (accept_paused_) return;
   accept_paused_ = true;
   accept_resume_at_ = Clock::now() + accept_pause;
@@ -259,7 +246,7 @@ void Worker::pause_accepting() {
   log_info("not accepting for %lld ms", static_cast<long long>(accept_pause.count()));
 }
 
-void Worker::resume_accepting_if_due() {
+void EventRuntime::resume_accepting_if_due() {
   if (!accept_paused_ || draining_ || Clock::now() < accept_resume_at_) return;
   accept_paused_ = false;
   for (std::size_t i = 0; i < setup_.listeners.size(); ++i)
@@ -267,7 +254,7 @@ void Worker::resume_accepting_if_due() {
       add_watch(setup_.listeners[i].fd.get(), EPOLLIN | EPOLLEXCLUSIVE, &listener_watches_[i]);
 }
 
-void Worker::update_interest(Watch& watch) {
+void EventRuntime::update_interest(Watch& watch) {
   Connection& connection = *watch.connection;
   std::uint32_t wanted = connection.interest();
   if (wanted == connection.registered) return;
@@ -282,7 +269,7 @@ void Worker::update_interest(Watch& watch) {
   connection.registered = wanted;
 }
 
-void Worker::close_connection(Watch& watch) {
+void EventRuntime::close_connection(Watch& watch) {
   // Closing the descriptor removes it from epoll: no other process holds
   // this accepted socket.
   watch.connection.reset();
@@ -290,7 +277,7 @@ void Worker::close_connection(Watch& watch) {
   stats_.connection_closed();
 }
 
-void Worker::handle_signals() {
+void EventRuntime::handle_signals() {
   while (int number = signals_.next()) {
     if (!draining_) {
       log_info("received %s: finishing in-flight requests", ::strsignal(number));
@@ -301,9 +288,9 @@ void Worker::handle_signals() {
 
 // Stop accepting; finish what was received; close each connection as soon
 // as nothing of it is in flight.
-void Worker::begin_drain() {
+void EventRuntime::begin_drain() {
   draining_ = true;
-  drain_deadline_ = Clock::now() + setup_.graceful_timeout;
+  drain_deadline_ = Clock::now() + setup_.params.graceful_timeout;
   stats_.state(WorkerState::stopping);
   for (const Listener& listener : setup_.listeners) {
     // The socket stays open in other processes, so epoll would keep it
@@ -318,27 +305,20 @@ void Worker::begin_drain() {
   for (Watch* watch : open) serve_connection(*watch, watch->connection->interest() & EPOLLIN);
 }
 
-void Worker::beat_heartbeat() {
+void EventRuntime::beat_heartbeat() {
   if (!stats_.beat()) return;
   // PR_SET_PDEATHSIG covers most ways a master dies; this catches the rest
   // (e.g. the race between fork and prctl).
-  if (!draining_ && ::getppid() != setup_.master_pid) {
-    log_info("master %d is gone: stopping", static_cast<int>(setup_.master_pid));
+  if (!draining_ && ::getppid() != setup_.params.master_pid) {
+    log_info("master %d is gone: stopping", static_cast<int>(setup_.params.master_pid));
     begin_drain();
   }
 }
 
 }  // namespace
 
-int run_worker(const WorkerSetup& setup) {
-  if (setup.model != Model::event) return run_blocking_model(setup);
-  try {
-    Worker worker(setup);
-    return worker.run();
-  } catch (const std::exception& e) {
-    log_info("worker failed: %s", e.what());
-    return 1;
-  }
+std::unique_ptr<Runtime> make_event_runtime(const WorkerSetup& setup) {
+  return std::make_unique<EventRuntime>(setup);
 }
 
 }  // namespace prefork

@@ -1,46 +1,25 @@
-// The worker role of a spawned program image: everything it needs comes
-// from the environment its master prepared (see environment.hpp).
+// The worker role of a spawned program image: its WorkerParams come from the
+// environment its master prepared, its listeners from LISTEN_FDS, its slot
+// from the named scoreboard.
+#include <prefork/core/environment.hpp>
+#include <prefork/core/scoreboard_segment.hpp>
+#include <prefork/core/worker_params.hpp>
 #include <prefork/log.hpp>
-#include <prefork/scoreboard.hpp>
-#include <prefork/server.hpp>
+#include <prefork/worker.hpp>
+#include <prefork/workers/runtime.hpp>
 
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
-#include "environment.hpp"
-#include "worker.hpp"
-
 namespace prefork {
 
-namespace {
-std::string required(const char* name) {
-  const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0')
-    throw std::runtime_error(std::string("missing ") + name + " in the environment");
-  return value;
-}
-
-bool is_off(const char* flag) { return flag != nullptr && std::string_view(flag) == "0"; }
-
-unsigned long long number(const char* name) {
-  std::string text = required(name);
-  std::size_t end = 0;
-  unsigned long long value = std::stoull(text, &end);
-  if (end != text.size()) throw std::runtime_error(std::string(name) + " is not a number");
-  return value;
-}
-}  // namespace
-
-bool started_as_worker() {
-  return std::getenv(env::slot) != nullptr && std::getenv(env::listen_fds) != nullptr;
-}
+bool started_as_worker() { return WorkerParams::in_environment(); }
 
 int serve_as_worker(Handler& handler) {
   static std::string role;
   try {
-    unsigned slot = static_cast<unsigned>(number(env::slot));
-    role = "worker " + std::to_string(slot);
+    const WorkerParams params = WorkerParams::from_environment();
+    role = "worker " + std::to_string(params.slot);
     set_log_role(role.c_str());
     std::vector<std::pair<std::string, int>> others;
     auto listeners = listeners_from_environment(&others);
@@ -52,26 +31,14 @@ int serve_as_worker(Handler& handler) {
         throw std::runtime_error("LISTEN_FDNAMES names an unknown descriptor '" + name + "'");
       channel = fd;
     }
-    const std::string stats = required(env::stats);
-    auto attachment = SlotAttachment::open(stats, slot);
-    auto model = model_from_name(required(env::model));
-    auto accept = accept_from_name(required(env::accept));
-    if (!model || !accept) throw std::runtime_error("unknown PREFORK_MODEL or PREFORK_ACCEPT");
-    WorkerSetup setup{*listeners,
-                      attachment.slot(),
-                      handler,
-                      WorkerInfo{slot, number(env::generation), true},
-                      static_cast<std::size_t>(number(env::max_frame)),
-                      std::chrono::milliseconds(number(env::graceful_timeout_ms)),
-                      static_cast<pid_t>(number(env::master_pid)),
-                      *model,
-                      *accept,
-                      static_cast<unsigned>(number(env::threads)),
-                      channel,
-                      attachment.header().accept_lock,
-                      "/dev/shm/" + stats,
-                      !is_off(std::getenv(env::worker_stats))};
-    return run_worker(setup);
+    auto attachment = SlotAttachment::open(params.stats_name, params.slot);
+    return run_worker(params,
+                      WorkerResources{.listeners = *listeners,
+                                      .slot = attachment.slot(),
+                                      .header = attachment.header(),
+                                      .channel = channel,
+                                      .spawned = true},
+                      handler);
   } catch (const std::exception& e) {
     log_info("cannot start as a worker: %s", e.what());
     return worker_exit_boot_error;

@@ -1,8 +1,8 @@
+#include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
-#include <prefork/scoreboard.hpp>
 
-#include "robust_mutex.hpp"
+#include <prefork/core/robust_mutex.hpp>
 
 #include <sched.h>
 #include <signal.h>

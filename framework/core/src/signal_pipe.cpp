@@ -1,4 +1,4 @@
-#include "signal_pipe.hpp"
+#include <prefork/core/signal_pipe.hpp>
 
 #include <fcntl.h>
 #include <signal.h>

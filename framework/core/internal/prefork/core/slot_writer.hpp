@@ -10,7 +10,7 @@
 // the section instead of making each counter an atomic add.
 #pragma once
 
-#include <prefork/scoreboard.hpp>
+#include <prefork/core/scoreboard_segment.hpp>
 
 #include <atomic>
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "robust_mutex.hpp"
+#include <prefork/core/robust_mutex.hpp>
 
 #include <pthread.h>
 

@@ -1,4 +1,4 @@
-#include "slot_writer.hpp"
+#include <prefork/core/slot_writer.hpp>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "robust_mutex.hpp"
+#include <prefork/core/robust_mutex.hpp>
 
 namespace prefork {
 

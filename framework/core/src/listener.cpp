@@ -10,7 +10,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "environment.hpp"
+#include <prefork/core/environment.hpp>
 
 namespace prefork {
 

@@ -1,0 +1,61 @@
+// The scoreboard's segment for its writers: the master creates it (and
+// folds dead workers in), a spawned worker attaches to its own slot.
+#pragma once
+
+#include <prefork/core/scoreboard_layout.hpp>
+#include <prefork/listener.hpp>
+
+#include <memory>
+#include <span>
+#include <string>
+
+namespace prefork {
+
+// The master's segment: created at start, removed when destroyed.
+class Scoreboard {
+ public:
+  // For the master. Replaces a stale segment whose master is dead; throws
+  // std::runtime_error when a live master still owns the name, or when there
+  // are more than scoreboard_max_listeners listeners.
+  static Scoreboard create(const std::string& name, unsigned slot_count,
+                           std::span<const Listener> listeners = {});
+
+  Scoreboard(Scoreboard&&) noexcept;
+  Scoreboard& operator=(Scoreboard&&) noexcept;
+  ~Scoreboard();
+
+  const std::string& name() const noexcept;
+  Header& header() noexcept;
+  Slot& slot(unsigned index) noexcept;
+  unsigned slot_count() const noexcept;
+
+  // After the slot's worker has been reaped: folds its counters and
+  // histogram into the retired totals and clears the slot, atomically for
+  // readers.
+  void retire(unsigned index) noexcept;
+  // The master's periodic figures: each listener's accept queue.
+  void publish_queue(unsigned listener, std::uint32_t depth, std::uint32_t limit) noexcept;
+
+ private:
+  struct Impl;
+  explicit Scoreboard(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A spawned worker's read-write view of its own slot.
+class SlotAttachment {
+ public:
+  // Throws std::runtime_error when the segment is missing or mismatched.
+  static SlotAttachment open(const std::string& name, unsigned slot);
+  SlotAttachment(SlotAttachment&&) noexcept;
+  ~SlotAttachment();
+  Slot& slot() noexcept;
+  Header& header() noexcept;
+
+ private:
+  struct Impl;
+  explicit SlotAttachment(std::unique_ptr<Impl> impl) noexcept;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace prefork

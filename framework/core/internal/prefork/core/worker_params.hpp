@@ -1,0 +1,45 @@
+// The master -> worker hand-off, defined once. The master fills a
+// WorkerParams (designated initializers) for each worker it starts; a forked
+// worker reads it as it is, a spawned one from the environment it was
+// given (to_environment() in the master, from_environment() in the worker).
+// The descriptors cross an exec separately, as LISTEN_FDS (environment.hpp).
+#pragma once
+
+#include <prefork/models.hpp>
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace prefork {
+
+struct WorkerParams {
+  unsigned slot = 0;
+  std::uint64_t generation = 0;  // bumps each time the slot is refilled
+  pid_t master_pid = 0;          // the worker stops when this is no longer its parent
+  std::string stats_name;        // the scoreboard segment (and the flock file)
+  Model model = Model::event;
+  Accept accept = Accept::exclusive;  // resolved: never automatic
+  unsigned threads = default_threads;
+  std::size_t max_message = 1 << 20;  // the most a connection may buffer of one message
+  std::chrono::milliseconds graceful_timeout{10'000};
+  bool worker_stats = true;  // false: leave the slot's counters alone (--worker-stats off)
+
+  // "NAME=value" entries, PREFORK_* names.
+  std::vector<std::string> to_environment() const;
+  // The inverse; `lookup` is getenv by default. Throws std::runtime_error
+  // naming a variable that is missing or malformed.
+  using Lookup = std::function<const char*(const char*)>;
+  static WorkerParams from_environment(const Lookup& lookup = {});
+  // True when the environment carries a worker's hand-off.
+  static bool in_environment(const Lookup& lookup = {});
+
+  bool operator==(const WorkerParams&) const = default;
+};
+
+}  // namespace prefork

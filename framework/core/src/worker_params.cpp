@@ -1,0 +1,94 @@
+#include <prefork/core/environment.hpp>
+#include <prefork/core/worker_params.hpp>
+
+#include <charconv>
+#include <cstdlib>
+#include <stdexcept>
+#include <string_view>
+
+namespace prefork {
+
+namespace {
+
+namespace name {
+constexpr const char* slot = "PREFORK_SLOT";
+constexpr const char* generation = "PREFORK_GENERATION";
+constexpr const char* master_pid = "PREFORK_MASTER_PID";
+constexpr const char* stats = "PREFORK_STATS";
+constexpr const char* model = "PREFORK_MODEL";
+constexpr const char* accept = "PREFORK_ACCEPT";
+constexpr const char* threads = "PREFORK_THREADS";
+constexpr const char* max_message = "PREFORK_MAX_MESSAGE";
+constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
+constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting off
+}  // namespace name
+
+const char* get(const WorkerParams::Lookup& lookup, const char* variable) {
+  return lookup ? lookup(variable) : std::getenv(variable);
+}
+
+std::string_view required(const WorkerParams::Lookup& lookup, const char* variable) {
+  const char* value = get(lookup, variable);
+  if (value == nullptr || *value == '\0')
+    throw std::runtime_error(std::string("missing ") + variable + " in the environment");
+  return value;
+}
+
+std::uint64_t number(const WorkerParams::Lookup& lookup, const char* variable) {
+  std::string_view text = required(lookup, variable);
+  std::uint64_t value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc() || end != text.data() + text.size())
+    throw std::runtime_error(std::string(variable) + " is not a number: '" + std::string(text) +
+                             "'");
+  return value;
+}
+
+}  // namespace
+
+std::vector<std::string> WorkerParams::to_environment() const {
+  auto entry = [](const char* variable, std::string_view value) {
+    std::string out(variable);
+    out += '=';
+    out += value;
+    return out;
+  };
+  return {
+      entry(name::slot, std::to_string(slot)),
+      entry(name::generation, std::to_string(generation)),
+      entry(name::master_pid, std::to_string(master_pid)),
+      entry(name::stats, stats_name),
+      entry(name::model, model_name(model)),
+      entry(name::accept, accept_name(accept)),
+      entry(name::threads, std::to_string(threads)),
+      entry(name::max_message, std::to_string(max_message)),
+      entry(name::graceful_timeout_ms, std::to_string(graceful_timeout.count())),
+      entry(name::worker_stats, worker_stats ? "1" : "0"),
+  };
+}
+
+WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
+  auto model_value = model_from_name(required(lookup, name::model));
+  auto accept_value = accept_from_name(required(lookup, name::accept));
+  if (!model_value) throw std::runtime_error("unknown PREFORK_MODEL");
+  if (!accept_value || *accept_value == Accept::automatic)
+    throw std::runtime_error("unknown PREFORK_ACCEPT");
+  return WorkerParams{
+      .slot = static_cast<unsigned>(number(lookup, name::slot)),
+      .generation = number(lookup, name::generation),
+      .master_pid = static_cast<pid_t>(number(lookup, name::master_pid)),
+      .stats_name = std::string(required(lookup, name::stats)),
+      .model = *model_value,
+      .accept = *accept_value,
+      .threads = static_cast<unsigned>(number(lookup, name::threads)),
+      .max_message = static_cast<std::size_t>(number(lookup, name::max_message)),
+      .graceful_timeout = std::chrono::milliseconds(number(lookup, name::graceful_timeout_ms)),
+      .worker_stats = std::string_view(required(lookup, name::worker_stats)) != "0",
+  };
+}
+
+bool WorkerParams::in_environment(const Lookup& lookup) {
+  return get(lookup, name::slot) != nullptr && get(lookup, env::listen_fds) != nullptr;
+}
+
+}  // namespace prefork

@@ -1,0 +1,121 @@
+// The master -> worker hand-off survives the trip through the environment
+// a spawned worker is given, field by field, and a damaged one is refused
+// with the variable's name.
+#define BOOST_TEST_MODULE worker_params
+#include <boost/test/unit_test.hpp>
+
+#include <prefork/core/worker_params.hpp>
+#include <prefork/models.hpp>
+
+#include <map>
+#include <stdexcept>
+#include <string>
+
+using prefork::WorkerParams;
+
+namespace {
+
+// An environment of our own, instead of the process's.
+struct Environment {
+  std::map<std::string, std::string> values;
+
+  explicit Environment(const std::vector<std::string>& entries) {
+    for (const std::string& entry : entries) {
+      auto equals = entry.find('=');
+      BOOST_REQUIRE(equals != std::string::npos);
+      values[entry.substr(0, equals)] = entry.substr(equals + 1);
+    }
+  }
+  WorkerParams::Lookup lookup() const {
+    return [this](const char* name) -> const char* {
+      auto found = values.find(name);
+      return found == values.end() ? nullptr : found->second.c_str();
+    };
+  }
+};
+
+WorkerParams unusual() {
+  // Every field away from its default, so a field left out of the trip shows.
+  return WorkerParams{
+      .slot = 7,
+      .generation = 123456789012ull,
+      .master_pid = 4242,
+      .stats_name = "prefork_test_params",
+      .model = prefork::Model::hybrid,
+      .accept = prefork::Accept::flock,
+      .threads = 9,
+      .max_message = 65536,
+      .graceful_timeout = std::chrono::milliseconds(2500),
+      .worker_stats = false,
+  };
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
+  const WorkerParams sent = unusual();
+  Environment env(sent.to_environment());
+  const WorkerParams received = WorkerParams::from_environment(env.lookup());
+  BOOST_TEST(received.slot == sent.slot);
+  BOOST_TEST(received.generation == sent.generation);
+  BOOST_TEST(received.master_pid == sent.master_pid);
+  BOOST_TEST(received.stats_name == sent.stats_name);
+  BOOST_TEST(received.threads == sent.threads);
+  BOOST_TEST(received.max_message == sent.max_message);
+  BOOST_TEST(received.graceful_timeout.count() == sent.graceful_timeout.count());
+  BOOST_TEST(received.worker_stats == sent.worker_stats);
+  BOOST_TEST((received == sent));
+}
+
+BOOST_AUTO_TEST_CASE(defaults_survive_too) {
+  const WorkerParams sent{.master_pid = 1, .stats_name = "x"};
+  Environment env(sent.to_environment());
+  BOOST_TEST((WorkerParams::from_environment(env.lookup()) == sent));
+}
+
+BOOST_AUTO_TEST_CASE(every_model_and_strategy_survives) {
+  for (const prefork::ModelFacts& model : prefork::all_model_facts())
+    for (prefork::Accept accept : model.accepts) {
+      WorkerParams sent = unusual();
+      sent.model = model.model;
+      sent.accept = accept;
+      Environment env(sent.to_environment());
+      BOOST_TEST((WorkerParams::from_environment(env.lookup()) == sent), model.name);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_variable_is_named) {
+  Environment env(unusual().to_environment());
+  env.values.erase("PREFORK_STATS");
+  try {
+    WorkerParams::from_environment(env.lookup());
+    BOOST_FAIL("a missing PREFORK_STATS was accepted");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("PREFORK_STATS") != std::string::npos, e.what());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_number_is_named) {
+  Environment env(unusual().to_environment());
+  env.values["PREFORK_SLOT"] = std::string(1, '7') + 'x';
+  try {
+    WorkerParams::from_environment(env.lookup());
+    BOOST_FAIL("a malformed PREFORK_SLOT was accepted");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("PREFORK_SLOT") != std::string::npos, e.what());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_model_is_refused) {
+  Environment env(unusual().to_environment());
+  env.values.erase("PREFORK_MODEL");
+  env.values.emplace("PREFORK_MODEL", std::string_view("fibers"));
+  BOOST_CHECK_THROW(WorkerParams::from_environment(env.lookup()), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(a_worker_environment_is_recognised) {
+  Environment env(unusual().to_environment());
+  BOOST_TEST(!WorkerParams::in_environment(env.lookup()));  // no LISTEN_FDS yet
+  env.values.emplace("LISTEN_FDS", std::string_view("1"));
+  BOOST_TEST(WorkerParams::in_environment(env.lookup()));
+}

@@ -1,0 +1,66 @@
+// A worker's life, the same in every model and both start modes:
+// started -> set-up (the runtime's, then the handler's) -> ready -> serve
+// -> stopping -> finish. A set-up failure is a boot error (exit 3): the
+// master stops instead of restarting a worker that would fail the same way.
+#include <prefork/core/slot_writer.hpp>
+#include <prefork/log.hpp>
+#include <prefork/worker.hpp>
+#include <prefork/workers/runtime.hpp>
+
+#include "worker.hpp"
+
+namespace prefork {
+
+namespace {
+
+std::unique_ptr<Runtime> make_runtime(const WorkerSetup& setup) {
+  return setup.params.model == Model::event ? make_event_runtime(setup)
+                                            : make_blocking_runtime(setup);
+}
+
+}  // namespace
+
+int run_worker(const WorkerParams& params, const WorkerResources& resources, Handler& handler) {
+  const WorkerSetup setup{
+      .params = params,
+      .listeners = resources.listeners,
+      .slot = resources.slot,
+      .handler = handler,
+      .info =
+          WorkerInfo{
+              .slot = params.slot, .generation = params.generation, .spawned = resources.spawned},
+      .channel = resources.channel,
+      .accept_lock = resources.header.accept_lock,
+  };
+  SlotWriter life(resources.slot, false, params.worker_stats);
+  life.started(params.generation);
+
+  std::unique_ptr<Runtime> runtime;
+  try {
+    runtime = make_runtime(setup);
+    handler.setup(setup.info);
+  } catch (const std::exception& e) {
+    log_info("worker set-up failed: %s", e.what());
+    return worker_exit_boot_error;
+  }
+  life.state(WorkerState::ready);
+  life.beat();
+
+  int status = 1;
+  try {
+    status = runtime->serve();
+  } catch (const std::exception& e) {
+    log_info("worker failed: %s", e.what());
+  }
+  life.state(WorkerState::stopping);
+  runtime.reset();  // its threads and descriptors end before finish()
+  try {
+    handler.finish();
+  } catch (const std::exception& e) {
+    log_info("handler finish() failed: %s", e.what());
+    status = status == 0 ? 1 : status;
+  }
+  return status;
+}
+
+}  // namespace prefork
