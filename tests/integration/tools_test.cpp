@@ -522,9 +522,18 @@ BOOST_AUTO_TEST_CASE(prefork_top_once_shows_one_row_per_worker) {
   BOOST_TEST_REQUIRE(block.complete(), top.out);
   BOOST_TEST(contains(block.lines.front(), "master " + std::to_string(server.pid())));
   BOOST_TEST(contains(top.out, "workers 2/2 ready"));
-  // The framed listener's accept queue is shown; UDP has none.
-  BOOST_TEST(contains(top.out, "listener framed " + server.endpoint("framed").host_port()));
-  BOOST_TEST(!contains(top.out, "listener udp"));
+  // Every listener is shown: the framed one with its accept queue (none
+  // published yet, or depth/limit), UDP without one.
+  const std::regex framed_line("listener framed " + server.endpoint("framed").host_port() +
+                               "  accept queue (\\?|\\d+/\\d+)");
+  const std::string udp_line = "listener udp " + server.endpoint("udp").host_port();
+  BOOST_TEST(
+      std::count_if(block.lines.begin(), block.lines.end(),
+                    [&](const std::string& l) { return std::regex_match(l, framed_line); }) == 1,
+      top.out);
+  BOOST_TEST(std::count(block.lines.begin(), block.lines.end(), udp_line) == 1, top.out);
+  // No connection yet: no share to compare.
+  BOOST_TEST(block.after("max/min") == "-", top.out);
 
   const prefork::ScoreboardSnapshot& ready = server.ready_snapshot();
   const std::vector<Row> rows = block.slots();
@@ -606,7 +615,8 @@ BOOST_AUTO_TEST_CASE(prefork_top_shows_the_accept_share) {
   char ratio[32];
   std::snprintf(ratio, sizeof ratio, "%.2f",
                 static_cast<double>(high) / static_cast<double>(std::max<std::uint64_t>(low, 1)));
-  const std::string expected_ratio = low == 0 ? "inf" : ratio;  // a worker that accepted none
+  // A worker that has accepted none yet makes the ratio meaningless.
+  const std::string expected_ratio = low == 0 ? "-" : ratio;
   BOOST_TEST(blocks[0].after("max/min") == expected_ratio, top.out);
   double shares = 0;
   for (const Row& row : blocks[0].slots()) {
@@ -616,6 +626,30 @@ BOOST_AUTO_TEST_CASE(prefork_top_shows_the_accept_share) {
   }
   BOOST_TEST(std::abs(shares - 100) < 0.5, top.out);
   BOOST_TEST(blocks[0].total().at("ACCEPTED") == std::to_string(connections));
+}
+
+// One connection to a pool of two: one worker has accepted it, the other
+// none, and max/min is no ratio yet (it was "inf").
+BOOST_AUTO_TEST_CASE(prefork_top_shows_no_accept_share_until_every_worker_accepted) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  BOOST_TEST_REQUIRE(client.request_frame("one") == "ONE");
+  const auto counted = server.when([](const prefork::ScoreboardSnapshot& s) {
+    return s.totals.connections_total == 1 && s.totals.requests == 1;
+  });
+  BOOST_TEST_REQUIRE(counted.has_value());
+
+  Finished top = run_to_end(bin_path("prefork-top"), {"--once", server.stats_name()});
+  BOOST_TEST_REQUIRE(status_or_running(top.status) == 0, top.description);
+  const std::vector<Block> blocks = blocks_of(top.out);
+  BOOST_TEST_REQUIRE(blocks.size() == 1u, top.out);
+  BOOST_TEST(blocks[0].after("max/min") == "-", top.out);
+  BOOST_TEST(contains(top.out, "(1 has accepted none yet)"), top.out);
+  // The shares themselves are still shown: 100% and 0%.
+  std::vector<std::string> shares;
+  for (const Row& row : blocks[0].slots()) shares.push_back(row.at("SHARE%"));
+  std::sort(shares.begin(), shares.end());
+  BOOST_TEST(shares == (std::vector<std::string>{"0.0", "100.0"}), top.out);
 }
 
 BOOST_AUTO_TEST_CASE(prefork_top_rates_survive_a_worker_replacement) {
