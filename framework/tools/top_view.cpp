@@ -198,12 +198,13 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
                          printable(name).c_str(), static_cast<int>(snap.master_pid),
                          long_duration(age(snap.taken_ns, snap.started_ns)).c_str()));
 
-  unsigned ready = 0, live_count = 0;
+  unsigned ready = 0, live_count = 0, accepted_none = 0;
   std::uint64_t accepted_live = 0, accepted_max = 0, accepted_min = UINT64_MAX;
   for (const SlotSnapshot& s : snap.slots) {
     ready += s.state == prefork::WorkerState::ready;
     if (!live(s)) continue;
     ++live_count;
+    accepted_none += s.counters.connections_total == 0;
     accepted_live += s.counters.connections_total;
     accepted_max = std::max(accepted_max, s.counters.connections_total);
     accepted_min = std::min(accepted_min, s.counters.connections_total);
@@ -216,7 +217,10 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
              static_cast<ull>(snap.exits_signaled), static_cast<ull>(snap.exits_recycled)));
 
   for (const prefork::ListenerInfo& l : snap.listeners) {
-    if (l.protocol == prefork::Protocol::datagram) continue;  // UDP has no accept queue
+    if (l.protocol == prefork::Protocol::datagram) {  // UDP has no accept queue
+      lines.push_back(format("listener %s", printable(l.name).c_str()));
+      continue;
+    }
     // The master publishes queue depths periodically; none yet is not "0".
     const std::string queue =
         snap.metrics_updated_ns == 0 ? "?" : format("%u/%u", l.queue_depth, l.queue_limit);
@@ -252,14 +256,16 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
   lines.push_back(format("latency  %s  since start: %s", last_interval.c_str(),
                          percentiles(*snap.latency).c_str()));
 
-  std::string share = "-";
-  if (accepted_live > 0)
-    share =
-        accepted_min == 0
-            ? "inf"
-            : format("%.2f", static_cast<double>(accepted_max) / static_cast<double>(accepted_min));
-  lines.push_back(
-      format("accepted share  max/min %s across %u live workers", share.c_str(), live_count));
+  // A ratio only once every live worker has accepted a connection: before
+  // that, one worker's first connection would read as an infinite skew.
+  std::string share = "-", none_yet;
+  if (live_count > 0 && accepted_none == 0)
+    share = format("%.2f", static_cast<double>(accepted_max) / static_cast<double>(accepted_min));
+  if (accepted_none > 0)
+    none_yet =
+        format(" (%u %s accepted none yet)", accepted_none, accepted_none == 1 ? "has" : "have");
+  lines.push_back(format("accepted share  max/min %s across %u live workers%s", share.c_str(),
+                         live_count, none_yet.c_str()));
   lines.emplace_back();
 
   Row titles;

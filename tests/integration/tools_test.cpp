@@ -397,6 +397,71 @@ BOOST_AUTO_TEST_CASE(prefork_top_json_matches_the_scoreboard) {
   BOOST_TEST(totals.at("bytes_out").to_number<std::uint64_t>() == 7u * (4 + 8));
 }
 
+// A scoreboard the test writes itself, with figures no real server would
+// have yet (a restart, errors, retired requests) and a name that JSON must
+// escape: every one must come out as written.
+BOOST_AUTO_TEST_CASE(prefork_top_shows_exactly_what_the_scoreboard_holds) {
+  const ShmGuard shm(unique_stats_name() + "_q\"b\\s\t");
+  prefork::Scoreboard board = prefork::Scoreboard::create(shm.name(), 2);
+  prefork::Slot& s = board.slot(1);
+  s.pid = 31337;
+  s.state = prefork::WorkerState::ready;
+  s.generation = 3;
+  s.connections_active = 1;
+  s.counters.requests = 42;
+  s.counters.bytes_in = 3 * 1024 * 1024;
+  s.counters.bytes_out = 2000;
+  s.counters.connections_total = 5;
+  s.counters.errors = 2;
+  board.header().retired.requests = 8;
+  board.header().worker_restarts = 1;
+
+  Finished top = run_to_end(bin_path("prefork-top"), {"--json", "--once", shm.name()});
+  BOOST_TEST_REQUIRE(status_or_running(top.status) == 0, top.description);
+  BOOST_TEST(top.err == "");
+  const json::object doc = json::parse(top.out).as_object();
+  BOOST_TEST(doc.at("name").as_string() == shm.name());
+  BOOST_TEST(doc.at("master_pid").to_number<pid_t>() == ::getpid());
+  BOOST_TEST(doc.at("uptime_s").to_number<double>() >= 0.0);
+  BOOST_TEST(doc.at("worker_restarts").to_number<int>() == 1);
+  const json::array& workers = doc.at("workers").as_array();
+  BOOST_TEST_REQUIRE(workers.size() == 2u);
+  const json::object& w = workers[1].as_object();
+  BOOST_TEST(w.at("slot").to_number<int>() == 1);
+  BOOST_TEST(w.at("pid").to_number<int>() == 31337);
+  BOOST_TEST(w.at("state").as_string() == "ready");
+  BOOST_TEST(w.at("generation").to_number<int>() == 3);
+  BOOST_TEST(w.at("requests").to_number<int>() == 42);
+  BOOST_TEST(w.at("bytes_in").to_number<int>() == 3 * 1024 * 1024);
+  BOOST_TEST(w.at("bytes_out").to_number<int>() == 2000);
+  BOOST_TEST(w.at("connections_active").to_number<int>() == 1);
+  BOOST_TEST(w.at("connections_total").to_number<int>() == 5);
+  BOOST_TEST(w.at("errors").to_number<int>() == 2);
+  BOOST_TEST(w.contains("started_ns"));
+  BOOST_TEST(w.contains("heartbeat_ns"));
+  BOOST_TEST(workers[0].as_object().at("state").as_string() == "empty");
+  const json::object& totals = doc.at("totals").as_object();
+  BOOST_TEST(totals.at("requests").to_number<int>() == 50);
+  BOOST_TEST(totals.at("errors").to_number<int>() == 2);
+  BOOST_TEST(totals.at("worker_restarts").to_number<int>() == 1);
+  BOOST_TEST(totals.at("bytes_in").to_number<int>() == 3 * 1024 * 1024);
+  BOOST_TEST(totals.at("bytes_out").to_number<int>() == 2000);
+  BOOST_TEST(totals.at("connections_total").to_number<int>() == 5);
+
+  Finished table = run_to_end(bin_path("prefork-top"), {"--once", shm.name()});
+  BOOST_TEST_REQUIRE(status_or_running(table.status) == 0, table.description);
+  const std::vector<Block> blocks = blocks_of(table.out);
+  BOOST_TEST_REQUIRE(blocks.size() == 1u, table.out);
+  BOOST_TEST_REQUIRE(blocks[0].complete(), table.out);
+  BOOST_TEST(contains(table.out, "workers 1/2 ready"), table.out);
+  BOOST_TEST(blocks[0].after("in") == "3.0M", table.out);
+  BOOST_TEST(blocks[0].total().at("REQUESTS") == "50", table.out);
+  BOOST_TEST(blocks[0].slots().at(1).at("PID") == "31337", table.out);
+  // The name's tab is not printed as is.
+  BOOST_TEST(!contains(table.out, "\t"));
+  BOOST_TEST(!contains(table.out, "\x1b"));
+}
+
 BOOST_AUTO_TEST_CASE(prefork_top_json_repeats_one_document_per_line) {
   UpperServer server({"--framed", "127.0.0.1:0"});
   ServerProcess top(bin_path("prefork-top"), {"--json", "--interval", "0.2", server.stats_name()});
@@ -414,7 +479,16 @@ BOOST_AUTO_TEST_CASE(prefork_top_exits_1_when_the_segment_is_missing) {
   Finished top = run_to_end(bin_path("prefork-top"), {"--once", name});
   BOOST_TEST(status_or_running(top.status) == 1, top.description);
   BOOST_TEST(top.out == "");
-  BOOST_TEST(contains(top.err, "no stats segment named " + name), top.description);
+  BOOST_TEST(top.err == "prefork-top: no stats segment named " + name +
+                            " (is the server running with --stats " + name + "?)\n",
+             top.description);
+}
+
+BOOST_AUTO_TEST_CASE(prefork_top_help_prints_the_usage) {
+  Finished top = run_to_end(bin_path("prefork-top"), {"--help"});
+  BOOST_TEST(status_or_running(top.status) == 0, top.description);
+  BOOST_TEST(top.out.starts_with("usage: prefork-top"), top.description);
+  BOOST_TEST(top.err == "");
 }
 
 BOOST_AUTO_TEST_CASE(prefork_top_rejects_bad_flags_with_status_2) {
@@ -448,9 +522,18 @@ BOOST_AUTO_TEST_CASE(prefork_top_once_shows_one_row_per_worker) {
   BOOST_TEST_REQUIRE(block.complete(), top.out);
   BOOST_TEST(contains(block.lines.front(), "master " + std::to_string(server.pid())));
   BOOST_TEST(contains(top.out, "workers 2/2 ready"));
-  // The framed listener's accept queue is shown; UDP has none.
-  BOOST_TEST(contains(top.out, "listener framed " + server.endpoint("framed").host_port()));
-  BOOST_TEST(!contains(top.out, "listener udp"));
+  // Every listener is shown: the framed one with its accept queue (none
+  // published yet, or depth/limit), UDP without one.
+  const std::regex framed_line("listener framed " + server.endpoint("framed").host_port() +
+                               "  accept queue (\\?|\\d+/\\d+)");
+  const std::string udp_line = "listener udp " + server.endpoint("udp").host_port();
+  BOOST_TEST(
+      std::count_if(block.lines.begin(), block.lines.end(),
+                    [&](const std::string& l) { return std::regex_match(l, framed_line); }) == 1,
+      top.out);
+  BOOST_TEST(std::count(block.lines.begin(), block.lines.end(), udp_line) == 1, top.out);
+  // No connection yet: no share to compare.
+  BOOST_TEST(block.after("max/min") == "-", top.out);
 
   const prefork::ScoreboardSnapshot& ready = server.ready_snapshot();
   const std::vector<Row> rows = block.slots();
@@ -532,7 +615,8 @@ BOOST_AUTO_TEST_CASE(prefork_top_shows_the_accept_share) {
   char ratio[32];
   std::snprintf(ratio, sizeof ratio, "%.2f",
                 static_cast<double>(high) / static_cast<double>(std::max<std::uint64_t>(low, 1)));
-  const std::string expected_ratio = low == 0 ? "inf" : ratio;  // a worker that accepted none
+  // A worker that has accepted none yet makes the ratio meaningless.
+  const std::string expected_ratio = low == 0 ? "-" : ratio;
   BOOST_TEST(blocks[0].after("max/min") == expected_ratio, top.out);
   double shares = 0;
   for (const Row& row : blocks[0].slots()) {
@@ -542,6 +626,30 @@ BOOST_AUTO_TEST_CASE(prefork_top_shows_the_accept_share) {
   }
   BOOST_TEST(std::abs(shares - 100) < 0.5, top.out);
   BOOST_TEST(blocks[0].total().at("ACCEPTED") == std::to_string(connections));
+}
+
+// One connection to a pool of two: one worker has accepted it, the other
+// none, and max/min is no ratio yet (it was "inf").
+BOOST_AUTO_TEST_CASE(prefork_top_shows_no_accept_share_until_every_worker_accepted) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  BOOST_TEST_REQUIRE(client.request_frame("one") == "ONE");
+  const auto counted = server.when([](const prefork::ScoreboardSnapshot& s) {
+    return s.totals.connections_total == 1 && s.totals.requests == 1;
+  });
+  BOOST_TEST_REQUIRE(counted.has_value());
+
+  Finished top = run_to_end(bin_path("prefork-top"), {"--once", server.stats_name()});
+  BOOST_TEST_REQUIRE(status_or_running(top.status) == 0, top.description);
+  const std::vector<Block> blocks = blocks_of(top.out);
+  BOOST_TEST_REQUIRE(blocks.size() == 1u, top.out);
+  BOOST_TEST(blocks[0].after("max/min") == "-", top.out);
+  BOOST_TEST(contains(top.out, "(1 has accepted none yet)"), top.out);
+  // The shares themselves are still shown: 100% and 0%.
+  std::vector<std::string> shares;
+  for (const Row& row : blocks[0].slots()) shares.push_back(row.at("SHARE%"));
+  std::sort(shares.begin(), shares.end());
+  BOOST_TEST(shares == (std::vector<std::string>{"0.0", "100.0"}), top.out);
 }
 
 BOOST_AUTO_TEST_CASE(prefork_top_rates_survive_a_worker_replacement) {
@@ -577,16 +685,47 @@ BOOST_AUTO_TEST_CASE(prefork_top_rates_survive_a_worker_replacement) {
 }
 
 BOOST_AUTO_TEST_CASE(prefork_top_says_when_the_server_stops) {
+  // The table says it on stdout; JSON lines say it on stderr, so that stdout
+  // stays one document per line.
+  for (const bool as_json : {false, true}) {
+    BOOST_TEST_CONTEXT((as_json ? "--json" : "table")) {
+      UpperServer server({"--framed", "127.0.0.1:0"});
+      std::vector<std::string> args{"--interval", "0.2", server.stats_name()};
+      if (as_json) args.insert(args.begin(), "--json");
+      ServerProcess top(bin_path("prefork-top"), args);
+      // It has read the scoreboard once before the server goes.
+      BOOST_TEST_REQUIRE(wait_until(
+                             [&] {
+                               const std::string out = top.stdout_text();
+                               return as_json ? contains(out, "\n") : !complete_blocks(out).empty();
+                             },
+                             state_timeout),
+                         top.describe());
+      server.process().signal(SIGTERM);
+      BOOST_TEST(status_or_running(server.process().wait_exit(state_timeout)) == 0);
+      BOOST_TEST_REQUIRE(status_or_running(top.wait_exit(state_timeout)) == 0, top.describe());
+      const std::string out = top.stdout_text(1'000ms);
+      if (as_json) {
+        BOOST_TEST(contains(out, "\"name\":\"" + server.stats_name() + "\""), out);
+        BOOST_TEST(top.stderr_text() == "prefork-top: server stopped\n", top.describe());
+      } else {
+        BOOST_TEST(out.ends_with("\nserver stopped\n"), out);
+      }
+    }
+  }
+}
+
+// A SIGTERM ends the wait between two refreshes, however long the interval.
+BOOST_AUTO_TEST_CASE(prefork_top_stops_on_sigterm_between_refreshes) {
   UpperServer server({"--framed", "127.0.0.1:0"});
-  ServerProcess top(bin_path("prefork-top"), {"--interval", "0.2", server.stats_name()});
+  ServerProcess top(bin_path("prefork-top"), {"--interval", "600", server.stats_name()});
+  // Its first block is printed: it handles SIGTERM by then.
   BOOST_TEST_REQUIRE(
       wait_until([&] { return !complete_blocks(top.stdout_text()).empty(); }, state_timeout),
       top.describe());
-  server.process().signal(SIGTERM);
-  BOOST_TEST(status_or_running(server.process().wait_exit(state_timeout)) == 0);
-  BOOST_TEST_REQUIRE(status_or_running(top.wait_exit(state_timeout)) == 0, top.describe());
-  const std::string out = top.stdout_text(1'000ms);
-  BOOST_TEST(out.ends_with("\nserver stopped\n"), out);
+  top.signal(SIGTERM);
+  BOOST_TEST(status_or_running(top.wait_exit(state_timeout)) == 0, top.describe());
+  BOOST_TEST(complete_blocks(top.stdout_text(1'000ms)).size() == 1u, top.describe());
 }
 
 BOOST_AUTO_TEST_CASE(prefork_top_live_view_redraws_in_place_and_quits_on_q) {

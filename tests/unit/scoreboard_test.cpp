@@ -3,8 +3,6 @@
 
 #include <prefork/core/scoreboard_segment.hpp>
 
-#include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -12,11 +10,9 @@
 
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
-#include <boost/json/src.hpp>
 
 #include <chrono>
 #include <cstring>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -31,7 +27,6 @@ std::ostream& operator<<(std::ostream& out, WorkerState state) {
 }  // namespace prefork
 
 namespace bip = boost::interprocess;
-namespace json = boost::json;
 using namespace prefork;
 using namespace std::chrono_literals;
 
@@ -110,81 +105,6 @@ std::string reader_error(const std::string& name) {
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
-
-// prefork-top, run with its stdout and stderr captured.
-class Tool {
- public:
-  struct Result {
-    int exit_code = -1;
-    std::string out, err;
-  };
-
-  explicit Tool(const std::vector<std::string>& args) {
-    int out[2], err[2];
-    BOOST_REQUIRE(::pipe2(out, O_CLOEXEC) == 0 && ::pipe2(err, O_CLOEXEC) == 0);
-    const std::string path = std::string(PREFORK_BIN_DIR) + "/prefork-top";
-    std::vector<char*> argv{const_cast<char*>(path.c_str())};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    pid_ = ::fork();
-    BOOST_REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], STDOUT_FILENO);
-      ::dup2(err[1], STDERR_FILENO);
-      ::execv(path.c_str(), argv.data());
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    ::close(err[1]);
-    out_ = out[0];
-    err_ = err[0];
-  }
-  Tool(const Tool&) = delete;
-  Tool& operator=(const Tool&) = delete;
-  ~Tool() {
-    if (pid_ > 0) finish(0s);
-  }
-
-  void signal(int sig) { ::kill(pid_, sig); }
-
-  // Reads both pipes to the end; kills the tool when it outlives the timeout.
-  Result finish(std::chrono::milliseconds timeout = 10s) {
-    Result result;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    pollfd fds[2] = {{out_, POLLIN, 0}, {err_, POLLIN, 0}};
-    std::string* sinks[2] = {&result.out, &result.err};
-    for (int open = 2; open > 0;) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left <= 0ms || ::poll(fds, 2, static_cast<int>(left.count())) <= 0) {
-        ::kill(pid_, SIGKILL);
-        result.err += "(killed: timed out)";
-        break;
-      }
-      for (int i = 0; i < 2; ++i) {
-        if (fds[i].fd < 0 || fds[i].revents == 0) continue;
-        char buffer[4096];
-        const ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
-        if (n > 0) {
-          sinks[i]->append(buffer, static_cast<std::size_t>(n));
-        } else {
-          ::close(fds[i].fd);
-          fds[i].fd = -1;
-          --open;
-        }
-      }
-    }
-    for (const pollfd& p : fds)
-      if (p.fd >= 0) ::close(p.fd);
-    result.exit_code = wait_exit_code(pid_);
-    pid_ = -1;
-    return result;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1, err_ = -1;
-};
 
 }  // namespace
 
@@ -501,109 +421,4 @@ BOOST_AUTO_TEST_CASE(totals_never_go_backwards_while_workers_retire) {
   BOOST_TEST(final_snap.totals.requests == child_requests + own_requests);
   BOOST_TEST(final_snap.totals.bytes_in == 3 * child_requests + own_requests / 7);
   BOOST_TEST_MESSAGE(snapshots.load() << " snapshots, " << own_requests / 7 << " retirements");
-}
-
-BOOST_AUTO_TEST_CASE(prefork_top_prints_json) {
-  ShmName shm("_q\"b\\s\t");  // the name must come back intact through JSON escaping
-  Scoreboard board = Scoreboard::create(shm.name, 2);
-  Slot& s = board.slot(1);
-  s.pid = 31337;
-  s.state = WorkerState::ready;
-  s.generation = 3;
-  s.connections_active = 1;
-  s.counters.requests = 42;
-  s.counters.bytes_in = 1000;
-  s.counters.bytes_out = 2000;
-  s.counters.connections_total = 5;
-  s.counters.errors = 2;
-  board.header().retired.requests = 8;
-  board.header().worker_restarts = 1;
-
-  const Tool::Result run = Tool({"--json", "--once", shm.name}).finish();
-  BOOST_TEST(run.exit_code == 0);
-  BOOST_TEST(run.err == "");
-  const json::object doc = json::parse(run.out).as_object();
-  BOOST_TEST(doc.at("name").as_string() == shm.name);
-  BOOST_TEST(doc.at("master_pid").to_number<int>() == ::getpid());
-  BOOST_TEST(doc.at("uptime_s").to_number<double>() >= 0.0);
-  BOOST_TEST(doc.at("worker_restarts").to_number<int>() == 1);
-  const json::array& workers = doc.at("workers").as_array();
-  BOOST_REQUIRE(workers.size() == 2u);
-  const json::object& w = workers[1].as_object();
-  BOOST_TEST(w.at("slot").to_number<int>() == 1);
-  BOOST_TEST(w.at("pid").to_number<int>() == 31337);
-  BOOST_TEST(w.at("state").as_string() == "ready");
-  BOOST_TEST(w.at("generation").to_number<int>() == 3);
-  BOOST_TEST(w.at("requests").to_number<int>() == 42);
-  BOOST_TEST(w.at("bytes_in").to_number<int>() == 1000);
-  BOOST_TEST(w.at("bytes_out").to_number<int>() == 2000);
-  BOOST_TEST(w.at("connections_active").to_number<int>() == 1);
-  BOOST_TEST(w.at("connections_total").to_number<int>() == 5);
-  BOOST_TEST(w.at("errors").to_number<int>() == 2);
-  BOOST_TEST(w.contains("started_ns"));
-  BOOST_TEST(w.contains("heartbeat_ns"));
-  BOOST_TEST(workers[0].as_object().at("state").as_string() == "empty");
-  const json::object& totals = doc.at("totals").as_object();
-  BOOST_TEST(totals.at("requests").to_number<int>() == 50);
-  BOOST_TEST(totals.at("errors").to_number<int>() == 2);
-  BOOST_TEST(totals.at("worker_restarts").to_number<int>() == 1);
-  BOOST_TEST(totals.at("bytes_in").to_number<int>() == 1000);
-  BOOST_TEST(totals.at("bytes_out").to_number<int>() == 2000);
-  BOOST_TEST(totals.at("connections_total").to_number<int>() == 5);
-}
-
-BOOST_AUTO_TEST_CASE(prefork_top_prints_a_table) {
-  ShmName shm;
-  Scoreboard board = Scoreboard::create(shm.name, 2);
-  board.slot(0).state = WorkerState::ready;
-  board.slot(0).counters.bytes_in = 3 * 1024 * 1024;
-  const Tool::Result run = Tool({"--once", shm.name}).finish();
-  BOOST_TEST(run.exit_code == 0);
-  BOOST_TEST(contains(run.out, shm.name));
-  BOOST_TEST(contains(run.out, "workers 1/2 ready"));
-  BOOST_TEST(contains(run.out, "3.0M"));
-  BOOST_TEST(contains(run.out, "TOTAL"));
-  BOOST_TEST(!contains(run.out, "\x1b["));  // not a terminal: no escape codes
-}
-
-BOOST_AUTO_TEST_CASE(prefork_top_reports_usage_and_missing_segments) {
-  ShmName missing;
-  const Tool::Result absent = Tool({"--json", "--once", missing.name}).finish();
-  BOOST_TEST(absent.exit_code == 1);
-  BOOST_TEST(absent.out == "");
-  BOOST_TEST(absent.err == "prefork-top: no stats segment named " + missing.name +
-                               " (is the server running with --stats " + missing.name + "?)\n");
-
-  for (const std::vector<std::string>& args :
-       {std::vector<std::string>{"--bogus", "x"}, {}, {"--interval", "0", "x"}, {"a", "b"}}) {
-    const Tool::Result bad = Tool(args).finish();
-    BOOST_TEST(bad.exit_code == 2);
-    BOOST_TEST(contains(bad.err, "usage: prefork-top"));
-  }
-  const Tool::Result help = Tool({"--help"}).finish();
-  BOOST_TEST(help.exit_code == 0);
-  BOOST_TEST(contains(help.out, "usage: prefork-top"));
-}
-
-BOOST_AUTO_TEST_CASE(prefork_top_stops_when_the_segment_goes) {
-  ShmName shm;
-  std::optional<Scoreboard> board = Scoreboard::create(shm.name, 1);
-  Tool tool({"--json", "--interval", "0.05", shm.name});
-  std::this_thread::sleep_for(300ms);
-  board.reset();
-  const Tool::Result run = tool.finish();
-  BOOST_TEST(run.exit_code == 0);
-  BOOST_TEST(contains(run.err, "prefork-top: server stopped"));
-  BOOST_TEST(contains(run.out, "\"name\":\"" + shm.name + "\""));
-}
-
-BOOST_AUTO_TEST_CASE(prefork_top_stops_on_sigterm) {
-  ShmName shm;
-  Scoreboard board = Scoreboard::create(shm.name, 1);
-  Tool tool({"--interval", "30", shm.name});
-  std::this_thread::sleep_for(200ms);
-  tool.signal(SIGTERM);
-  const Tool::Result run = tool.finish(5s);
-  BOOST_TEST(run.exit_code == 0);
-  BOOST_TEST(contains(run.out, "TOTAL"));
 }
