@@ -7,6 +7,7 @@
 
 #include "fixture.hpp"
 
+#include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/exposition.hpp>
 
 // Header-only Boost.JSON: the tests need no compiled Boost library but
