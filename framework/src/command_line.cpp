@@ -20,13 +20,22 @@ class UsageError : public std::runtime_error {
 void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
   std::fprintf(out,
                "usage: %s [--tcp HOST:PORT] [--framed HOST:PORT] [--udp HOST:PORT]\n"
-               "       [--workers N] [--start fork|spawn] [--stats NAME] [--max-frame BYTES]\n"
+               "       [--workers N] [--start fork|spawn] [--stats NAME] [--max-message BYTES]\n"
                "       [--graceful-timeout SECONDS] [--backlog N] [--worker-exe PATH]\n"
                "       [--model NAME] [--accept NAME] [--threads N] [--metrics HOST:PORT]\n"
                "       [--worker-stats on|off]\n"
                "       [--help] [--version] [-- WORKER-ARGS...]\n",
                defaults.program.c_str());
   if (!defaults.description.empty()) std::fprintf(out, "\n%s\n", defaults.description.c_str());
+  std::string models;
+  {
+    std::string table = describe_models();
+    for (std::size_t at = 0; at < table.size();) {
+      std::size_t end = table.find('\n', at);
+      models += "    " + table.substr(at, end - at + 1);
+      at = end + 1;
+    }
+  }
   std::string listeners;
   for (const ListenerSpec& spec : defaults.listeners)
     listeners += " --" + std::string(protocol_name(spec.protocol)) + ' ' + spec.address.to_string();
@@ -41,24 +50,25 @@ void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
       "  --start MODE         fork: children of this image; spawn: new program images\n"
       "                       (default fork)\n"
       "  --stats NAME         shared-memory scoreboard name, for prefork-top (default %s)\n"
-      "  --max-frame BYTES    largest frame accepted; larger closes the connection (default "
-      "1048576)\n"
+      "  --max-message BYTES  largest message (frame, line) accepted; larger closes the\n"
+      "                       connection (default %zu; --max-frame is the same)\n"
       "  --graceful-timeout S on stop, how long workers may finish requests (default 10)\n"
       "  --backlog N          listen queue length (default 1024)\n"
       "  --worker-exe PATH    spawn mode: run PATH as the worker (default: this program);\n"
       "                       arguments after -- go to it\n"
-      "  --model NAME         event (default), iterative, fork-per-connection,\n"
-      "                       thread-per-connection, prefork, prethreaded, hybrid\n"
-      "  --accept NAME        how a pool takes turns: shared, lock, flock, reuseport,\n"
-      "                       exclusive, pass (prefork); lock, main (prethreaded)\n"
-      "  --threads N          prethreaded, hybrid: threads per process (default 4)\n"
+      "  --model NAME         how workers serve (default %s), with the --accept strategies\n"
+      "                       that go with it (how a pool takes turns at new connections):\n"
+      "%s"
+      "  --threads N          prethreaded, hybrid: threads per process (default %u)\n"
       "  --metrics HOST:PORT  the master serves GET /metrics (OpenMetrics) and\n"
       "                       GET /stats.json over HTTP here\n"
       "  --worker-stats on|off  off: workers do not count into the scoreboard (only to\n"
       "                       measure its cost; default on)\n"
       "\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n",
       listeners.c_str(),
-      defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str());
+      defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str(),
+      defaults.max_message, std::string(model_name(defaults.model)).c_str(), models.c_str(),
+      default_threads);
   if (!defaults.options.empty())
     std::fprintf(out, "\n%s's own options:\n", defaults.program.c_str());
   for (const ExtraOption& option : defaults.options)
@@ -88,6 +98,8 @@ Enum parse_name(std::string_view flag, std::string_view value,
 ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
   ServerConfig config;
   config.stats_name = defaults.stats_name;
+  config.model = defaults.model;
+  config.max_message = defaults.max_message;
   // By default a spawned worker is this program re-run with our arguments.
   for (int i = 1; i < argc; ++i) config.worker_args.emplace_back(argv[i]);
   std::vector<std::string> after_dashes;
@@ -136,8 +148,8 @@ ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
         if (value.empty() || value.find('/') != std::string_view::npos)
           throw UsageError("--stats wants a name without '/'");
         config.stats_name = value;
-      } else if (flag == "--max-frame") {
-        config.max_frame = parse_number<std::size_t>(flag, value, 0, 0xFFFFFFFFu);
+      } else if (flag == "--max-message" || flag == "--max-frame") {
+        config.max_message = parse_number<std::size_t>(flag, value, 0, 0xFFFFFFFFu);
       } else if (flag == "--graceful-timeout") {
         config.graceful_timeout =
             std::chrono::milliseconds(parse_number<unsigned>(flag, value, 0, 86400) * 1000);

@@ -419,6 +419,14 @@ void render_counters(MetricsWriter& w, const ScoreboardSnapshot& snap,
       w.value({{"slot", source.slot}, {"kind", error_kind_name(static_cast<ErrorKind>(k))}},
               source.counters->error_kinds[k]);
 
+  w.family("prefork_connections_closed", Type::counter, "",
+           "TCP connections ended, by reason: peer_closed, peer_reset, timeout, handler_closed, "
+           "handler_aborted, handler_failed, worker_stopping, limit_exceeded.");
+  for (const CounterSource& source : sources)
+    for (unsigned r = 0; r < close_reason_count; ++r)
+      w.value({{"slot", source.slot}, {"reason", close_reason_name(static_cast<CloseReason>(r))}},
+              source.counters->closes[r]);
+
   w.family("prefork_request_duration_seconds", Type::histogram, "seconds",
            "Handler plus reply write time of each request.");
   for (const CounterSource& source : sources) w.histogram({{"slot", source.slot}}, *source.latency);
@@ -518,6 +526,10 @@ void json_counters(JsonWriter& j, const CounterValues& c, const Histogram& laten
   j.begin_object("error_kinds");
   for (unsigned k = 0; k < error_kind_count; ++k)
     j.number(error_kind_name(static_cast<ErrorKind>(k)), c.error_kinds[k]);
+  j.end_object();
+  j.begin_object("closes");
+  for (unsigned r = 0; r < close_reason_count; ++r)
+    j.number(close_reason_name(static_cast<CloseReason>(r)), c.closes[r]);
   j.end_object();
   j.begin_array("listeners");
   for (const ListenerValues& l : c.listeners) {

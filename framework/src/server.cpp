@@ -37,6 +37,14 @@ int serve(const ServerConfig& requested, Handler& handler) {
     return exit_usage;
   }
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
+  if (dynamic_cast<ConnectionHandler*>(&handler) != nullptr && !facts(config.model).blocking) {
+    log_info(
+        "a ConnectionHandler (handle(Connection&)) needs a blocking model, not --model %s: "
+        "iterative, fork-per-connection, thread-per-connection, prefork, prethreaded or "
+        "hybrid",
+        model_name(config.model).data());
+    return exit_usage;
+  }
 
   try {
     // Handlers first: a signal from now on is an orderly stop.

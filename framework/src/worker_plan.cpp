@@ -44,7 +44,7 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
       .model = config.model,
       .accept = *accept,
       .threads = config.threads == 0 ? default_threads : config.threads,
-      .max_message = config.max_frame,
+      .max_message = config.max_message,
       .graceful_timeout = config.graceful_timeout,
       .worker_stats = config.worker_stats,
   };

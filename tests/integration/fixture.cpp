@@ -93,7 +93,7 @@ UpperServer::UpperServer(std::vector<std::string> args) : UpperServer(std::move(
 
 UpperServer::UpperServer(std::vector<std::string> args, Options options)
     : shm_(unique_stats_name()),
-      process_(bin_path("upper_server"), server_arguments(shm_.name(), options.workers, args)) {
+      process_(bin_path(options.program), server_arguments(shm_.name(), options.workers, args)) {
   endpoints_ = process_.wait_for_listening(listener_count(args), start_timeout);
   if (!options.wait_for_workers) return;
   const std::size_t slots = one_process_model() ? 1 : options.workers;

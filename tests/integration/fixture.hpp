@@ -53,6 +53,8 @@ class UpperServer {
     // false: wait for the `listening` lines only (e.g. workers that never
     // become ready).
     bool wait_for_workers = true;
+    // Which of the example programs in build/bin.
+    std::string program = "upper_server";
   };
 
   // For tests: `args` are the listeners and any other flags; --start, --stats

@@ -159,6 +159,21 @@ std::string TcpClient::recv_exactly(std::size_t n) {
 
 void TcpClient::send_frame(std::string_view payload) { send_all(encode_frame(payload)); }
 
+std::string TcpClient::recv_line() {
+  for (;;) {
+    if (auto end = lines_.find('\n'); end != std::string::npos) {
+      std::string line = lines_.substr(0, end);
+      lines_.erase(0, end + 1);
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      return line;
+    }
+    std::string more = recv_some();
+    if (more.empty())
+      throw std::runtime_error("the server closed before a whole line: '" + lines_ + "'");
+    lines_ += more;
+  }
+}
+
 std::string TcpClient::recv_frame() {
   std::string header = recv_exactly(frame_header_size);
   return recv_exactly(read_frame_header(header.data()));

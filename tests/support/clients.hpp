@@ -40,6 +40,11 @@ class TcpClient {
   // What is there (1 .. max bytes); "" when the peer closed; throws on timeout.
   std::string recv_some(std::size_t max = 65536);
 
+  // One line, without its LF (or CRLF); throws on timeout or when the peer
+  // closes first. Bytes after the line are kept for the next recv_line
+  // (only): do not mix it with the other receives on one connection.
+  std::string recv_line();
+
   // Frames, with prefork's codec: a 4-byte big-endian length, then the payload.
   void send_frame(std::string_view payload);
   std::string recv_frame();
@@ -63,6 +68,7 @@ class TcpClient {
 
   UniqueFd fd_;
   Milliseconds timeout_;
+  std::string lines_;  // received after the last line returned
 };
 
 // A connected UDP socket: it only receives from the server it sends to.

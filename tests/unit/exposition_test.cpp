@@ -50,6 +50,7 @@ struct ShmName {
 struct Expected {
   std::vector<ListenerValues> listeners = std::vector<ListenerValues>(3);
   std::array<std::uint64_t, error_kind_count> kinds{};
+  std::array<std::uint64_t, close_reason_count> closes{};
   std::vector<std::uint64_t> latencies_ns;
 
   std::uint64_t total(std::uint64_t ListenerValues::*field) const {
@@ -86,6 +87,12 @@ void fail(Counters& c, Expected& e, unsigned listener, ErrorKind kind, std::uint
   bump(c.error_kinds[k], n);
   e.listeners[listener].errors += n;
   e.kinds[k] += n;
+}
+
+void closed(Counters& c, Expected& e, CloseReason reason, std::uint64_t n) {
+  const auto r = static_cast<unsigned>(reason);
+  bump(c.closes[r], n);
+  e.closes[r] += n;
 }
 
 void record(SharedHistogram& h, Expected& e, std::initializer_list<std::uint64_t> values_ns) {
@@ -132,6 +139,7 @@ struct Scenario {
     serve(first.counters, retired, 2, {5, 0, 0, 50, 50});
     fail(first.counters, retired, 0, ErrorKind::peer_reset, 2);
     fail(first.counters, retired, 2, ErrorKind::truncated_datagram, 1);
+    closed(first.counters, retired, CloseReason::peer_reset, 2);
     record(first.latency, retired, {4'000, 30'000'000});
     board->retire(1);
 
@@ -151,6 +159,9 @@ struct Scenario {
     fail(s0.counters, e0, 1, ErrorKind::oversized_frame, 1);
     fail(s0.counters, e0, 0, ErrorKind::handler_exception, 3);
     fail(s0.counters, e0, 0, ErrorKind::other, 1);
+    closed(s0.counters, e0, CloseReason::peer_closed, 4);
+    closed(s0.counters, e0, CloseReason::handler_closed, 1);
+    closed(s0.counters, e0, CloseReason::limit_exceeded, 1);
     // 1000 ns sits exactly on the first bound; 20 s lies past the last one.
     record(s0.latency, e0, {500, 1'000, 3'000, 75'000, 2'000'000, 20'000'000'000});
 
@@ -350,6 +361,7 @@ const std::vector<FamilySpec> scenario_families = {
     {"prefork_received_bytes", "counter", "bytes", 4 * 3},
     {"prefork_sent_bytes", "counter", "bytes", 4 * 3},
     {"prefork_errors_by_kind", "counter", "", 4 * error_kind_count},
+    {"prefork_connections_closed", "counter", "", 4 * close_reason_count},
     {"prefork_request_duration_seconds", "histogram", "seconds", 4 * (22 + 1 + 2)},
 };
 
@@ -490,6 +502,12 @@ void check_values(const Parsed& p, const Scenario& sc) {
                           {{"slot", slot}, {"kind", kind}}) == std::to_string(e.kinds[k]),
                  "slot " << slot << " kind " << kind);
     }
+    for (unsigned r = 0; r < close_reason_count; ++r) {
+      const std::string reason(close_reason_name(static_cast<CloseReason>(r)));
+      BOOST_TEST(value_of(p, "prefork_connections_closed", "prefork_connections_closed_total",
+                          {{"slot", slot}, {"reason", reason}}) == std::to_string(e.closes[r]),
+                 "slot " << slot << " reason " << reason);
+    }
   }
 }
 
@@ -555,9 +573,9 @@ std::uint64_t u64(const json::object& o, const char* key) {
   return o.at(key).to_number<std::uint64_t>();
 }
 
-const std::set<std::string> counter_keys = {"requests",          "bytes_in",  "bytes_out",
-                                            "connections_total", "errors",    "error_kinds",
-                                            "listeners",         "latency_ns"};
+const std::set<std::string> counter_keys = {
+    "requests",    "bytes_in", "bytes_out", "connections_total", "errors",
+    "error_kinds", "closes",   "listeners", "latency_ns"};
 
 // The counter fields of a worker, retired or totals against `e`.
 void check_json_counters(const json::object& o, const Expected& e) {
@@ -570,6 +588,11 @@ void check_json_counters(const json::object& o, const Expected& e) {
   BOOST_TEST(kinds.size() == error_kind_count);
   for (unsigned k = 0; k < error_kind_count; ++k)
     BOOST_TEST(u64(kinds, error_kind_name(static_cast<ErrorKind>(k))) == e.kinds[k]);
+  const json::object& closes = o.at("closes").as_object();
+  BOOST_TEST(closes.size() == close_reason_count);
+  for (unsigned r = 0; r < close_reason_count; ++r)
+    BOOST_TEST(u64(closes, std::string(close_reason_name(static_cast<CloseReason>(r))).c_str()) ==
+               e.closes[r]);
   const json::array& listeners = o.at("listeners").as_array();
   BOOST_REQUIRE(listeners.size() == 3u);
   for (unsigned i = 0; i < 3; ++i) {
@@ -614,6 +637,7 @@ Expected sum_of(const std::map<std::string, Expected>& all) {
       total.listeners[i].bytes_out += e.listeners[i].bytes_out;
     }
     for (unsigned k = 0; k < error_kind_count; ++k) total.kinds[k] += e.kinds[k];
+    for (unsigned r = 0; r < close_reason_count; ++r) total.closes[r] += e.closes[r];
     total.latencies_ns.insert(total.latencies_ns.end(), e.latencies_ns.begin(),
                               e.latencies_ns.end());
   }

@@ -101,7 +101,7 @@ struct Segment {
         break;
       case 5:
         writer.connection_opened(listener);
-        writer.connection_closed();
+        writer.connection_closed(listener, prefork::CloseReason::peer_closed);
         ++tally.connections;
         break;
     }
@@ -260,6 +260,8 @@ BOOST_AUTO_TEST_CASE(snapshots_are_never_torn_and_totals_are_exact) {
   BOOST_TEST(final_snap.totals.bytes_in == expected.bytes_in);
   BOOST_TEST(final_snap.totals.bytes_out == expected.bytes_out);
   BOOST_TEST(final_snap.totals.connections_total == expected.connections);
+  BOOST_TEST(final_snap.totals.closes[static_cast<unsigned>(prefork::CloseReason::peer_closed)] ==
+             expected.connections);
   BOOST_TEST(final_snap.latency->count() == expected.requests);
   BOOST_TEST(final_snap.retired.requests == expected.requests);  // every writer retired
   BOOST_TEST_MESSAGE(snapshots << " snapshots, " << expected.requests << " requests");

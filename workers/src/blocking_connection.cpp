@@ -1,67 +1,26 @@
 #include "blocking_connection.hpp"
 
-#include "dispatch.hpp"
-
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
+#include <limits>
 
 #include <prefork/log.hpp>
+
+#include "dispatch.hpp"
 
 namespace prefork {
 
 namespace {
+
 constexpr std::size_t read_size = 64 * 1024;
-}
 
-BlockingConnection::BlockingConnection(BlockingContext& context, UniqueFd fd, const Address& peer,
-                                       Protocol protocol, std::size_t listener,
-                                       ConnectionBuffers& buffers) noexcept
-    : context_(context),
-      fd_(std::move(fd)),
-      peer_(peer),
-      protocol_(protocol),
-      listener_(listener),
-      in_(buffers.in),
-      out_(buffers.out),
-      timer_(buffers.timer) {
-  context_.stats.connection_opened(listener_);
-}
-
-BlockingConnection::~BlockingConnection() {
-  context_.stats.connection_closed();
-  in_.consume(in_.size());
-  out_.consume(out_.size());
-  // A big frame grew them: do not keep that memory for the next client.
-  if (in_.capacity() > 4 * read_size) in_.release();
-  if (out_.capacity() > 4 * read_size) out_.release();
-}
-
-void BlockingConnection::serve() {
-  for (;;) {
-    if (in_.empty() && !wait_for_request()) return;
-    ssize_t n = ::recv(fd_.get(), in_.prepare(read_size), read_size, 0);
-    if (n == 0) return;  // the client is done
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      connection_failed(context_.stats, listener_, "recv", errno, peer_);
-      return;
-    }
-    in_.commit(static_cast<std::size_t>(n));
-    context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
-    bool keep = protocol_ == Protocol::framed ? serve_frames() : call_handler(in_.view());
-    if (protocol_ != Protocol::framed) in_.consume(in_.size());
-    keep = keep && send_replies();
-    // After the write (or the failure) that ends each request.
-    timer_.finish(context_.stats);
-    if (!keep) return;
-  }
-}
-
-// Sleeps until the client sends or a stop is asked; false: close now.
-bool BlockingConnection::wait_for_request() {
-  pollfd fds[2] = {{fd_.get(), POLLIN, 0}, {context_.stop_fd, POLLIN, 0}};
+// Sleeps until the client sends or a stop is asked; false: stop now.
+bool wait_for_input(int fd, int stop_fd) {
+  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
   for (;;) {
     int n = ::poll(fds, 2, -1);
     if (n > 0) return (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
@@ -72,38 +31,230 @@ bool BlockingConnection::wait_for_request() {
   }
 }
 
-bool BlockingConnection::serve_frames() {
-  for (;;) {
-    auto frame = context_.decoder.next(in_.view());
-    if (frame.status == FrameDecoder::Status::need_more) return true;
-    if (frame.status == FrameDecoder::Status::oversized) {
-      context_.stats.error(ErrorKind::oversized_frame, listener_);
-      log_info("closing connection from %s: frame of %u bytes exceeds --max-frame %zu",
-               peer_.to_string().c_str(), read_frame_header(in_.data()),
-               context_.decoder.max_frame());
+// The connection's bytes in and out, and how it failed, for both ways of
+// serving it.
+class Socket {
+ public:
+  Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in)
+      : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in) {}
+
+  // Reads more into `in`, waiting idle (and giving way to a stop) only
+  // when `idle`. false: the connection ended, `reason` says why.
+  bool receive(bool idle, std::optional<CloseReason>& reason) {
+    if (idle && !wait_for_input(fd_, context_.stop_fd)) {
+      reason = CloseReason::worker_stopping;
       return false;
     }
-    bool keep = call_handler(frame.payload);
-    in_.consume(frame.consumed);
-    if (!keep) return false;
+    for (;;) {
+      ssize_t n = ::recv(fd_, in_.prepare(read_size), read_size, 0);
+      if (n > 0) {
+        in_.commit(static_cast<std::size_t>(n));
+        context_.stream.stats.bytes_in(listener_, static_cast<std::size_t>(n));
+        return true;
+      }
+      if (n == 0) {
+        reason = CloseReason::peer_closed;
+        return false;
+      }
+      if (errno == EINTR) continue;
+      connection_failed(context_.stream.stats, listener_, "recv", errno, peer_);
+      reason = CloseReason::peer_reset;
+      return false;
+    }
   }
+
+  bool send(Buffer& out) {
+    return send_buffered(fd_, out, context_.stream.stats, listener_, peer_);
+  }
+
+ private:
+  BlockingContext& context_;
+  int fd_;
+  const Address& peer_;
+  std::size_t listener_;
+  Buffer& in_;
+};
+
+// Message by message, through the listener's codec and the session or
+// handler.
+void serve_messages(BlockingContext& context, int fd, const Address& peer, Protocol protocol,
+                    std::size_t listener, ConnectionBuffers& buffers) {
+  StreamProtocol stream(context.stream, peer, protocol, listener, buffers.out, buffers.timer);
+  Socket socket(context, fd, peer, listener, buffers.in);
+  stream.open();
+  while (!stream.ending()) {
+    if (!socket.send(buffers.out)) {
+      stream.end(CloseReason::peer_reset);
+      break;
+    }
+    // After the write (or the failure) that ends each request.
+    buffers.timer.finish(context.stream.stats);
+    std::optional<CloseReason> ended;
+    if (!socket.receive(buffers.in.empty(), ended)) {
+      stream.end(*ended);
+      break;
+    }
+    buffers.in.consume(stream.serve(buffers.in.view(), std::numeric_limits<std::size_t>::max()));
+  }
+  if (stream.flush_first() && !socket.send(buffers.out))
+    context.stream.stats.error(ErrorKind::peer_reset, listener);
+  buffers.timer.finish(context.stream.stats);
+  close_connection(fd, stream.ending() == CloseReason::handler_aborted);
 }
 
-bool BlockingConnection::call_handler(std::string_view data) {
-  timer_.start(context_.stats, listener_);
-  Request request{protocol_, listener_, peer_, context_.worker_slot};
-  Reply reply(*this);
-  if (prefork::call_handler(context_.handler, request, data, reply)) return true;
-  context_.stats.error(ErrorKind::handler_exception, listener_);
-  return false;
-}
+// The whole connection to a ConnectionHandler: socketserver's
+// StreamRequestHandler. A request is a turn: what the handler reads from
+// the start of a read until it writes, timed to the end of that write.
+class WholeConnection final : public Connection {
+ public:
+  WholeConnection(BlockingContext& context, int fd, const Address& peer, Protocol protocol,
+                  std::size_t listener, ConnectionBuffers& buffers)
+      : context_(context),
+        request_{protocol, listener, peer, context.stream.worker_slot,
+                 context.stream.connections.fetch_add(1, std::memory_order_relaxed) + 1},
+        socket_(context, fd, peer, listener, buffers.in),
+        fd_(fd),
+        in_(buffers.in),
+        timer_(buffers.timer) {
+    context_.stream.stats.connection_opened(listener);
+  }
 
-std::span<char> BlockingConnection::allocate(std::size_t size) {
-  return append_reply(out_, protocol_, size);
-}
+  void serve() {
+    bool ok = call_guarded(request_, "handle(Connection&)", [&] { context_.whole->handle(*this); });
+    if (!ok) {
+      context_.stream.stats.error(ErrorKind::handler_exception, request_.listener);
+      end(CloseReason::handler_failed);
+    }
+    end(CloseReason::handler_closed);
+    timer_.finish(context_.stream.stats);
+    close_connection(fd_, reason_ == CloseReason::handler_aborted);
+  }
 
-bool BlockingConnection::send_replies() {
-  return send_buffered(fd_.get(), out_, context_.stats, listener_, peer_);
+  const Request& request() const noexcept override { return request_; }
+
+  std::size_t read(std::span<char> into) override {
+    drop_line();
+    if (into.empty()) return 0;
+    if (in_.empty() && !fill(true)) return 0;
+    const std::size_t n = std::min(into.size(), in_.size());
+    std::memcpy(into.data(), in_.data(), n);
+    in_.consume(n);
+    return n;
+  }
+
+  bool read_exactly(std::span<char> into) override {
+    drop_line();
+    bool idle = true;
+    while (in_.size() < into.size()) {
+      if (!fill(idle)) return false;
+      idle = false;
+    }
+    if (!into.empty()) std::memcpy(into.data(), in_.data(), into.size());
+    in_.consume(into.size());
+    return true;
+  }
+
+  std::optional<std::string_view> read_line() override {
+    drop_line();
+    const std::size_t limit = context_.stream.max_message;
+    std::size_t searched = 0;
+    for (bool idle = true;; idle = false) {
+      const char* start = in_.data();
+      const void* found = in_.size() > searched
+                              ? std::memchr(start + searched, '\n', in_.size() - searched)
+                              : nullptr;
+      if (found != nullptr) {
+        std::size_t end = static_cast<const char*>(found) - start;
+        line_used_ = end + 1;
+        if (end > 0 && start[end - 1] == '\r') --end;
+        if (end > limit) return too_long();
+        return std::string_view(start, end);
+      }
+      searched = in_.size();
+      if (searched > limit + 1) return too_long();
+      if (!fill(idle)) return std::nullopt;
+    }
+  }
+
+  bool write(std::string_view bytes) override {
+    if (reason_) return false;
+    turn_replied_ = turn_open_;
+    out_.consume(out_.size());
+    if (!bytes.empty()) std::memcpy(out_.append(bytes.size()), bytes.data(), bytes.size());
+    if (socket_.send(out_)) return true;
+    end(CloseReason::peer_reset);
+    return false;
+  }
+
+  void close() override { end(CloseReason::handler_closed); }
+  void abort() override { end(CloseReason::handler_aborted); }
+  std::optional<CloseReason> reason() const noexcept override { return reason_; }
+
+ private:
+  // Reads more; a read after a write ends the turn (the request) before.
+  bool fill(bool idle) {
+    if (reason_) return false;
+    if (turn_replied_) {
+      timer_.finish(context_.stream.stats);
+      turn_open_ = turn_replied_ = false;
+    }
+    std::optional<CloseReason> ended;
+    if (!socket_.receive(idle, ended)) {
+      end(*ended);
+      return false;
+    }
+    if (!turn_open_) {
+      timer_.start(context_.stream.stats, request_.listener);
+      turn_open_ = true;
+    }
+    return true;
+  }
+
+  void drop_line() noexcept {
+    in_.consume(line_used_);
+    line_used_ = 0;
+  }
+
+  std::nullopt_t too_long() {
+    context_.stream.stats.error(ErrorKind::oversized_frame, request_.listener);
+    log_info("closing conn %llu from %s: a line over --max-message %zu bytes",
+             static_cast<unsigned long long>(request_.connection),
+             request_.peer.to_string().c_str(), context_.stream.max_message);
+    end(CloseReason::limit_exceeded);
+    return std::nullopt;
+  }
+
+  void end(CloseReason reason) {
+    if (reason_) return;
+    reason_ = reason;
+    context_.stream.stats.connection_closed(request_.listener, reason);
+  }
+
+  BlockingContext& context_;
+  Request request_;
+  Socket socket_;
+  int fd_;
+  Buffer& in_;
+  Buffer out_;
+  RequestTimer& timer_;
+  std::size_t line_used_ = 0;  // the line last returned, consumed by the next read
+  bool turn_open_ = false, turn_replied_ = false;
+  std::optional<CloseReason> reason_;
+};
+
+}  // namespace
+
+void serve_blocking(BlockingContext& context, UniqueFd fd, const Address& peer, Protocol protocol,
+                    std::size_t listener, ConnectionBuffers& buffers) {
+  if (context.whole)
+    WholeConnection(context, fd.release(), peer, protocol, listener, buffers).serve();
+  else
+    serve_messages(context, fd.release(), peer, protocol, listener, buffers);
+  buffers.in.consume(buffers.in.size());
+  buffers.out.consume(buffers.out.size());
+  // A big message grew them: do not keep that memory for the next client.
+  if (buffers.in.capacity() > 4 * read_size) buffers.in.release();
+  if (buffers.out.capacity() > 4 * read_size) buffers.out.release();
 }
 
 }  // namespace prefork

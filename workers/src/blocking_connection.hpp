@@ -1,16 +1,18 @@
 // One TCP connection served to its end with blocking I/O, by whichever
-// process or thread the model gave it to: read, handle every whole request,
-// write the replies, repeat. Between requests it also watches the stop
-// eventfd, so an idle connection is closed on a graceful stop while one
-// with a request half received is finished first.
+// process or thread the model gave it to: either message by message
+// through its StreamProtocol (read, handle every whole message, write the
+// replies, repeat), or handed whole to a ConnectionHandler. Between
+// messages it also watches the stop eventfd, so an idle connection is
+// closed on a graceful stop while one with a message half received is
+// finished first.
 #pragma once
 
-#include <prefork/frame_codec.hpp>
-#include <prefork/handler.hpp>
+#include <prefork/connection.hpp>
+#include <prefork/core/slot_writer.hpp>
 #include <prefork/unique_fd.hpp>
 
-#include <prefork/core/slot_writer.hpp>
 #include "buffer.hpp"
+#include "stream_protocol.hpp"
 
 namespace prefork {
 
@@ -23,38 +25,14 @@ struct ConnectionBuffers {
 
 // What the blocking models share within one process.
 struct BlockingContext {
-  Handler& handler;
-  SlotWriter& stats;
-  FrameDecoder decoder;
-  unsigned worker_slot;
+  StreamContext& stream;
   int stop_fd;
+  // The handler, when it takes whole connections (else null).
+  ConnectionHandler* whole;
 };
 
-class BlockingConnection final : public ReplySink {
- public:
-  // `buffers` are the caller's, reused across connections.
-  BlockingConnection(BlockingContext& context, UniqueFd fd, const Address& peer, Protocol protocol,
-                     std::size_t listener, ConnectionBuffers& buffers) noexcept;
-  ~BlockingConnection();
-
-  void serve();
-
-  std::span<char> allocate(std::size_t size) override;
-
- private:
-  bool wait_for_request();
-  bool serve_frames();
-  bool call_handler(std::string_view data);
-  bool send_replies();
-
-  BlockingContext& context_;
-  UniqueFd fd_;
-  Address peer_;
-  Protocol protocol_;
-  std::size_t listener_;
-  Buffer& in_;
-  Buffer& out_;
-  RequestTimer& timer_;
-};
+// Serves the connection on `fd` to its end; `buffers` are the caller's.
+void serve_blocking(BlockingContext& context, UniqueFd fd, const Address& peer, Protocol protocol,
+                    std::size_t listener, ConnectionBuffers& buffers);
 
 }  // namespace prefork

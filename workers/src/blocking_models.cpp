@@ -34,8 +34,13 @@ class BlockingRuntime final : public Runtime {
       : setup_(setup),
         // Threads and per-connection children share the slot.
         stats_(setup.slot, facts(setup.params.model).shared_writers, setup.params.worker_stats),
-        context_{setup.handler, stats_, FrameDecoder(setup.params.max_message), setup.info.slot,
-                 stop_.fd()} {
+        stream_{.handler = setup.handler,
+                .stats = stats_,
+                .max_message = setup.params.max_message,
+                .worker_slot = setup.info.slot},
+        context_{.stream = stream_,
+                 .stop_fd = stop_.fd(),
+                 .whole = dynamic_cast<ConnectionHandler*>(&setup.handler)} {
     if (setup.params.accept == Accept::lock)
       gate_ = setup.params.model == Model::prethreaded ? make_thread_lock_gate()
                                                        : make_process_lock_gate(setup.accept_lock);
@@ -67,9 +72,8 @@ class BlockingRuntime final : public Runtime {
 
   void serve(Work& work, WorkSource& source, ConnectionBuffers& buffers) {
     if (work.kind == Work::Kind::connection) {
-      BlockingConnection(context_, std::move(work.fd), work.peer,
-                         setup_.listeners[work.listener].protocol, work.listener, buffers)
-          .serve();
+      serve_blocking(context_, std::move(work.fd), work.peer,
+                     setup_.listeners[work.listener].protocol, work.listener, buffers);
     } else if (work.kind == Work::Kind::datagram) {
       work.service->handle(source.datagram_buffer(), work.length);
     }
@@ -149,9 +153,8 @@ class BlockingRuntime final : public Runtime {
             service.handle(datagram.data(), datagram.size());
           } else {
             ConnectionBuffers buffers;
-            BlockingConnection(context_, std::move(work.fd), work.peer,
-                               setup_.listeners[work.listener].protocol, work.listener, buffers)
-                .serve();
+            serve_blocking(context_, std::move(work.fd), work.peer,
+                           setup_.listeners[work.listener].protocol, work.listener, buffers);
           }
           std::lock_guard lock(mutex);
           if (--running == 0) finished.notify_all();
@@ -217,9 +220,8 @@ class BlockingRuntime final : public Runtime {
             work = std::move(queue.front());
             queue.pop_front();
           }
-          BlockingConnection(context_, std::move(work.fd), work.peer,
-                             setup_.listeners[work.listener].protocol, work.listener, buffers)
-              .serve();
+          serve_blocking(context_, std::move(work.fd), work.peer,
+                         setup_.listeners[work.listener].protocol, work.listener, buffers);
         }
       }));
 
@@ -268,6 +270,7 @@ class BlockingRuntime final : public Runtime {
   const WorkerSetup& setup_;
   StopSignal stop_;
   SlotWriter stats_;
+  StreamContext stream_;
   BlockingContext context_;
   std::unique_ptr<AcceptGate> gate_;
 };

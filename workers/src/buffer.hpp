@@ -28,6 +28,8 @@ class Buffer {
     commit(n);
     return at;
   }
+  // Takes back the last n bytes appended.
+  void unappend(std::size_t n) noexcept { end_ -= n; }
   void consume(std::size_t n) noexcept {
     begin_ += n;
     if (begin_ == end_) begin_ = end_ = 0;

@@ -1,96 +1,88 @@
 #include "connection.hpp"
 
-#include "dispatch.hpp"
-
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include <prefork/log.hpp>
+
+#include "dispatch.hpp"
 
 namespace prefork {
 
 Connection::Connection(UniqueFd fd, const Address& peer, Protocol protocol, std::size_t listener,
-                       ConnectionContext& context) noexcept
+                       ConnectionContext& context)
     : fd_(std::move(fd)),
       peer_(peer),
-      protocol_(protocol),
-      listener_(listener),
-      context_(context) {}
+      context_(context),
+      protocol_(context.stream, peer_, protocol, listener, out_, context.timer) {}
+
+// The session hears of an undecided end (the drain ran out of time) from
+// ~StreamProtocol, right after.
+Connection::~Connection() {
+  close_connection(fd_.release(), protocol_.ending() == CloseReason::handler_aborted);
+}
 
 std::uint32_t Connection::interest() const noexcept {
   std::uint32_t events = 0;
-  if (!peer_closed_ && !backlogged()) events |= EPOLLIN;
+  if (!peer_closed_ && !backlogged() && !protocol_.ending()) events |= EPOLLIN;
   if (!out_.empty()) events |= EPOLLOUT;
   return events;
 }
 
+Connection::Next Connection::open() {
+  protocol_.open();
+  return flush();
+}
+
 Connection::Next Connection::on_readable() {
-  Next next = protocol_ == Protocol::framed ? read_frames() : read_chunk();
+  Next next = read_messages();
   // After the write (or the failure) that ends each request.
-  context_.timer.finish(context_.stats);
+  context_.timer.finish(context_.stream.stats);
   return next;
 }
 
 Connection::Next Connection::on_writable() {
-  Next next = write_held();
-  context_.timer.finish(context_.stats);
+  Next next = flush();
+  // Messages held back while the client was not reading can go on now.
+  if (next == Next::keep && !backlogged() && !partial_.empty()) next = serve_held();
+  context_.timer.finish(context_.stream.stats);
   return next;
 }
 
-Connection::Next Connection::write_held() {
-  if (flush() == Next::close) return Next::close;
-  // Frames held back while the client was not reading can go on now.
-  if (!backlogged() && !partial_.empty()) {
-    std::size_t consumed = 0;
-    Next next = serve_frames(partial_.view(), consumed);
-    partial_.consume(consumed);
-    if (next == Next::close) return next;
-    return flush();
-  }
-  return Next::keep;
+Connection::Next Connection::on_stop() {
+  if (!protocol_.ending() && idle()) protocol_.end(CloseReason::worker_stopping);
+  return protocol_.ending() && out_.empty() ? Next::close : Next::keep;
 }
 
-// Raw stream: as socketserver's StreamRequestHandler, each chunk read is
-// one request. A stream has no message boundaries, so a chunk is whatever
-// the kernel has when we read.
-Connection::Next Connection::read_chunk() {
-  ssize_t n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
-  if (n <= 0) return after_read(n);
-  context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
-  if (!call_handler({context_.scratch, static_cast<std::size_t>(n)})) return Next::close;
+Connection::Next Connection::serve_held() {
+  partial_.consume(protocol_.serve(partial_.view(), high_watermark));
   return flush();
 }
 
-Connection::Next Connection::read_frames() {
-  ssize_t n;
-  std::size_t consumed = 0;
-  Next next;
+Connection::Next Connection::read_messages() {
   if (partial_.empty()) {
-    // The common case: whole frames straight from the scratch buffer;
-    // only a trailing partial frame is kept.
-    n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
+    // The common case: whole messages straight from the scratch buffer;
+    // only an unfinished one is kept.
+    ssize_t n = ::recv(fd_.get(), context_.scratch, context_.scratch_size, 0);
     if (n <= 0) return after_read(n);
-    context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
+    context_.stream.stats.bytes_in(protocol_.request().listener, static_cast<std::size_t>(n));
     std::string_view input(context_.scratch, static_cast<std::size_t>(n));
-    next = serve_frames(input, consumed);
-    if (next == Next::keep && consumed < input.size()) {
+    std::size_t consumed = protocol_.serve(input, high_watermark);
+    if (!protocol_.ending() && consumed < input.size())
       std::memcpy(partial_.append(input.size() - consumed), input.data() + consumed,
                   input.size() - consumed);
-    }
-  } else {
-    // A frame is under way: read into its own buffer, at most what is still
-    // missing of a large frame plus one more scratch-full.
-    n = ::recv(fd_.get(), partial_.prepare(context_.scratch_size), context_.scratch_size, 0);
-    if (n <= 0) return after_read(n);
-    context_.stats.bytes_in(listener_, static_cast<std::size_t>(n));
-    partial_.commit(static_cast<std::size_t>(n));
-    next = serve_frames(partial_.view(), consumed);
-    partial_.consume(consumed);
+    return flush();
   }
-  if (next == Next::close) return next;
-  return flush();
+  // A message is under way: read into its own buffer, one scratch-full at
+  // a time.
+  ssize_t n = ::recv(fd_.get(), partial_.prepare(context_.scratch_size), context_.scratch_size, 0);
+  if (n <= 0) return after_read(n);
+  context_.stream.stats.bytes_in(protocol_.request().listener, static_cast<std::size_t>(n));
+  partial_.commit(static_cast<std::size_t>(n));
+  return serve_held();
 }
 
 Connection::Next Connection::after_read(long n) {
@@ -101,55 +93,29 @@ Connection::Next Connection::after_read(long n) {
   }
   int error = errno;
   if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) return Next::keep;
-  connection_failed(context_.stats, listener_, "recv", error, peer_);
+  connection_failed(context_.stream.stats, protocol_.request().listener, "recv", error, peer_);
+  protocol_.end(CloseReason::peer_reset);
   return Next::close;
 }
 
-Connection::Next Connection::serve_frames(std::string_view input, std::size_t& consumed) {
-  consumed = 0;
-  while (!backlogged()) {
-    auto frame = context_.decoder.next(input.substr(consumed));
-    if (frame.status == FrameDecoder::Status::need_more) break;
-    if (frame.status == FrameDecoder::Status::oversized) {
-      context_.stats.error(ErrorKind::oversized_frame, listener_);
-      log_info("closing connection from %s: frame of %u bytes exceeds --max-frame %zu",
-               peer_.to_string().c_str(), read_frame_header(input.data() + consumed),
-               context_.decoder.max_frame());
-      return Next::close;
-    }
-    consumed += frame.consumed;
-    if (!call_handler(frame.payload)) return Next::close;
-  }
-  return Next::keep;
-}
-
-bool Connection::call_handler(std::string_view data) {
-  context_.timer.start(context_.stats, listener_);
-  Request request{protocol_, listener_, peer_, context_.worker_slot};
-  Reply reply(*this);
-  if (prefork::call_handler(context_.handler, request, data, reply)) return true;
-  context_.stats.error(ErrorKind::handler_exception, listener_);
-  return false;
-}
-
-std::span<char> Connection::allocate(std::size_t size) {
-  return append_reply(out_, protocol_, size);
-}
-
 Connection::Next Connection::flush() {
-  if (!send_buffered(fd_.get(), out_, context_.stats, listener_, peer_)) return Next::close;
-  if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
+  if (protocol_.flush_first() &&
+      !send_buffered(fd_.get(), out_, context_.stream.stats, protocol_.request().listener, peer_)) {
+    protocol_.end(CloseReason::peer_reset);
+    return Next::close;
+  }
+  if (!protocol_.flush_first()) return Next::close;  // reset, abort, failure: at once
+  if (!out_.empty()) return Next::keep;              // the rest when EPOLLOUT says so
   // A slow reader made the buffer grow; do not keep that memory.
   if (out_.capacity() > 4 * high_watermark) out_.release();
+  if (protocol_.ending()) return Next::close;  // all written: the graceful end
   // A client that has finished sending still gets the answers to the whole
-  // frames it sent, which a slow read may have held back.
-  if (peer_closed_ && !holds_whole_frame()) return Next::close;
+  // messages it sent, which a slow read may have held back.
+  if (peer_closed_ && !protocol_.holds_message(partial_.view())) {
+    protocol_.end(CloseReason::peer_closed);
+    return flush();
+  }
   return Next::keep;
-}
-
-bool Connection::holds_whole_frame() const noexcept {
-  return protocol_ == Protocol::framed &&
-         context_.decoder.next(partial_.view()).status == FrameDecoder::Status::frame;
 }
 
 }  // namespace prefork

@@ -29,6 +29,7 @@ class DatagramService final : public ReplySink {
   void set_peer(const Address& peer) noexcept { peer_ = peer; }
 
   std::span<char> allocate(std::size_t size) override;
+  void end(Ending) override {}  // a datagram has no connection to end
 
  private:
   // Sends the reply waiting, if any; the bytes sent (0: none or failed).

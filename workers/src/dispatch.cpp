@@ -1,18 +1,26 @@
 #include "dispatch.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
-#include <limits>
-#include <stdexcept>
 
-#include <prefork/frame_codec.hpp>
 #include <prefork/log.hpp>
 
 namespace prefork {
 
+void log_handler_failure(const Request& request, const char* what, const char* message) noexcept {
+  if (request.connection != 0)
+    log_info("%s failed on conn %llu from %s: %s", what,
+             static_cast<unsigned long long>(request.connection), request.peer.to_string().c_str(),
+             message);
+  else
+    log_info("%s failed on a %s request from %s: %s", what, protocol_name(request.protocol).data(),
+             request.peer.to_string().c_str(), message);
+}
+
 bool call_handler(Handler& handler, const Request& request, std::string_view data, Reply& reply) {
-  try {
+  return call_guarded(request, "handler", [&] {
     switch (request.protocol) {
       case Protocol::framed:
         handler.handle_frame(request, data, reply);
@@ -24,15 +32,7 @@ bool call_handler(Handler& handler, const Request& request, std::string_view dat
         handler.handle_datagram(request, data, reply);
         break;
     }
-    return true;
-  } catch (const std::exception& e) {
-    log_info("handler failed on a %s request from %s: %s", protocol_name(request.protocol).data(),
-             request.peer.to_string().c_str(), e.what());
-  } catch (...) {
-    log_info("handler threw a non-standard exception on a %s request from %s",
-             protocol_name(request.protocol).data(), request.peer.to_string().c_str());
-  }
-  return false;
+  });
 }
 
 bool send_buffered(int fd, Buffer& out, SlotWriter& stats, std::size_t listener,
@@ -60,13 +60,32 @@ void connection_failed(SlotWriter& stats, std::size_t listener, const char* call
   if (!reset) log_sys_error(call, error, "with %s", peer.to_string().c_str());
 }
 
-std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size) {
-  if (protocol != Protocol::framed) return {out.append(size), size};
-  if (size > std::numeric_limits<std::uint32_t>::max())
-    throw std::length_error("reply frame larger than 4 GiB");
-  char* at = out.append(frame_header_size + size);
-  write_frame_header(static_cast<std::uint32_t>(size), at);
-  return {at + frame_header_size, size};
+std::span<char> append_reply(Buffer& out, const Codec& codec, std::size_t size) {
+  const std::size_t header = codec.header_size();
+  const std::string_view trailer = codec.trailer();
+  if (header == 0 && trailer.empty()) return {out.append(size), size};
+  char* at = out.append(header + size + trailer.size());
+  try {
+    codec.write_header(size, at);
+  } catch (...) {
+    out.unappend(header + size + trailer.size());
+    throw;
+  }
+  if (!trailer.empty()) std::memcpy(at + header + size, trailer.data(), trailer.size());
+  return {at + header, size};
+}
+
+void close_connection(int fd, bool abort) noexcept {
+  if (abort) {
+    linger reset{1, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+  } else {
+    ::shutdown(fd, SHUT_WR);
+    char discard[4096];
+    for (int i = 0; i < 16 && ::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0; ++i) {
+    }
+  }
+  ::close(fd);
 }
 
 }  // namespace prefork

@@ -1,20 +1,41 @@
 // What every way of serving a request shares, whichever model runs it:
-// calling the handler safely, and laying replies out in an output buffer.
+// calling the embedder's code safely, sending buffered replies, counting a
+// failed connection, and laying replies out in an output buffer.
 #pragma once
 
+#include <prefork/codec.hpp>
+#include <prefork/core/slot_writer.hpp>
 #include <prefork/handler.hpp>
 
+#include <exception>
 #include <span>
 #include <string_view>
 
-#include <prefork/core/slot_writer.hpp>
 #include "buffer.hpp"
 
 namespace prefork {
 
-// Calls the handler method for the request's protocol. A handler that
-// throws has failed that request: logged with the peer, false returned (the
-// caller closes the connection or drops the datagram and counts an error).
+// Logs that the embedder's `what` (handle, on_message, ...) threw on a
+// request or connection of `request`'s peer.
+void log_handler_failure(const Request& request, const char* what, const char* message) noexcept;
+
+// Runs `call`, a call into the embedder's code. An exception fails it:
+// logged with the peer and connection, and false returned (the caller
+// closes the connection or drops the datagram, and counts an error).
+template <typename Call>
+bool call_guarded(const Request& request, const char* what, Call&& call) noexcept {
+  try {
+    call();
+    return true;
+  } catch (const std::exception& e) {
+    log_handler_failure(request, what, e.what());
+  } catch (...) {
+    log_handler_failure(request, what, "a non-standard exception");
+  }
+  return false;
+}
+
+// Calls the handler method for the request's protocol (guarded).
 bool call_handler(Handler& handler, const Request& request, std::string_view data, Reply& reply);
 
 // Sends what `out` holds, counting the bytes. True when it is all sent or,
@@ -30,8 +51,14 @@ bool send_buffered(int fd, Buffer& out, SlotWriter& stats, std::size_t listener,
 void connection_failed(SlotWriter& stats, std::size_t listener, const char* call, int error,
                        const Address& peer);
 
-// Room for one reply message of `size` bytes at the end of `out`: a frame
-// (header written) on a framed connection, plain bytes on a raw stream.
-std::span<char> append_reply(Buffer& out, Protocol protocol, std::size_t size);
+// Room for one reply message of `size` bytes at the end of `out`, framed
+// by `codec` (its header written, its trailer after the room).
+std::span<char> append_reply(Buffer& out, const Codec& codec, std::size_t size);
+
+// Ends a TCP connection: after a graceful ending, what the peer still
+// sends is read and dropped first (without waiting), so that close() does
+// not answer unread bytes with a reset that could destroy our last replies
+// in the peer's receive queue; `abort` resets it on purpose (SO_LINGER 0).
+void close_connection(int fd, bool abort) noexcept;
 
 }  // namespace prefork

@@ -2,10 +2,13 @@
 // started -> set-up (the runtime's, then the handler's) -> ready -> serve
 // -> stopping -> finish. A set-up failure is a boot error (exit 3): the
 // master stops instead of restarting a worker that would fail the same way.
+#include <prefork/connection.hpp>
 #include <prefork/core/slot_writer.hpp>
 #include <prefork/log.hpp>
 #include <prefork/worker.hpp>
 #include <prefork/workers/runtime.hpp>
+
+#include <stdexcept>
 
 #include "worker.hpp"
 
@@ -14,8 +17,14 @@ namespace prefork {
 namespace {
 
 std::unique_ptr<Runtime> make_runtime(const WorkerSetup& setup) {
-  return setup.params.model == Model::event ? make_event_runtime(setup)
-                                            : make_blocking_runtime(setup);
+  if (setup.params.model == Model::event) {
+    // The master refuses this pair when it has the handler too; a separate
+    // worker program is only known here.
+    if (dynamic_cast<ConnectionHandler*>(&setup.handler) != nullptr)
+      throw std::invalid_argument("a ConnectionHandler needs a blocking model, not event");
+    return make_event_runtime(setup);
+  }
+  return make_blocking_runtime(setup);
 }
 
 }  // namespace

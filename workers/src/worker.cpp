@@ -68,6 +68,7 @@ class EventRuntime final : public Runtime {
   // The largest UDP payload is 65,507 bytes (IPv4); 64 KiB + 1 can hold any
   // datagram and still notice MSG_TRUNC.
   std::unique_ptr<char[]> scratch_ = std::make_unique_for_overwrite<char[]>(scratch_size + 1);
+  StreamContext stream_;
   ConnectionContext context_;
   Watch signal_watch_;
   std::vector<Watch> listener_watches_;
@@ -87,8 +88,12 @@ EventRuntime::EventRuntime(const WorkerSetup& setup)
       stats_(setup.slot, false, setup.params.worker_stats),
       signals_({SIGTERM, SIGINT, SIGQUIT}),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
-      context_{setup.handler,   stats_,         {},          FrameDecoder(setup.params.max_message),
-               setup.info.slot, scratch_.get(), scratch_size} {
+      stream_{.handler = setup.handler,
+              .stats = stats_,
+              .max_message = setup.params.max_message,
+              .worker_slot = setup.info.slot},
+      context_{
+          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size} {
   if (!epoll_) throw SystemError("epoll_create1", errno);
   ::signal(SIGPIPE, SIG_IGN);
   start_serving();
@@ -219,7 +224,10 @@ void EventRuntime::accept_connections(std::size_t index) {
     watch->connection->registered = EPOLLIN;
     Watch* raw = watch.get();
     connections_.emplace(raw, std::move(watch));
-    stats_.connection_opened(index);
+    if (raw->connection->open() == Connection::Next::close)
+      close_connection(*raw);
+    else
+      update_interest(*raw);
   }
 }
 
@@ -228,8 +236,7 @@ void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
   Connection::Next next = Connection::Next::keep;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) next = connection.on_readable();
   if (next == Connection::Next::keep && (events & EPOLLOUT)) next = connection.on_writable();
-  if (next == Connection::Next::keep && draining_ && connection.idle())
-    next = Connection::Next::close;
+  if (next == Connection::Next::keep && draining_) next = connection.on_stop();
   if (next == Connection::Next::close)
     close_connection(watch);
   else
@@ -274,7 +281,6 @@ void EventRuntime::close_connection(Watch& watch) {
   // this accepted socket.
   watch.connection.reset();
   closed_.push_back(&watch);
-  stats_.connection_closed();
 }
 
 void EventRuntime::handle_signals() {

@@ -2,6 +2,10 @@
 
 namespace prefork {
 
+void Session::on_open(Reply&) {}
+
+void Session::on_close(CloseReason, Reply&) {}
+
 void Handler::handle(const Request&, std::string_view, Reply&) {}
 
 void Handler::handle_frame(const Request& request, std::string_view payload, Reply& reply) {
@@ -14,6 +18,15 @@ void Handler::handle_datagram(const Request& request, std::string_view datagram,
 
 void Handler::handle_stream(const Request& request, std::string_view chunk, Reply& reply) {
   handle(request, chunk, reply);
+}
+
+std::unique_ptr<Session> Handler::open_session(const Request&) { return nullptr; }
+
+const Codec& Handler::codec(std::size_t, Protocol protocol) {
+  static const LengthPrefixCodec frames;
+  static const RawCodec chunks;
+  if (protocol == Protocol::framed) return frames;
+  return chunks;
 }
 
 void Handler::setup(const WorkerInfo&) {}

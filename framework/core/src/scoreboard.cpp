@@ -149,7 +149,7 @@ void remove_unless_in_use(const std::string& name) {
 }
 
 // Calls f(a's counter, b's counter) for every counter of the two (slot
-// totals, error kinds, the first `listeners` listeners): the one list of the
+// totals, error kinds, close reasons, the first `listeners` listeners): the one list of the
 // fields, for Counters (shared memory) and CounterValues (copies) alike.
 template <class A, class B, class F>
 void each_counter(A& a, B& b, std::size_t listeners, F f) {
@@ -159,6 +159,7 @@ void each_counter(A& a, B& b, std::size_t listeners, F f) {
   f(a.connections_total, b.connections_total);
   f(a.errors, b.errors);
   for (unsigned k = 0; k < error_kind_count; ++k) f(a.error_kinds[k], b.error_kinds[k]);
+  for (unsigned r = 0; r < close_reason_count; ++r) f(a.closes[r], b.closes[r]);
   for (std::size_t i = 0; i < listeners; ++i) {
     f(a.listeners[i].requests, b.listeners[i].requests);
     f(a.listeners[i].errors, b.listeners[i].errors);

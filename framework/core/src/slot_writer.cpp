@@ -44,8 +44,11 @@ void SlotWriter::connection_opened(std::size_t index) noexcept {
   slot_->connections_active.fetch_add(1, std::memory_order_relaxed);
 }
 
-void SlotWriter::connection_closed() noexcept {
+void SlotWriter::connection_closed(std::size_t index, CloseReason reason) noexcept {
   if (!enabled_) return;
+  update(index, [reason](Counters& slot, ListenerCounters&) {
+    add(slot.closes[static_cast<unsigned>(reason) % close_reason_count], 1);
+  });
   slot_->connections_active.fetch_sub(1, std::memory_order_relaxed);
 }
 

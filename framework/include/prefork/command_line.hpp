@@ -23,7 +23,9 @@ struct CommandLineDefaults {
   std::string description;              // one line for --help
   std::vector<ListenerSpec> listeners;  // used when no --tcp/--framed/--udp is given
   std::string stats_name;
-  std::vector<ExtraOption> options;  // the program's own flags
+  std::vector<ExtraOption> options;   // the program's own flags
+  Model model = Model::event;         // when no --model is given
+  std::size_t max_message = 1 << 20;  // when no --max-message is given
 };
 
 // Parses the common flags into a ServerConfig:
@@ -38,5 +40,19 @@ ServerConfig parse_command_line(int argc, char** argv, const CommandLineDefaults
 // The whole main() of a typical server: the worker role when started as a
 // spawned worker, otherwise parse the command line and serve().
 int prefork_main(int argc, char** argv, Handler& handler, const CommandLineDefaults& defaults);
+
+// The same with a plain function or lambda as the worker's code (see serve()).
+template <typename Function>
+requires std::invocable<Function&, const Request&, std::string_view, Reply&>
+int prefork_main(int argc, char** argv, Function function, const CommandLineDefaults& defaults) {
+  FunctionHandler<Function> handler(std::move(function));
+  return prefork_main(argc, argv, static_cast<Handler&>(handler), defaults);
+}
+template <typename Function>
+requires std::invocable<Function&, Connection&>
+int prefork_main(int argc, char** argv, Function function, const CommandLineDefaults& defaults) {
+  ConnectionFunctionHandler<Function> handler(std::move(function));
+  return prefork_main(argc, argv, static_cast<Handler&>(handler), defaults);
+}
 
 }  // namespace prefork

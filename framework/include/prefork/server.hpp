@@ -2,6 +2,7 @@
 // workers (fork or spawn), supervises them, and stops them gracefully.
 #pragma once
 
+#include <prefork/connection.hpp>
 #include <prefork/exit_status.hpp>
 #include <prefork/handler.hpp>
 #include <prefork/listener.hpp>
@@ -27,7 +28,9 @@ struct ServerConfig {
   unsigned workers = 0;  // 0: one per CPU
   StartMode start = StartMode::fork;
   std::string stats_name;  // scoreboard segment; empty: "prefork_<master pid>"
-  std::size_t max_frame = 1 << 20;
+  // The most one received message may hold (a frame's payload, a line); a
+  // connection sending more is closed (CloseReason::limit_exceeded).
+  std::size_t max_message = 1 << 20;
   std::chrono::milliseconds graceful_timeout{10'000};
   int backlog = 1024;
   // spawn: the worker program; empty re-runs this executable in its worker
@@ -48,7 +51,26 @@ struct ServerConfig {
 };
 
 // For callers: runs the master until it is stopped; returns its exit status.
-// Prints "listening <proto> <host>:<port>" on stdout once per listener.
+// Prints "listening <proto> <host>:<port>" on stdout once per listener. An
+// invalid configuration (a model/accept pair that does not go together, a
+// ConnectionHandler under a model that is not blocking) is exit_usage.
 int serve(const ServerConfig& config, Handler& handler);
+
+// The same with a plain function or lambda as the worker's code, as
+// Python's Process(target=f): one taking (const Request&, std::string_view,
+// Reply&) is called per message; one taking (Connection&) gets each whole
+// connection (blocking models only).
+template <typename Function>
+requires std::invocable<Function&, const Request&, std::string_view, Reply&>
+int serve(const ServerConfig& config, Function function) {
+  FunctionHandler<Function> handler(std::move(function));
+  return serve(config, static_cast<Handler&>(handler));
+}
+template <typename Function>
+requires std::invocable<Function&, Connection&>
+int serve(const ServerConfig& config, Function function) {
+  ConnectionFunctionHandler<Function> handler(std::move(function));
+  return serve(config, static_cast<Handler&>(handler));
+}
 
 }  // namespace prefork

@@ -10,6 +10,7 @@
 // replacement.
 #pragma once
 
+#include <prefork/close_reason.hpp>
 #include <prefork/histogram.hpp>
 #include <prefork/listener.hpp>
 
@@ -50,7 +51,8 @@ struct ListenerValues {
 struct CounterValues {
   std::uint64_t requests = 0, bytes_in = 0, bytes_out = 0, connections_total = 0, errors = 0;
   std::array<std::uint64_t, error_kind_count> error_kinds{};
-  std::vector<ListenerValues> listeners;  // Header::listener_count entries
+  std::array<std::uint64_t, close_reason_count> closes{};  // connections, by CloseReason
+  std::vector<ListenerValues> listeners;                   // Header::listener_count entries
 
   CounterValues& operator+=(const CounterValues& other);
 };

@@ -1,4 +1,4 @@
-// The scoreboard's shared-memory layout (version 3): Header, then
+// The scoreboard's shared-memory layout (version 4): Header, then
 // slot_count Slots. All counters are 64-bit. Written by the master (the
 // header) and the workers (their slots, through SlotWriter); readers go
 // through ScoreboardReader (prefork/scoreboard.hpp).
@@ -14,7 +14,8 @@ namespace prefork {
 
 inline constexpr std::uint64_t scoreboard_magic =
     0x4b524f4645525021ull;  // "!PREFORK" little-endian
-inline constexpr std::uint32_t scoreboard_version = 3;
+// 4: connections closed by reason (Counters::closes).
+inline constexpr std::uint32_t scoreboard_version = 4;
 // Per-listener counters have room for this many listeners.
 inline constexpr unsigned scoreboard_max_listeners = 16;
 
@@ -37,6 +38,7 @@ struct Counters {
   std::atomic<std::uint64_t> connections_total{0};
   std::atomic<std::uint64_t> errors{0};
   std::atomic<std::uint64_t> error_kinds[error_kind_count]{};
+  std::atomic<std::uint64_t> closes[close_reason_count]{};  // by CloseReason
   ListenerCounters listeners[scoreboard_max_listeners];
 };
 

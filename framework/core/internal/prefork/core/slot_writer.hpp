@@ -76,7 +76,7 @@ class SlotWriter {
     });
   }
   void connection_opened(std::size_t index) noexcept;
-  void connection_closed() noexcept;
+  void connection_closed(std::size_t index, CloseReason reason) noexcept;
 
   void state(WorkerState state) noexcept { slot_->state.store(state, std::memory_order_release); }
   // Around a blocking wait for work (accept, recvmsg): see Slot::waiting.

@@ -1,0 +1,81 @@
+// One TCP connection's protocol, whichever runtime drives its I/O (the
+// event loop, or a blocking thread or process): the listener's codec cuts
+// the bytes into messages, the session (if the handler opens one) or the
+// handler gets each, the replies are laid out in the output buffer, and the
+// connection's end is decided here, once, with its reason. The one request
+// path of every model.
+#pragma once
+
+#include <prefork/codec.hpp>
+#include <prefork/core/slot_writer.hpp>
+#include <prefork/handler.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "buffer.hpp"
+
+namespace prefork {
+
+// What the connections of one worker process share.
+struct StreamContext {
+  Handler& handler;
+  SlotWriter& stats;
+  std::size_t max_message;
+  unsigned worker_slot;
+  std::atomic<std::uint64_t> connections{0};  // numbers them: 1, 2, ...
+};
+
+class StreamProtocol final : public ReplySink {
+ public:
+  // `out` and `timer` are the runtime's, which writes `out` to the socket.
+  StreamProtocol(StreamContext& context, const Address& peer, Protocol protocol,
+                 std::size_t listener, Buffer& out, RequestTimer& timer);
+  ~StreamProtocol();
+  StreamProtocol(const StreamProtocol&) = delete;
+  StreamProtocol& operator=(const StreamProtocol&) = delete;
+
+  const Request& request() const noexcept { return request_; }
+
+  // Right after accept: counts the connection, opens the session, on_open.
+  void open();
+  // Handles the whole messages at the front of `input` while the output
+  // stays under `out_limit` and the connection is not ending; returns the
+  // bytes consumed. Ends the connection (limit_exceeded) when `input` holds
+  // more than max_buffered() with no message in it.
+  std::size_t serve(std::string_view input, std::size_t out_limit);
+  // Whether `input` starts with a whole message (due an answer after a
+  // half-close).
+  bool holds_message(std::string_view input) const;
+
+  // Once set, no more messages are handled: the connection ends.
+  std::optional<CloseReason> ending() const noexcept { return ending_; }
+  // Whether the replies already laid out are still to be written before
+  // the socket closes (not after a reset, an abort or a failure).
+  bool flush_first() const noexcept;
+  // The runtime's decision (the peer closed or reset, the worker stops):
+  // the session's on_close, with its last words, and the count; once.
+  void end(CloseReason reason);
+
+  std::span<char> allocate(std::size_t size) override;
+  void end(Ending how) override;
+
+ private:
+  bool handle(std::string_view message);
+
+  StreamContext& context_;
+  Request request_;
+  const Codec& codec_;
+  Buffer& out_;
+  RequestTimer& timer_;
+  std::unique_ptr<Session> session_;
+  std::optional<CloseReason> ending_;
+  std::optional<Ending> asked_;  // by the handler, during its call
+  bool opened_ = false;
+};
+
+}  // namespace prefork
