@@ -148,6 +148,7 @@ class Server:
         self.worker_pids = []
         self.status = None
         self.rusage = None
+        self.segment_left = False
 
     def start(self, timeout=15.0):
         """Starts it, reads its port from its first `listening` line and waits until its
@@ -194,7 +195,9 @@ class Server:
             return None
 
     def stop(self, timeout=15.0):
-        """SIGTERM, then SIGKILL after `timeout`; returns the exit status."""
+        """SIGTERM, then SIGKILL after `timeout`; returns the exit status. Sets
+        segment_left when the master exited 0 (so it should have removed its scoreboard)
+        and the segment is still there: a leak."""
         if self.proc is None or self.status is not None:
             return self.status
         pid = self.proc.pid
@@ -219,9 +222,18 @@ class Server:
         self.proc.returncode = os.waitstatus_to_exitcode(status)  # Popen must not wait again
         self.status = "killed (no SIGTERM exit)" if killed else self.proc.returncode
         self.rusage = rusage
+        self.segment_left = self.status == 0 and os.path.exists(self.segment())
         self.proc.stdout.close()
         LIVE.pop(pid, None)
         return self.status
+
+    def segment(self):
+        return f"/dev/shm/{self.name}"
+
+    def leak(self):
+        """A problem to report when stop() found a leaked scoreboard segment, else None."""
+        return (f"{self.label}: its scoreboard {self.segment()} was still there after it "
+                "exited 0" if self.segment_left else None)
 
     def cpu(self):
         """User + system seconds of the stopped master and all it reaped, or None."""
@@ -237,7 +249,8 @@ class Server:
 
 
 def stop_all(prefix):
-    """Stops every server still running and removes the segments named `prefix`*."""
+    """Stops every server still running and removes the segments named `prefix`*, saying
+    which: those of killed servers, or leaks that the runs report."""
     for server in list(LIVE.values()):
         try:
             server.stop(timeout=5)
@@ -246,6 +259,7 @@ def stop_all(prefix):
     for path in glob.glob(f"/dev/shm/{prefix}*"):
         try:
             os.unlink(path)
+            say(f"removed {path}, left by a server")
         except OSError:
             pass
 

@@ -123,5 +123,5 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
-expect_no_segments models "$out/models.md"
+expect_no_segments models
 echo "models_smoke: ok"
