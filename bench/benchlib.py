@@ -62,6 +62,9 @@ def machine(build):
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "nproc": len(os.sched_getaffinity(0)),
         "cpu": read_first("/proc/cpuinfo", r"model name\s*:\s*(.*)"),
+        # the CPU says it runs under a hypervisor: its CPUs are virtual (vCPUs)
+        "virtual_machine": "hypervisor" in read_first("/proc/cpuinfo",
+                                                      r"flags\s*:\s*(.*)").split(),
         "memory_gib": round(int(mem_kib) / 1048576, 1) if mem_kib.isdigit() else 0,
         "kernel": platform.release(),
         "libc": " ".join(os.confstr("CS_GNU_LIBC_VERSION").split()),
@@ -73,6 +76,22 @@ def machine(build):
         "commit": git_commit(),
         "load_average_before": loadavg(),
     }
+
+
+def cpu_word(m):
+    """What one CPU of machine() `m` is called: "vCPU" on a virtual machine, else "CPU"."""
+    return "vCPU" if m.get("virtual_machine") else "CPU"
+
+
+def cpus_text(m):
+    """The CPUs a result ran on, as "2 vCPUs" or "8 CPUs"."""
+    return f"{m['nproc']} {cpu_word(m)}{'' if m['nproc'] == 1 else 's'}"
+
+
+def machine_text(m):
+    """The kind of machine, as "2-vCPU virtual machine" or "8-CPU machine"."""
+    kind = "virtual machine" if m.get("virtual_machine") else "machine"
+    return f"{m['nproc']}-{cpu_word(m)} {kind}"
 
 
 # --- running bench_server and prefork-bench -----------------------------------------------
