@@ -88,6 +88,12 @@ def cpus_text(m):
     return f"{m['nproc']} {cpu_word(m)}{'' if m['nproc'] == 1 else 's'}"
 
 
+def virtual_text(m):
+    """What a report says of a virtual machine after its CPUs, else nothing."""
+    return (" of a virtual machine (the CPU reports a hypervisor; other guests may share its "
+            "host)" if m.get("virtual_machine") else "")
+
+
 def machine_text(m):
     """The kind of machine, as "2-vCPU virtual machine" or "8-CPU machine"."""
     kind = "virtual machine" if m.get("virtual_machine") else "machine"
