@@ -18,10 +18,15 @@ expect_usage_error() {
 }
 
 # bench/NAME --quick ARGS... into $out; on failure, its stderr and exit 1.
+# Keeps its pid in $bench_pid and the prefork_* names in /dev/shm before it
+# started in $out/shm.before, for expect_no_segments.
 run_quick() {
   local name=$1 status=0
   shift
-  "$root/bench/$name" --quick --out "$out" "$@" >"$out/stdout" 2>"$out/stderr" || status=$?
+  list_segments >"$out/shm.before"
+  "$root/bench/$name" --quick --out "$out" "$@" >"$out/stdout" 2>"$out/stderr" &
+  bench_pid=$!
+  wait "$bench_pid" || status=$?
   if [[ $status -ne 0 ]]; then
     echo "FAIL: bench/$name --quick exited $status; its stderr:" >&2
     tail -30 "$out/stderr" >&2
@@ -29,13 +34,21 @@ run_quick() {
   fi
 }
 
-# The run's scoreboards are gone: NAME is the benchmark's segment prefix
-# (prefork_NAME_<its pid>_<n>), as its report in FILE names them.
+list_segments() {
+  find /dev/shm -maxdepth 1 -name 'prefork_*' -printf '%f\n' | LC_ALL=C sort
+}
+
+# No scoreboard segment of the run of bench/NAME is left in /dev/shm: its
+# servers' are named prefork_NAME_<its pid>_<n>. Those that were not there
+# before the run are reported (and removed: they are the run's own); others'
+# segments, such as those of tests running meanwhile, are not looked at.
 expect_no_segments() {
-  local name=$1 file=$2 prefix
-  prefix=$(grep -o "prefork_${name}_[0-9]*_" "$file" | head -1 || true)
-  if [[ -n $prefix ]] && ls /dev/shm/"$prefix"* >/dev/null 2>&1; then
-    echo "FAIL: leftover scoreboard segments: $(ls /dev/shm/"$prefix"*)" >&2
+  local name=$1 left segment
+  left=$(list_segments | LC_ALL=C comm -13 "$out/shm.before" - |
+    grep -E "^prefork_${name}_${bench_pid}_[0-9]+\$" || true)
+  if [[ -n $left ]]; then
+    echo "FAIL: bench/$name left scoreboard segments in /dev/shm: ${left//$'\n'/ }" >&2
+    while read -r segment; do rm -f "/dev/shm/$segment"; done <<<"$left"
     exit 1
   fi
 }
