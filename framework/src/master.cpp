@@ -76,7 +76,8 @@ int Master::run() {
 }
 
 // Sleeps in poll() on the signal pipe until a signal arrives or the next
-// deadline (a worker due to start, the end of the graceful timeout).
+// deadline (a worker due to start, the end of the graceful timeout, the end
+// of the dispatcher's pause after EMFILE).
 void Master::wait_for_events() {
   auto now = Clock::now();
   auto wake = now + std::chrono::seconds(1);
@@ -85,6 +86,8 @@ void Master::wait_for_events() {
     if (worker.due && !stopping_) wake = std::min(wake, worker.due_at);
   if (metrics_)
     if (auto deadline = metrics_->next_deadline()) wake = std::min(wake, *deadline);
+  if (dispatcher_ && !stopping_)
+    if (auto deadline = dispatcher_->next_deadline()) wake = std::min(wake, *deadline);
   auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
   poll_set_.assign(1, pollfd{signals_.fd(), POLLIN, 0});
   if (dispatcher_ && !stopping_) dispatcher_->add_poll_fds(poll_set_);
