@@ -95,6 +95,11 @@ bool Dispatcher::hand_out(std::size_t index) {
   return true;
 }
 
+std::optional<std::chrono::steady_clock::time_point> Dispatcher::next_deadline() const {
+  if (std::chrono::steady_clock::now() < paused_until_) return paused_until_;
+  return std::nullopt;
+}
+
 void Dispatcher::forget(unsigned slot) {
   idle_.erase(std::remove(idle_.begin(), idle_.end(), slot), idle_.end());
   char bytes[64];

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <deque>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -27,6 +28,9 @@ class Dispatcher {
   void dispatch(std::span<const pollfd> fds);
   // A worker died: forget its idle reports and drop what it left unread.
   void forget(unsigned slot);
+  // When the listeners are to be watched again after an EMFILE pause (the
+  // master must wake by then); nullopt when not paused.
+  std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
 
  private:
   void collect_idle(unsigned slot);

@@ -36,6 +36,15 @@ std::string describe_status(int status) {
 
 }  // namespace
 
+// Doubled step by step up to the cap: no shift by the count, which was
+// undefined past 31 deaths (max_start_failures may be any positive number).
+std::chrono::milliseconds restart_delay(unsigned early_deaths) {
+  if (early_deaths == 0) return std::chrono::milliseconds(0);
+  std::chrono::milliseconds delay = first_backoff;
+  for (unsigned i = 1; i < early_deaths && delay < max_backoff; ++i) delay *= 2;
+  return std::min<std::chrono::milliseconds>(delay, max_backoff);
+}
+
 Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
                WorkerStarter& starter, SignalPipe& signals, MetricsEndpoint* metrics)
     : config_(config),
@@ -67,7 +76,8 @@ int Master::run() {
 }
 
 // Sleeps in poll() on the signal pipe until a signal arrives or the next
-// deadline (a worker due to start, the end of the graceful timeout).
+// deadline (a worker due to start, the end of the graceful timeout, the end
+// of the dispatcher's pause after EMFILE).
 void Master::wait_for_events() {
   auto now = Clock::now();
   auto wake = now + std::chrono::seconds(1);
@@ -76,6 +86,8 @@ void Master::wait_for_events() {
     if (worker.due && !stopping_) wake = std::min(wake, worker.due_at);
   if (metrics_)
     if (auto deadline = metrics_->next_deadline()) wake = std::min(wake, *deadline);
+  if (dispatcher_ && !stopping_)
+    if (auto deadline = dispatcher_->next_deadline()) wake = std::min(wake, *deadline);
   auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
   poll_set_.assign(1, pollfd{signals_.fd(), POLLIN, 0});
   if (dispatcher_ && !stopping_) dispatcher_->add_poll_fds(poll_set_);
@@ -187,10 +199,7 @@ void Master::schedule_restart(unsigned slot, bool early, const std::string& why)
     begin_stop(exit_workers_failed, "workers keep failing to start");
     return;
   }
-  auto delay = std::chrono::milliseconds(0);
-  if (worker.early_deaths > 0)
-    delay = std::min<std::chrono::milliseconds>(first_backoff * (1 << (worker.early_deaths - 1)),
-                                                max_backoff);
+  const auto delay = restart_delay(worker.early_deaths);
   log_info("%s; restarting it in %lld ms", why.c_str(), static_cast<long long>(delay.count()));
   worker.due = true;
   worker.due_at = Clock::now() + delay;

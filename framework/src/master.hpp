@@ -22,6 +22,11 @@
 
 namespace prefork {
 
+// How long the master waits before restarting a slot whose worker died
+// `early_deaths` times in a row before serving: 0, then 100 ms doubling up
+// to 5 s.
+std::chrono::milliseconds restart_delay(unsigned early_deaths);
+
 class Master {
  public:
   Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,

@@ -36,6 +36,11 @@ int serve(const ServerConfig& requested, Handler& handler) {
     log_info("nothing to serve: no listeners configured");
     return exit_usage;
   }
+  if (config.max_start_failures == 0) {
+    // It would give up at the first exit of any worker, even a clean recycle.
+    log_info("max_start_failures must be at least 1");
+    return exit_usage;
+  }
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
   if (dynamic_cast<ConnectionHandler*>(&handler) != nullptr && !facts(config.model).blocking) {
     log_info(

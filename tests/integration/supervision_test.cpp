@@ -168,3 +168,77 @@ BOOST_AUTO_TEST_CASE(worker_boot_error_stops_the_master_at_once,
   BOOST_TEST(server.stderr_text().find("restarting it in") == std::string::npos, server.describe());
   BOOST_TEST(!shm_exists(stats), "segment left behind: " << shm_path(stats));
 }
+
+// fork-per-connection: each connection is served by a child of the worker.
+BOOST_AUTO_TEST_SUITE(connection_children)
+
+namespace {
+
+boost::test_tools::assertion_result only_fork_per_connection(utf::test_unit_id) {
+  const auto flags = model_arguments();
+  boost::test_tools::assertion_result result(
+      std::find(flags.begin(), flags.end(), "fork-per-connection") != flags.end());
+  result.message() << "only meaningful with --model fork-per-connection";
+  return result;
+}
+
+// The one connection child of `worker`, serving `client` after one request.
+pid_t serving_child(pid_t worker, TcpClient& client) {
+  BOOST_TEST_REQUIRE(client.request_frame("hold") == "HOLD");
+  const std::vector<pid_t> children = children_of(worker);
+  BOOST_TEST_REQUIRE(children.size() == 1u, "children of worker " << worker);
+  return children.front();
+}
+
+// A connection child left behind by a failed test: orphaned to this test (a
+// child subreaper), it is killed and reaped here, by its pid.
+struct Orphan {
+  pid_t pid;
+  ~Orphan() {
+    if (parent_of(pid) == ::getpid() && process_alive(pid)) ::kill(pid, SIGKILL);
+    wait_exited(pid, 2'000ms);
+  }
+};
+
+std::string states_of_children(pid_t worker) {
+  std::string text;
+  for (pid_t child : children_of(worker)) {
+    // Appended piece by piece: GCC 12 warns wrongly (-Wrestrict) on " " + string.
+    text += ' ';
+    text += std::to_string(child);
+    text += is_zombie(child) ? " (zombie)" : " (running)";
+  }
+  return text;
+}
+
+}  // namespace
+
+// A killed worker takes its connections with it, as a thread model's do: the
+// child must not go on holding the client (and the UDP listeners) open.
+BOOST_AUTO_TEST_CASE(children_die_with_their_worker, *utf::precondition(only_fork_per_connection)) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  const pid_t worker = server.ready_snapshot().slots.at(0).pid;
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  Orphan child{serving_child(worker, client)};
+
+  BOOST_TEST_REQUIRE(::kill(worker, SIGKILL) == 0);
+  BOOST_TEST(wait_exited(child.pid, state_timeout),
+             "connection child " << child.pid << " outlived its worker " << worker);
+  BOOST_TEST(client.closed_by_peer(state_timeout), "the client's connection is still open");
+}
+
+// A child that has served its client is reaped when it ends, not when the
+// next connection comes (none comes here).
+BOOST_AUTO_TEST_CASE(finished_children_are_reaped_without_a_new_connection,
+                     *utf::precondition(only_fork_per_connection)) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  const pid_t worker = server.ready_snapshot().slots.at(0).pid;
+  {
+    auto client = TcpClient::connect(server.endpoint("framed"));
+    serving_child(worker, client);
+  }  // the client leaves: its child serves to the end and exits
+  BOOST_TEST(wait_until([&] { return children_of(worker).empty(); }, state_timeout),
+             "children of worker " << worker << " left:" << states_of_children(worker));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -7,6 +7,8 @@
 //   prethreaded:            a fixed pool of threads taking turns (lock) or
 //                           fed by one accepting thread (main)
 //   hybrid:                 per process, one accepting thread and a pool
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,9 +95,26 @@ class BlockingRuntime final : public Runtime {
   int fork_per_connection() {
     auto source = make_source(nullptr);
     ConnectionBuffers buffers;
+    // The kernel reaps the children as they end (SA_NOCLDWAIT): no zombie
+    // waits for the next connection, and no SIGCHLD has to wake this loop
+    // (one arriving just before a blocking accept() would be missed).
+    struct sigaction no_zombies {};
+    struct sigaction previous {};
+    no_zombies.sa_handler = SIG_DFL;
+    no_zombies.sa_flags = SA_NOCLDWAIT;
+    if (::sigaction(SIGCHLD, &no_zombies, &previous) != 0) log_sys_error("sigaction", errno);
+    const pid_t worker = ::getpid();
     for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
       pid_t child = ::fork();
       if (child == 0) {
+        // The connection dies with its worker, as a thread model's does: a
+        // worker killed (at the end of a graceful timeout, or by anyone)
+        // must not leave its children holding clients and listeners.
+        if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
+          log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
+        if (::getppid() != worker) ::_exit(0);  // it died before prctl
+        // The handler's own children are reaped as usual.
+        if (::sigaction(SIGCHLD, &previous, nullptr) != 0) log_sys_error("sigaction", errno);
         // As ForkingTCPServer: the child serves and _exit()s; it never
         // comes back into this loop. It must not keep the TCP listeners
         // open after the parent has stopped (a UDP reply is sent on its
@@ -116,15 +135,14 @@ class BlockingRuntime final : public Runtime {
         log_sys_error("fork", errno, "for a connection");
         stats_.error(ErrorKind::other, work.listener);
       }
-      reap_children(WNOHANG);
     }
-    reap_children(0);  // they finish their requests first
+    // They finish their requests first: with SA_NOCLDWAIT, waitpid() fails
+    // with ECHILD once every child has ended (leaving sooner would kill them).
+    while (::waitpid(-1, nullptr, 0) >= 0 || errno == EINTR) {
+    }
+    if (errno != ECHILD) log_sys_error("waitpid", errno);
+    if (::sigaction(SIGCHLD, &previous, nullptr) != 0) log_sys_error("sigaction", errno);
     return 0;
-  }
-
-  void reap_children(int options) {
-    while (::waitpid(-1, nullptr, options) > 0) {
-    }
   }
 
   int thread_per_connection() {

@@ -38,7 +38,8 @@ struct ServerConfig {
   std::string worker_exe;
   std::vector<std::string> worker_args;
   // A slot whose worker dies this many times in a row before serving for a
-  // second makes the master give up.
+  // second makes the master give up. At least 1 (serve() returns exit_usage
+  // for 0); any larger value is valid, the wait between tries stays 5 s.
   unsigned max_start_failures = 5;
   Model model = Model::event;
   Accept accept = Accept::automatic;
