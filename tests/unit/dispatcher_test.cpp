@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "dispatcher.hpp"
-#include "passed_connection.hpp"
+#include <prefork/core/passed_connection.hpp>
 #include "server_process.hpp"
 #include "worker_plan.hpp"
 

@@ -1,5 +1,7 @@
 #include "work_source.hpp"
 
+#include "accept_failure.hpp"
+
 #include <prefork/core/passed_connection.hpp>
 
 #include <fcntl.h>
@@ -252,14 +254,10 @@ Work WorkSource::take(std::size_t index) {
   // that get them serve with blocking I/O.
   int fd = ::accept4(listener.fd.get(), work.peer.data(), work.peer.length_pointer(), SOCK_CLOEXEC);
   if (fd < 0) {
-    int error = errno;
-    if (error != EAGAIN && error != EWOULDBLOCK && error != EINTR && error != ECONNABORTED)
-      log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
-    // Out of descriptors or memory: the connection stays queued; wait a
-    // little (or for a stop) instead of spinning on it.
-    if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+    if (accept_failed(errno, listener, index, stats_) == AcceptFailure::exhausted) {
+      // Wait (or for a stop) instead of spinning on the queued connection.
       pollfd stop{stop_.fd(), POLLIN, 0};
-      ::poll(&stop, 1, 100);
+      ::poll(&stop, 1, static_cast<int>(accept_pause.count()));
     }
     return {};
   }

@@ -20,6 +20,7 @@
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 
+#include "accept_failure.hpp"
 #include "connection.hpp"
 #include "datagram.hpp"
 
@@ -77,7 +78,6 @@ class EventRuntime final : public Runtime {
   std::vector<Watch*> closed_;  // freed after the batch that closed them
   bool draining_ = false;
   // After EMFILE and the like: stop watching the listeners for a while.
-  static constexpr std::chrono::milliseconds accept_pause{100};
   bool accept_paused_ = false;
   Clock::time_point accept_resume_at_{};
   Clock::time_point drain_deadline_{};
@@ -192,17 +192,15 @@ void EventRuntime::accept_connections(std::size_t index) {
     int fd = ::accept4(listener.fd.get(), peer.data(), peer.length_pointer(),
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-      int error = errno;
-      if (error == EAGAIN || error == EWOULDBLOCK) return;
-      // The connection died in the queue: try the next one.
-      if (error == ECONNABORTED || error == EINTR || error == EPROTO) continue;
-      stats_.error(ErrorKind::other, index);
-      log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
-      // Out of descriptors or memory: the connection stays queued and the
-      // socket stays readable; a level-triggered loop would spin on it.
-      if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM)
-        pause_accepting();
-      return;
+      switch (accept_failed(errno, listener, index, stats_)) {
+        case AcceptFailure::next:
+          continue;
+        case AcceptFailure::exhausted:
+          pause_accepting();
+          return;
+        default:
+          return;
+      }
     }
     // Requests and replies are whole messages: do not let Nagle hold a
     // reply's tail back waiting for an ACK.
