@@ -137,6 +137,14 @@ def bins_and_out(parser, args, name):
 LIVE = {}  # pid -> Server, stopped at exit whatever happens
 
 
+def model_facts(bins):
+    """The server models' facts from the one table in the code (prefork/models.hpp), as
+    bench_server --list-models prints them: {name: {pool, threads, default_threads, ...}}."""
+    out = subprocess.run([os.path.join(bins, "bench_server"), "--list-models"], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    return {m["name"]: m for m in (json.loads(line) for line in out.splitlines() if line)}
+
+
 def say(text):
     print(f"bench/{os.path.basename(sys.argv[0])}: {text}", file=sys.stderr, flush=True)
 

@@ -3,8 +3,10 @@
 #include <prefork/command_line.hpp>
 
 #include <charconv>
+#include <cstdio>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 #include "bench_handler.hpp"
 
@@ -19,9 +21,29 @@ unsigned microseconds(std::string_view flag, std::string_view text) {
   return value;
 }
 
+// The table of model facts (prefork/models.hpp) as JSON, one model a line,
+// for bench/models: what is a pool, what takes --threads, which strategies.
+void list_models() {
+  for (const prefork::ModelFacts& m : prefork::all_model_facts()) {
+    std::printf(
+        "{\"name\": \"%s\", \"pool\": %s, \"threads\": %s, \"default_threads\": %u, "
+        "\"default_accept\": \"%s\", \"accepts\": [",
+        std::string(m.name).c_str(), m.pool ? "true" : "false", m.threads ? "true" : "false",
+        prefork::default_threads, std::string(prefork::accept_name(m.default_accept)).c_str());
+    for (std::size_t i = 0; i < m.accepts.size(); ++i)
+      std::printf("%s\"%s\"", i ? ", " : "",
+                  std::string(prefork::accept_name(m.accepts[i])).c_str());
+    std::printf("]}\n");
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view(argv[1]) == "--list-models") {
+    list_models();
+    return 0;
+  }
   BenchHandler handler;
   prefork::CommandLineDefaults defaults;
   defaults.program = "bench_server";
