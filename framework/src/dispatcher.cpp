@@ -77,19 +77,7 @@ bool Dispatcher::hand_out(std::size_t index) {
 
   passed.listener = static_cast<std::uint32_t>(index);
   passed.peer_length = peer_length;
-  iovec io{&passed, sizeof passed};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
-  if (::sendmsg(plan_.master_channels()[slot].get(), &message, MSG_NOSIGNAL) < 0)
+  if (send_passed(plan_.master_channels()[slot].get(), fd, passed) < 0)
     log_sys_error("sendmsg", errno, "passing a connection to worker %u", slot);
   ::close(fd);  // the worker has its own descriptor now
   return true;

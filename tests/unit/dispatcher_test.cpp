@@ -18,8 +18,8 @@
 #include <cstring>
 #include <vector>
 
-#include "dispatcher.hpp"
 #include <prefork/core/passed_connection.hpp>
+#include "dispatcher.hpp"
 #include "server_process.hpp"
 #include "worker_plan.hpp"
 
@@ -65,20 +65,8 @@ bool watches(const std::vector<pollfd>& fds, int fd) {
 
 // A connection passed on the worker's end of the channel, if one is there.
 prefork::UniqueFd receive_passed(int channel) {
-  prefork::PassedConnection passed{};
-  iovec io{&passed, sizeof passed};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  if (::recvmsg(channel, &message, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) <= 0) return {};
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (header == nullptr || header->cmsg_type != SCM_RIGHTS) return {};
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-  return prefork::UniqueFd(fd);
+  prefork::Received received = prefork::receive_passed(channel, MSG_DONTWAIT);
+  return received.well_formed() ? std::move(received.fd) : prefork::UniqueFd();
 }
 
 }  // namespace

@@ -196,18 +196,9 @@ Work WorkSource::next_passed() {
 }
 
 Work WorkSource::receive_passed(int flags) {
-  // One PassedConnection and one descriptor.
-  PassedConnection passed{};
-  iovec io{&passed, sizeof passed};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr message{};
-  message.msg_iov = &io;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  ssize_t n = ::recvmsg(channel_, &message, MSG_CMSG_CLOEXEC | flags);
-  if (n <= 0) {
-    if (n == 0) {
+  Received received = prefork::receive_passed(channel_, flags);
+  if (received.result <= 0) {
+    if (received.result == 0) {
       log_info("the master closed the channel: stopping");
       stop_.request();
     } else if (errno != EINTR && errno != EAGAIN) {
@@ -215,23 +206,15 @@ Work WorkSource::receive_passed(int flags) {
     }
     return {};
   }
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (header == nullptr || header->cmsg_type != SCM_RIGHTS) {
-    log_info("the master sent a message without a connection");
-    return {};
-  }
-  Work work;
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-  work.fd.reset(fd);
-  if (static_cast<std::size_t>(n) != sizeof passed || passed.listener >= listeners_.size() ||
-      passed.peer_length > sizeof passed.peer) {
+  if (!received.well_formed() || received.passed.listener >= listeners_.size()) {
     log_info("the master sent a malformed connection message");
     return {};
   }
+  Work work;
+  work.fd = std::move(received.fd);
   work.kind = Work::Kind::connection;
-  work.listener = passed.listener;
-  work.peer = Address(reinterpret_cast<const sockaddr*>(&passed.peer), passed.peer_length);
+  work.listener = received.passed.listener;
+  work.peer = received.peer();
   return work;
 }
 
