@@ -1,15 +1,24 @@
 #define BOOST_TEST_MODULE frame_codec
 #include <boost/test/unit_test.hpp>
 
+#include <prefork/codec.hpp>
 #include <prefork/frame_codec.hpp>
 
 #include <string>
 #include <vector>
 
-using prefork::FrameDecoder;
-using Status = FrameDecoder::Status;
+using Status = prefork::Decoded::Status;
 
 namespace {
+
+// The clients' frames (frame_codec.hpp) as the servers read them: a
+// 4-byte big-endian LengthPrefixCodec, `max_frame` the message limit.
+struct FrameDecoder {
+  explicit FrameDecoder(std::size_t max_frame) : max(max_frame) {}
+  prefork::Decoded next(std::string_view input) const { return codec.decode(input, max); }
+  prefork::LengthPrefixCodec codec;
+  std::size_t max;
+};
 
 // Feeds `stream` to a decoder in pieces cut at `cuts`, keeping the unconsumed
 // tail as a worker does, and returns the payloads in order.
@@ -25,9 +34,9 @@ std::vector<std::string> decode_in_pieces(const std::string& stream, std::vector
     from = cut;
     for (;;) {
       auto result = decoder.next(pending);
-      BOOST_REQUIRE((result.status != Status::oversized));
+      BOOST_REQUIRE((result.status != Status::too_large));
       if (result.status == Status::need_more) break;
-      frames.emplace_back(result.payload);
+      frames.emplace_back(result.message);
       pending.erase(0, result.consumed);
     }
   }
@@ -87,20 +96,20 @@ BOOST_AUTO_TEST_CASE(many_frames_in_one_read) {
 BOOST_AUTO_TEST_CASE(zero_length_frame_is_a_frame) {
   FrameDecoder decoder(16);
   auto result = decoder.next(prefork::encode_frame(""));
-  BOOST_TEST((result.status == Status::frame));
-  BOOST_TEST(result.payload.empty());
+  BOOST_TEST((result.status == Status::message));
+  BOOST_TEST(result.message.empty());
   BOOST_TEST(result.consumed == 4u);
 }
 
 BOOST_AUTO_TEST_CASE(limit_is_inclusive_and_checked_from_the_header_alone) {
   FrameDecoder decoder(8);
-  BOOST_TEST((decoder.next(prefork::encode_frame("12345678")).status == Status::frame));
+  BOOST_TEST((decoder.next(prefork::encode_frame("12345678")).status == Status::message));
   // Oversized is known from the 4 header bytes, before any payload arrives.
   std::string header = prefork::encode_frame("123456789").substr(0, 4);
-  BOOST_TEST((decoder.next(header).status == Status::oversized));
+  BOOST_TEST((decoder.next(header).status == Status::too_large));
   char huge[4];
   prefork::write_frame_header(0xFFFFFFFF, huge);
-  BOOST_TEST((decoder.next(std::string_view(huge, 4)).status == Status::oversized));
+  BOOST_TEST((decoder.next(std::string_view(huge, 4)).status == Status::too_large));
 }
 
 BOOST_AUTO_TEST_CASE(short_header_needs_more) {

@@ -21,12 +21,4 @@ std::string encode_frame(std::string_view payload) {
   return frame;
 }
 
-FrameDecoder::Result FrameDecoder::next(std::string_view input) const noexcept {
-  if (input.size() < frame_header_size) return {Status::need_more, {}, 0};
-  std::size_t length = read_frame_header(input.data());
-  if (length > max_frame_) return {Status::oversized, {}, 0};
-  if (input.size() - frame_header_size < length) return {Status::need_more, {}, 0};
-  return {Status::frame, input.substr(frame_header_size, length), frame_header_size + length};
-}
-
 }  // namespace prefork
