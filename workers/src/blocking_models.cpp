@@ -105,8 +105,12 @@ class BlockingRuntime final : public Runtime {
     if (::sigaction(SIGCHLD, &no_zombies, &previous) != 0) log_sys_error("sigaction", errno);
     const pid_t worker = ::getpid();
     for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
+      // The connection's number is taken here: each child numbers only its
+      // own, from the count it was forked with.
+      const std::uint64_t number = stream_.connections.fetch_add(1, std::memory_order_relaxed);
       pid_t child = ::fork();
       if (child == 0) {
+        stream_.connections.store(number, std::memory_order_relaxed);
         // The connection dies with its worker, as a thread model's does: a
         // worker killed (at the end of a graceful timeout, or by anyone)
         // must not leave its children holding clients and listeners.
