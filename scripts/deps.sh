@@ -11,6 +11,7 @@
 #   libboost1.81-dev    Boost.Process v2, Interprocess, Asio (header-only here);
 #                       Debian's default libboost-dev is 1.74, without Process v2
 #   libboost-test1.81-dev  Boost.Test, for the test executables
+#   libboost-program-options1.81-dev  Boost.Program_options: every program's flags
 #   python3             the example clients and the tests' client scripts
 #   clang-format        the formatting check in test.sh
 #   gnuplot-nox         the benchmark plots (bench/models, bench/spawn), which
@@ -29,6 +30,7 @@ packages=(
   ninja-build
   libboost1.81-dev
   libboost-test1.81-dev
+  libboost-program-options1.81-dev
   python3
   clang-format
   gnuplot-nox

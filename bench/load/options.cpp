@@ -11,68 +11,78 @@
 #include <cstdlib>
 #include <cstring>
 #include <stdexcept>
-#include <string_view>
+#include <string>
+#include <vector>
+
+#include <prefork/flag_parser.hpp>
 
 namespace bench {
 
 namespace {
 
-constexpr const char* usage =
+namespace po = boost::program_options;
+using prefork::flags::UsageError;
+
+constexpr const char* usage_head =
     "usage: prefork-bench [OPTIONS] [HOST:PORT]\n"
     "Loads a server on loopback; reports throughput, latency percentiles, errors\n"
-    "by kind and its own CPU use.\n"
-    "Target\n"
-    "  --target framed|tcp|udp  framed: 4-byte big-endian length + payload each way;\n"
-    "                           tcp: raw bytes; udp: one datagram each way (default framed)\n"
-    "  --address HOST:PORT      loopback only, 127.0.0.0/8 or [::1]; also the last\n"
-    "                           argument (default 127.0.0.1:8081 framed, :8080 otherwise)\n"
-    "Load\n"
-    "  --connections C          concurrent connections (default 16)\n"
-    "  --threads T              threads, each with its own epoll and share of the\n"
-    "                           connections (default: usable CPUs, at most C)\n"
-    "  --new-connection         tcp/framed: connect, send, read the reply, close, for\n"
-    "                           every request (Stevens' client)\n"
-    "  --rate R                 open loop: R requests/s in total on a fixed schedule;\n"
-    "                           latency counts from each request's intended send time\n"
-    "                           (default: closed loop, send again on each reply)\n"
-    "Length (whichever limit comes first)\n"
-    "  --duration S             measured seconds (default 5; 600 with --requests; max 600)\n"
-    "  --requests N             measured requests in total\n"
-    "  --warmup S               seconds of load before measuring (default 1; 0 with\n"
-    "                           --requests; max 60)\n"
-    "Requests\n"
-    "  --size B                 request payload bytes (default 64)\n"
-    "  --reply-size N           ask for N reply bytes: the payload starts \"N\\n\" (\"N bytes\n"
-    "                           please\"), padded with 'x' to --size; the reply must be N bytes\n"
-    "  --check upper            verify each reply is the upper-cased request\n"
-    "  --timeout MS             per request (default 5000; udp 1000); the connection\n"
-    "                           is then closed and reopened\n"
-    "Output\n"
-    "  --json                   one JSON document on stdout instead of the summary\n"
-    "  --quiet                  no progress line (otherwise shown when stderr is a terminal)\n"
-    "  --help                   this text\n"
+    "by kind and its own CPU use.\n";
+constexpr const char* usage_tail =
     "Exit status: 0 without errors; 1 with request errors or a failed system call;\n"
     "2 for a bad command line or a target outside loopback.\n";
 
-int bad(const char* what, std::string_view arg) {
-  std::fprintf(stderr, "prefork-bench: %s: %.*s\n%s", what, static_cast<int>(arg.size()),
-               arg.data(), usage);
-  return 2;
+po::options_description flag_descriptions() {
+  using prefork::flags::section;
+  po::options_description all;
+  all.add(section(
+      "Target",
+      {{"target", "framed|tcp|udp",
+        "framed: 4-byte big-endian length + payload each way; tcp: raw bytes; udp: one "
+        "datagram each way (default framed)"},
+       {"address", "HOST:PORT",
+        "loopback only, 127.0.0.0/8 or [::1]; also the last argument (default 127.0.0.1:8081 "
+        "framed, :8080 otherwise)"}}));
+  all.add(section(
+      "Load",
+      {{"connections", "C", "concurrent connections (default 16)"},
+       {"threads", "T",
+        "threads, each with its own epoll and share of the connections (default: usable CPUs, "
+        "at most C)"},
+       {"new-connection", "",
+        "tcp/framed: connect, send, read the reply, close, for every request (Stevens' client)"},
+       {"rate", "R",
+        "open loop: R requests/s in total on a fixed schedule; latency counts from each "
+        "request's intended send time (default: closed loop, send again on each reply)"}}));
+  all.add(section("Length (whichever limit comes first)",
+                  {{"duration", "S", "measured seconds (default 5; 600 with --requests; max 600)"},
+                   {"requests", "N", "measured requests in total"},
+                   {"warmup", "S",
+                    "seconds of load before measuring (default 1; 0 with --requests; max 60)"}}));
+  all.add(section(
+      "Requests",
+      {{"size", "B", "request payload bytes (default 64)"},
+       {"reply-size", "N",
+        "ask for N reply bytes: the payload starts \"N\\n\" (\"N bytes please\"), padded with "
+        "'x' to --size; the reply must be N bytes"},
+       {"check", "upper|none", "upper: verify each reply is the upper-cased request"},
+       {"timeout", "MS",
+        "per request (default 5000; udp 1000); the connection is then closed and reopened"}}));
+  all.add(section("Output",
+                  {{"json", "", "one JSON document on stdout instead of the summary"},
+                   {"quiet", "", "no progress line (otherwise shown when stderr is a terminal)"},
+                   {"help,h", "", "this text"}}));
+  return all;
 }
 
-bool to_double(const std::string& text, double& out) {
+// A real number in the range `is_in` accepts; `range` describes it.
+double real(const std::string& flag, const std::string& text, bool (*is_in)(double),
+            const char* range) {
   char* end = nullptr;
   errno = 0;
-  out = std::strtod(text.c_str(), &end);
-  return !text.empty() && *end == '\0' && errno == 0 && std::isfinite(out);
-}
-
-bool to_unsigned(const std::string& text, std::uint64_t& out) {
-  if (text.empty() || text[0] == '-' || text[0] == '+') return false;
-  char* end = nullptr;
-  errno = 0;
-  out = std::strtoull(text.c_str(), &end, 10);
-  return *end == '\0' && errno == 0;
+  double value = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || errno != 0 || !std::isfinite(value) || !is_in(value))
+    throw UsageError(flag + " wants " + range + ", not '" + text + "'");
+  return value;
 }
 
 bool is_loopback(const prefork::Address& address) {
@@ -108,48 +118,36 @@ const char* target_name(Target target) noexcept {
   return "unknown";
 }
 
-int parse_options(int argc, char** argv, Options& o) {
-  std::string address;
-  bool duration_given = false, warmup_given = false;
-  std::uint64_t threads = 0, timeout_ms = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--help" || arg == "-h") {
-      std::fputs(usage, stdout);
+namespace {
+
+// Returns -1 to go on, or 0 after --help; throws UsageError.
+int parse(int argc, char** argv, Options& o) {
+  const po::options_description descriptions = flag_descriptions();
+  const po::parsed_options parsed =
+      prefork::flags::parse(std::vector<std::string>(argv + 1, argv + argc), descriptions);
+  for (const po::option& option : parsed.options)
+    if (option.string_key == "help") {
+      std::printf("%s%s\n%s", usage_head, prefork::flags::help_text(descriptions).c_str(),
+                  usage_tail);
       return 0;
     }
-    if (!arg.starts_with("--")) {
-      if (!address.empty()) return bad("more than one address", arg);
-      address = arg;
-      continue;
-    }
-    // Flags without a value.
-    if (arg == "--new-connection") {
+
+  std::string address;
+  bool duration_given = false, warmup_given = false;
+  unsigned threads = 0, timeout_ms = 0;
+  for (const po::option& option : parsed.options) {
+    const std::string flag = "--" + option.string_key;
+    const std::string value = option.value.empty() ? "" : option.value[0];
+    if (option.string_key.empty() || flag == "--address") {  // a word: the address
+      if (!address.empty()) throw UsageError("more than one address: '" + value + "'");
+      address = value;
+    } else if (flag == "--new-connection") {
       o.new_connection = true;
-      continue;
-    }
-    if (arg == "--json") {
+    } else if (flag == "--json") {
       o.json = true;
-      continue;
-    }
-    if (arg == "--quiet") {
+    } else if (flag == "--quiet") {
       o.quiet = true;
-      continue;
-    }
-    // Flags with a value: "--flag VALUE" or "--flag=VALUE".
-    std::string_view flag = arg;
-    std::string value;
-    if (auto eq = arg.find('='); eq != std::string_view::npos) {
-      flag = arg.substr(0, eq);
-      value = arg.substr(eq + 1);
-    } else if (i + 1 < argc && !std::string_view(argv[i + 1]).starts_with("--")) {
-      value = argv[++i];
-    } else {
-      return bad("missing value for", arg);
-    }
-    std::uint64_t number = 0;
-    double real = 0;
-    if (flag == "--target") {
+    } else if (flag == "--target") {
       if (value == "framed")
         o.target = Target::framed;
       else if (value == "tcp")
@@ -157,94 +155,85 @@ int parse_options(int argc, char** argv, Options& o) {
       else if (value == "udp")
         o.target = Target::udp;
       else
-        return bad("--target wants framed, tcp or udp", value);
-    } else if (flag == "--address") {
-      if (!address.empty()) return bad("more than one address", value);
-      address = value;
+        throw UsageError("--target wants framed, tcp or udp, not '" + value + "'");
     } else if (flag == "--connections") {
-      if (!to_unsigned(value, number) || number < 1 || number > max_connections)
-        return bad("--connections wants a number from 1 to 20000", value);
-      o.connections = static_cast<unsigned>(number);
+      o.connections = prefork::flags::number(flag, value, 1u, max_connections);
     } else if (flag == "--threads") {
-      if (!to_unsigned(value, threads) || threads < 1 || threads > 256)
-        return bad("--threads wants a number from 1 to 256", value);
+      threads = prefork::flags::number(flag, value, 1u, 256u);
     } else if (flag == "--duration") {
-      if (!to_double(value, o.duration_s) || !(o.duration_s > 0 && o.duration_s <= max_duration_s))
-        return bad("--duration wants seconds in (0, 600]", value);
+      o.duration_s = real(
+          flag, value, [](double s) { return s > 0 && s <= max_duration_s; },
+          "seconds in (0, 600]");
       duration_given = true;
     } else if (flag == "--requests") {
-      if (!to_unsigned(value, o.requests) || o.requests < 1 || o.requests > max_requests)
-        return bad("--requests wants a number from 1 to 1000000000", value);
+      o.requests = prefork::flags::number<std::uint64_t>(flag, value, 1, max_requests);
     } else if (flag == "--warmup") {
-      if (!to_double(value, o.warmup_s) || !(o.warmup_s >= 0 && o.warmup_s <= max_warmup_s))
-        return bad("--warmup wants seconds in [0, 60]", value);
+      o.warmup_s = real(
+          flag, value, [](double s) { return s >= 0 && s <= max_warmup_s; }, "seconds in [0, 60]");
       warmup_given = true;
     } else if (flag == "--size") {
-      if (!to_unsigned(value, number) || number > max_stream_bytes)
-        return bad("--size wants bytes from 0 to 16777216", value);
-      o.size = number;
+      o.size = prefork::flags::number<std::size_t>(flag, value, 0, max_stream_bytes);
     } else if (flag == "--reply-size") {
-      if (!to_unsigned(value, number) || number > max_stream_bytes)
-        return bad("--reply-size wants bytes from 0 to 16777216", value);
-      o.reply_size = number;
+      o.reply_size = prefork::flags::number<std::size_t>(flag, value, 0, max_stream_bytes);
     } else if (flag == "--rate") {
-      if (!to_double(value, real) || !(real > 0 && real <= 1e7))
-        return bad("--rate wants requests/s in (0, 10000000]", value);
-      o.rate = real;
+      o.rate = real(
+          flag, value, [](double r) { return r > 0 && r <= 1e7; }, "requests/s in (0, 10000000]");
     } else if (flag == "--timeout") {
-      if (!to_unsigned(value, timeout_ms) || timeout_ms < 1 || timeout_ms > 600'000)
-        return bad("--timeout wants milliseconds from 1 to 600000", value);
+      timeout_ms = prefork::flags::number(flag, value, 1u, 600'000u);
     } else if (flag == "--check") {
       if (value == "upper")
         o.check = Check::upper;
       else if (value == "none")
         o.check = Check::none;
       else
-        return bad("--check wants upper or none", value);
-    } else {
-      return bad("unknown option", arg);
+        throw UsageError("--check wants upper or none, not '" + value + "'");
     }
   }
 
   // Combinations and defaults that depend on other flags.
   const bool udp = o.target == Target::udp;
-  if (o.new_connection && udp) return bad("--new-connection is for tcp and framed", "udp");
+  if (o.new_connection && udp) throw UsageError("--new-connection is for tcp and framed, not udp");
   if (o.check == Check::upper && o.reply_size)
-    return bad("--check upper compares with the request; it cannot go with", "--reply-size");
+    throw UsageError("--check upper compares with the request; it cannot go with --reply-size");
   const std::size_t payload_limit = udp ? max_datagram_bytes : max_stream_bytes;
   const std::size_t least = o.target == Target::framed ? 0 : 1;
-  if (o.size < least || o.size > payload_limit)
-    return bad(udp ? "--size for udp wants 1 to 65507 bytes" : "--size for tcp wants at least 1",
-               std::to_string(o.size));
-  if (o.reply_size && (*o.reply_size < least || *o.reply_size > payload_limit))
-    return bad(udp ? "--reply-size for udp wants 1 to 65507 bytes"
-                   : "--reply-size for tcp wants at least 1",
-               std::to_string(*o.reply_size));
+  auto check_payload = [&](const char* flag, std::size_t bytes) {
+    if (bytes < least || bytes > payload_limit)
+      throw UsageError(std::string(flag) +
+                       (udp ? " for udp wants 1 to 65507 bytes" : " for tcp wants at least 1") +
+                       ", not " + std::to_string(bytes));
+  };
+  check_payload("--size", o.size);
+  if (o.reply_size) check_payload("--reply-size", *o.reply_size);
   if (o.requests != 0 && !duration_given) o.duration_s = max_duration_s;
   if (o.requests != 0 && !warmup_given) o.warmup_s = 0;
-  o.timeout_ms = timeout_ms != 0 ? static_cast<unsigned>(timeout_ms) : udp ? 1000 : 5000;
-  o.threads = static_cast<unsigned>(
-      std::min<std::uint64_t>(threads != 0 ? threads : usable_cpus(), o.connections));
+  o.timeout_ms = timeout_ms != 0 ? timeout_ms : udp ? 1000 : 5000;
+  o.threads = std::min(threads != 0 ? threads : usable_cpus(), o.connections);
 
   if (address.empty()) address = o.target == Target::framed ? "127.0.0.1:8081" : "127.0.0.1:8080";
   try {
     o.address = prefork::Address::parse(address);
   } catch (const std::invalid_argument& e) {
-    std::fprintf(stderr, "prefork-bench: %s\n%s", e.what(), usage);
-    return 2;
+    throw UsageError(e.what());
   }
   o.address_text = o.address.to_string();
   if (!is_loopback(o.address)) {
-    std::fprintf(stderr,
-                 "prefork-bench: refusing %s%s%s%s: only loopback targets, 127.0.0.0/8 or ::1, "
-                 "may be loaded\n",
-                 address.c_str(), address == o.address_text ? "" : " (",
-                 address == o.address_text ? "" : o.address_text.c_str(),
-                 address == o.address_text ? "" : ")");
-    return 2;
+    std::string shown = address == o.address_text ? address : address + " (" + o.address_text + ")";
+    throw UsageError("refusing " + shown +
+                     ": only loopback targets, 127.0.0.0/8 or ::1, may be loaded");
   }
-  if (o.address.port() == 0) return bad("the target needs a port other than 0", address);
+  if (o.address.port() == 0) throw UsageError("the target needs a port other than 0: " + address);
   return -1;
+}
+
+}  // namespace
+
+int parse_options(int argc, char** argv, Options& o) {
+  try {
+    return parse(argc, argv, o);
+  } catch (const UsageError& e) {
+    return prefork::flags::usage_error("prefork-bench", e.what());
+  }
 }
 
 }  // namespace bench

@@ -43,8 +43,8 @@ struct Options {
 };
 
 // Fills `options`. Returns -1 to go on, or the exit status: 0 after --help,
-// 2 after a bad command line or a target outside loopback (message and
-// usage on stderr).
+// 2 after a bad command line or a target outside loopback (the error and a
+// hint line on stderr).
 int parse_options(int argc, char** argv, Options& options);
 
 }  // namespace bench

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -86,16 +85,6 @@ bool stop_requested() noexcept { return stop_flag != 0; }
 void sleep_ns(std::int64_t ns) noexcept {
   timespec ts{static_cast<time_t>(ns / 1'000'000'000), static_cast<long>(ns % 1'000'000'000)};
   ::nanosleep(&ts, nullptr);  // an early wake-up by a signal is fine: callers re-check
-}
-
-unsigned long parse_number(std::string_view flag, std::string_view text, unsigned long min,
-                           unsigned long max) {
-  unsigned long value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size() || value < min || value > max)
-    throw UsageError(std::string(flag) + " wants a number from " + std::to_string(min) + " to " +
-                     std::to_string(max) + ", not '" + std::string(text) + "'");
-  return value;
 }
 
 std::vector<std::string_view> split_commas(std::string_view text) {

@@ -20,12 +20,6 @@ inline std::int64_t now_ns() noexcept {
   return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
-// A bad command line: main() prints the usage and exits 2.
-class UsageError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Nearest-rank percentiles of samples, in microseconds.
 struct Summary {
   std::size_t n = 0;
@@ -55,9 +49,6 @@ inline void check_stop() {
 // Sleeps about `ns` (the caller sets a small timer slack for precision).
 void sleep_ns(std::int64_t ns) noexcept;
 
-// Parses a whole decimal number in [min, max]; throws UsageError naming flag.
-unsigned long parse_number(std::string_view flag, std::string_view text, unsigned long min,
-                           unsigned long max);
 std::vector<std::string_view> split_commas(std::string_view text);
 
 }  // namespace spawn_cost

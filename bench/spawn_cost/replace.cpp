@@ -21,12 +21,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <prefork/error.hpp>
@@ -110,9 +112,13 @@ class ServerProcess {
            start = end + 1) {
         std::string line = text.substr(start, end - start);
         if (line.rfind(prefix, 0) == 0) {
-          auto colon = line.rfind(':');
-          return static_cast<int>(
-              parse_number("the server's listening line", line.substr(colon + 1), 1, 65535));
+          const std::string_view port = std::string_view(line).substr(line.rfind(':') + 1);
+          int value = 0;
+          auto [end, error] = std::from_chars(port.data(), port.data() + port.size(), value);
+          if (error != std::errc() || end != port.data() + port.size() || value < 1 ||
+              value > 65535)
+            fail("no port in the server's line '" + line + "'");
+          return value;
         }
       }
       check_stop();

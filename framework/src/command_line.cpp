@@ -1,212 +1,307 @@
 #include <prefork/command_line.hpp>
+#include <prefork/flag_parser.hpp>
 #include <prefork/server.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdio>
-#include <cstdlib>
+#include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
+
+#include "config_check.hpp"
 
 namespace prefork {
 
 namespace {
 
-class UsageError : public std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+namespace po = boost::program_options;
 
-void print_usage(std::FILE* out, const CommandLineDefaults& defaults) {
-  std::fprintf(out,
-               "usage: %s [--tcp HOST:PORT] [--framed HOST:PORT] [--udp HOST:PORT]\n"
-               "       [--workers N] [--start fork|spawn] [--stats NAME] [--max-message BYTES]\n"
-               "       [--graceful-timeout SECONDS] [--backlog N] [--worker-exe PATH]\n"
-               "       [--model NAME] [--accept NAME] [--threads N] [--metrics HOST:PORT]\n"
-               "       [--worker-stats on|off]\n"
-               "       [--help] [--version] [-- WORKER-ARGS...]\n",
-               defaults.program.c_str());
-  if (!defaults.description.empty()) std::fprintf(out, "\n%s\n", defaults.description.c_str());
-  std::string models;
-  {
-    std::string table = describe_models();
-    for (std::size_t at = 0; at < table.size();) {
-      std::size_t end = table.find('\n', at);
-      models += "    " + table.substr(at, end - at + 1);
-      at = end + 1;
-    }
-  }
-  std::string listeners;
-  for (const ListenerSpec& spec : defaults.listeners)
-    listeners += " --" + std::string(protocol_name(spec.protocol)) + ' ' + spec.address.to_string();
-  std::fprintf(
-      out,
-      "\n"
-      "  --tcp HOST:PORT      raw TCP stream: each chunk read is one request (repeatable)\n"
-      "  --framed HOST:PORT   TCP with 4-byte big-endian length-prefixed frames (repeatable)\n"
-      "  --udp HOST:PORT      UDP: each datagram is one request (repeatable)\n"
-      "                       without any of these:%s\n"
-      "  --workers N          worker processes (default: one per CPU)\n"
-      "  --start MODE         fork: children of this image; spawn: new program images\n"
-      "                       (default fork)\n"
-      "  --stats NAME         shared-memory scoreboard name, for prefork-top (default %s)\n"
-      "  --max-message BYTES  largest message (frame, line) accepted; larger closes the\n"
-      "                       connection (default %zu; --max-frame is the same)\n"
-      "  --graceful-timeout S on stop, how long workers may finish requests (default 10)\n"
-      "  --backlog N          listen queue length (default 1024)\n"
-      "  --worker-exe PATH    spawn mode: run PATH as the worker (default: this program);\n"
-      "                       arguments after -- go to it\n"
-      "  --model NAME         how workers serve (default %s), with the --accept strategies\n"
-      "                       that go with it (how a pool takes turns at new connections):\n"
-      "%s"
-      "  --threads N          prethreaded, hybrid: threads per process (default %u)\n"
-      "  --metrics HOST:PORT  the master serves GET /metrics (OpenMetrics) and\n"
-      "                       GET /stats.json over HTTP here\n"
-      "  --worker-stats on|off  off: workers do not count into the scoreboard (only to\n"
-      "                       measure its cost; default on)\n"
-      "\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n",
-      listeners.c_str(),
-      defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name.c_str(),
-      defaults.max_message, std::string(model_name(defaults.model)).c_str(), models.c_str(),
-      default_threads);
-  if (!defaults.options.empty())
-    std::fprintf(out, "\n%s's own options:\n", defaults.program.c_str());
-  for (const ExtraOption& option : defaults.options)
-    std::fprintf(out, "  %-20s %s\n", (option.flag + " V").c_str(), option.help.c_str());
+using flags::UsageError;
+
+// The models, in the order of their table; the accept strategies, auto and
+// then every one some model takes, in the order of the enum.
+std::vector<Model> known_models() {
+  std::vector<Model> models;
+  for (const ModelFacts& model : all_model_facts()) models.push_back(model.model);
+  return models;
 }
-
-template <typename Number>
-Number parse_number(std::string_view flag, std::string_view text, Number low, Number high) {
-  Number value{};
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value < low ||
-      value > high)
-    throw UsageError(std::string(flag) + " wants a number from " + std::to_string(low) + " to " +
-                     std::to_string(high) + ", not '" + std::string(text) + "'");
-  return value;
+std::vector<Accept> known_accepts() {
+  std::vector<Accept> accepts{Accept::automatic};
+  for (const ModelFacts& model : all_model_facts())
+    for (Accept accept : model.accepts)
+      if (std::find(accepts.begin(), accepts.end(), accept) == accepts.end())
+        accepts.push_back(accept);
+  std::sort(accepts.begin(), accepts.end());
+  return accepts;
 }
 
 template <typename Enum>
-Enum parse_name(std::string_view flag, std::string_view value,
-                std::optional<Enum> (*from_name)(std::string_view) noexcept,
-                std::string_view choices) {
-  if (auto parsed = from_name(value)) return *parsed;
-  throw UsageError(std::string(flag) + " wants one of " + std::string(choices) + ", not '" +
-                   std::string(value) + "'");
+std::string names(const std::vector<Enum>& values, std::string_view (*name)(Enum) noexcept) {
+  std::string list;
+  for (Enum value : values) list.append(list.empty() ? "" : ", ").append(name(value));
+  return list;
 }
 
-ServerConfig parse(int argc, char** argv, const CommandLineDefaults& defaults) {
-  ServerConfig config;
-  config.stats_name = defaults.stats_name;
-  config.model = defaults.model;
-  config.max_message = defaults.max_message;
-  // By default a spawned worker is this program re-run with our arguments.
-  for (int i = 1; i < argc; ++i) config.worker_args.emplace_back(argv[i]);
-  std::vector<std::string> after_dashes;
-  bool worker_args_given = false;
+template <typename Enum>
+Enum parse_name(std::string_view flag, std::string_view value, const std::vector<Enum>& values,
+                std::string_view (*name)(Enum) noexcept) {
+  for (Enum candidate : values)
+    if (name(candidate) == value) return candidate;
+  std::string message(flag);
+  message.append(" wants one of ").append(names(values, name));
+  message.append(", not '").append(value).append("'");
+  throw UsageError(message);
+}
 
-  for (int i = 1; i < argc; ++i) {
-    std::string_view arg = argv[i];
-    if (arg == "--") {
-      worker_args_given = true;
-      for (++i; i < argc; ++i) after_dashes.emplace_back(argv[i]);
-      break;
-    }
-    if (arg == "--help" || arg == "-h") {
-      print_usage(stdout, defaults);
-      std::exit(exit_ok);
-    }
-    if (arg == "--version") {
-      std::printf("%s (prefork %s)\n", defaults.program.c_str(), PREFORK_VERSION);
-      std::exit(exit_ok);
-    }
-    std::string_view value;
-    std::size_t equals = arg.find('=');
-    std::string flag(arg.substr(0, equals));
-    if (flag.rfind("--", 0) != 0)
-      throw UsageError("unexpected argument '" + std::string(arg) + "'");
-    if (equals != std::string_view::npos) {
-      value = arg.substr(equals + 1);
-    } else {
-      if (i + 1 >= argc) throw UsageError(flag + " needs a value");
-      value = argv[++i];
-    }
-
-    try {
-      if (auto protocol = protocol_from_name(std::string_view(flag).substr(2))) {
-        config.listeners.push_back(ListenerSpec{*protocol, Address::parse(value)});
-      } else if (flag == "--workers") {
-        config.workers = parse_number<unsigned>(flag, value, 1, 1024);
-      } else if (flag == "--start") {
-        if (value == "fork")
-          config.start = StartMode::fork;
-        else if (value == "spawn")
-          config.start = StartMode::spawn;
-        else
-          throw UsageError("--start wants fork or spawn, not '" + std::string(value) + "'");
-      } else if (flag == "--stats") {
-        if (value.empty() || value.find('/') != std::string_view::npos)
-          throw UsageError("--stats wants a name without '/'");
-        config.stats_name = value;
-      } else if (flag == "--max-message" || flag == "--max-frame") {
-        config.max_message = parse_number<std::size_t>(flag, value, 0, 0xFFFFFFFFu);
-      } else if (flag == "--graceful-timeout") {
-        config.graceful_timeout =
-            std::chrono::milliseconds(parse_number<unsigned>(flag, value, 0, 86400) * 1000);
-      } else if (flag == "--backlog") {
-        config.backlog = parse_number<int>(flag, value, 1, 65535);
-      } else if (flag == "--model") {
-        config.model = parse_name(flag, value, model_from_name,
-                                  "event, iterative, fork-per-connection, "
-                                  "thread-per-connection, prefork, prethreaded, hybrid");
-      } else if (flag == "--accept") {
-        config.accept = parse_name(flag, value, accept_from_name,
-                                   "auto, shared, lock, flock, reuseport, exclusive, pass, main");
-      } else if (flag == "--threads") {
-        config.threads = parse_number<unsigned>(flag, value, 1, 1024);
-      } else if (flag == "--metrics") {
-        config.metrics = Address::parse(value);
-      } else if (flag == "--worker-stats") {
-        if (value != "on" && value != "off")
-          throw UsageError("--worker-stats wants on or off, not '" + std::string(value) + "'");
-        config.worker_stats = value == "on";
-      } else if (flag == "--worker-exe") {
-        config.worker_exe = value;
-      } else if (auto extra = std::find_if(defaults.options.begin(), defaults.options.end(),
-                                           [&](const ExtraOption& o) { return o.flag == flag; });
-                 extra != defaults.options.end()) {
-        extra->apply(value);
-      } else {
-        throw UsageError("unknown option " + flag);
-      }
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(e.what());
-    }
+// A value that must be one of two words: true for the first.
+bool first_of_two(std::string_view flag, std::string_view value, std::string_view first,
+                  std::string_view second) {
+  if (value != first && value != second) {
+    std::string message(flag);
+    message.append(" wants ").append(first).append(" or ").append(second);
+    message.append(", not '").append(value).append("'");
+    throw UsageError(message);
   }
-  if (config.listeners.empty()) config.listeners = defaults.listeners;
-  if (config.listeners.empty()) throw UsageError("nothing to serve: give --tcp, --framed or --udp");
-  if (!config.worker_exe.empty() || worker_args_given) config.worker_args = after_dashes;
-  if (!config.worker_exe.empty() && config.start != StartMode::spawn)
-    throw UsageError("--worker-exe needs --start spawn");
-  if (std::string why; !resolve_accept(config.model, config.accept, why)) throw UsageError(why);
-  return config;
+  return value == first;
+}
+
+// A flag as --help shows it, and what its value does to the configuration.
+struct Flag {
+  flags::Help help;
+  std::function<void(const std::string& value)> apply;
+};
+
+struct FlagGroup {
+  std::string title;
+  std::vector<Flag> flags;
+};
+
+// Every flag of a server, as --help lists them, each changing `config`;
+// --help and --version set `help` and `version`.
+std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& version,
+                                    const CommandLineDefaults& defaults) {
+  const ServerConfig initial;
+  FlagGroup listeners{"Listeners (each repeatable)", {}};
+  for (auto [protocol, text] :
+       {std::pair{Protocol::stream, "raw TCP: each chunk read is one request"},
+        {Protocol::framed,
+         "TCP with 4-byte big-endian length-prefixed frames: each frame is one "
+         "request"},
+        {Protocol::datagram, "UDP: each datagram is one request"}}) {
+    listeners.flags.push_back({{std::string(protocol_name(protocol)), "HOST:PORT", text},
+                               [&config, protocol](const std::string& v) {
+                                 config.listeners.push_back({protocol, Address::parse(v)});
+                               }});
+  }
+  listeners.flags.push_back(
+      {{"backlog", "N", "listen queue length (default " + std::to_string(initial.backlog) + ")"},
+       [&config](const std::string& v) {
+         config.backlog = flags::number("--backlog", v, 1, 65535);
+       }});
+  // --max-frame: its name before messages could be lines too.
+  for (std::string flag : {"max-message", "max-frame"}) {
+    const std::string text =
+        flag == "max-frame" ? "the same as --max-message"
+                            : "largest message (frame, line) accepted; a larger one closes the "
+                              "connection (default " +
+                                  std::to_string(defaults.max_message) + ")";
+    listeners.flags.push_back({{flag, "BYTES", text}, [&config, flag](const std::string& v) {
+                                 config.max_message =
+                                     flags::number<std::size_t>("--" + flag, v, 0, 0xFFFFFFFFu);
+                               }});
+  }
+
+  FlagGroup workers{"Workers", {}};
+  workers.flags.push_back({{"workers", "N|auto", "worker processes (default auto: one per CPU)"},
+                           [&config](const std::string& v) {
+                             config.workers =
+                                 v == "auto" ? 0 : flags::number("--workers", v, 1u, 1024u, "auto");
+                           }});
+  workers.flags.push_back(
+      {{"start", "fork|spawn",
+        "fork: children of this program image; spawn: new program images (default fork)"},
+       [&config](const std::string& v) {
+         config.start =
+             first_of_two("--start", v, "fork", "spawn") ? StartMode::fork : StartMode::spawn;
+       }});
+  workers.flags.push_back(
+      {{"worker-exe", "PATH",
+        "spawn: run PATH as the worker (default: this program); the arguments after -- go to it"},
+       [&config](const std::string& v) { config.worker_exe = v; }});
+  workers.flags.push_back(
+      {{"model", "NAME",
+        "how a worker serves (default " + std::string(model_name(defaults.model)) +
+            "): " + names(known_models(), model_name)},
+       [&config](const std::string& v) {
+         config.model = parse_name("--model", v, known_models(), model_name);
+       }});
+  workers.flags.push_back(
+      {{"accept", "NAME",
+        "how the workers of a pool take turns at new connections (default: the model's own; "
+        "which go with which model: below)"},
+       [&config](const std::string& v) {
+         config.accept = parse_name("--accept", v, known_accepts(), accept_name);
+       }});
+  workers.flags.push_back({{"threads", "N",
+                            "prethreaded, hybrid: threads per process (default " +
+                                std::to_string(default_threads) + ")"},
+                           [&config](const std::string& v) {
+                             config.threads = flags::number("--threads", v, 1u, 1024u);
+                           }});
+  workers.flags.push_back({{"graceful-timeout", "SECONDS",
+                            "on stop, how long workers may finish their requests (default " +
+                                std::to_string(initial.graceful_timeout.count() / 1000) + ")"},
+                           [&config](const std::string& v) {
+                             config.graceful_timeout = std::chrono::seconds(
+                                 flags::number("--graceful-timeout", v, 0u, 86400u));
+                           }});
+
+  FlagGroup observing{"Scoreboard and metrics", {}};
+  observing.flags.push_back(
+      {{"stats", "NAME",
+        "shared-memory scoreboard name, for prefork-top (default " +
+            (defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name) + ")"},
+       [&config](const std::string& v) {
+         if (v.empty() || v.find('/') != std::string::npos)
+           throw UsageError("--stats wants a name without '/', not '" + v + "'");
+         config.stats_name = v;
+       }});
+  observing.flags.push_back(
+      {{"metrics", "HOST:PORT",
+        "the master serves GET /metrics (OpenMetrics) and GET /stats.json over HTTP here"},
+       [&config](const std::string& v) { config.metrics = Address::parse(v); }});
+  observing.flags.push_back(
+      {{"worker-stats", "on|off",
+        "off: workers do not count into the scoreboard (only to measure its cost; default on)"},
+       [&config](const std::string& v) {
+         config.worker_stats = first_of_two("--worker-stats", v, "on", "off");
+       }});
+
+  std::vector<FlagGroup> groups{listeners, workers, observing};
+  if (!defaults.options.empty()) {
+    FlagGroup own{defaults.program + "'s own options", {}};
+    for (const ExtraOption& option : defaults.options) {
+      const std::size_t dashes = std::min(option.flag.find_first_not_of('-'), option.flag.size());
+      own.flags.push_back({{option.flag.substr(dashes), "VALUE", option.help},
+                           [&option](const std::string& v) { option.apply(v); }});
+    }
+    groups.push_back(own);
+  }
+  groups.push_back({"Other",
+                    {{{"help,h", "", "this text"}, [&help](const std::string&) { help = true; }},
+                     {{"version", "", "the program's version and prefork's"},
+                      [&version](const std::string&) { version = true; }}}});
+  return groups;
+}
+
+void print_help(const CommandLineDefaults& defaults, const po::options_description& options) {
+  std::printf("usage: %s [OPTION]... [-- WORKER-ARGS...]\n", defaults.program.c_str());
+  if (!defaults.description.empty()) std::printf("%s\n", defaults.description.c_str());
+  std::string listeners;
+  for (const ListenerSpec& spec : defaults.listeners)
+    listeners.append(" --")
+        .append(protocol_name(spec.protocol))
+        .append(" ")
+        .append(spec.address.to_string());
+  if (!listeners.empty())
+    std::printf("Without --tcp, --framed or --udp, it serves:\n %s\n", listeners.c_str());
+  std::printf("%s", flags::help_text(options).c_str());
+  // The models table, indented under its heading.
+  std::string models;
+  const std::string table = describe_models();
+  for (std::size_t at = 0; at < table.size();) {
+    const std::size_t end = std::min(table.find('\n', at), table.size() - 1);
+    models.append("  ").append(table, at, end - at + 1);
+    at = end + 1;
+  }
+  std::printf("\n--model NAME, and the --accept strategies that go with it:\n%s", models.c_str());
+  std::printf("\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n");
 }
 
 }  // namespace
 
-ServerConfig parse_command_line(int argc, char** argv, const CommandLineDefaults& defaults) {
-  try {
-    return parse(argc, argv, defaults);
-  } catch (const UsageError& e) {
-    std::fprintf(stderr, "%s: %s\n", defaults.program.c_str(), e.what());
-    print_usage(stderr, defaults);
-    std::exit(exit_usage);
+CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults& defaults) {
+  CommandLine result;
+  ServerConfig config;
+  config.stats_name = defaults.stats_name;
+  config.model = defaults.model;
+  config.max_message = defaults.max_message;
+  bool help = false, version = false;
+  const std::vector<FlagGroup> groups = server_flags(config, help, version, defaults);
+
+  po::options_description options;
+  std::map<std::string, const Flag*> by_name;
+  for (const FlagGroup& group : groups) {
+    std::vector<flags::Help> section;
+    for (const Flag& flag : group.flags) {
+      const std::string key = flag.help.name.substr(0, flag.help.name.find(','));
+      if (key.empty() || !by_name.emplace(key, &flag).second)
+        throw std::invalid_argument(defaults.program + ": the flag '--" + key +
+                                    "' is defined twice or has no name");
+      section.push_back(flag.help);
+    }
+    options.add(flags::section(group.title, section));
   }
+
+  // After the first `--`: the spawned worker program's arguments. By
+  // default a spawned worker is this program re-run with our arguments.
+  std::vector<std::string> words(argv + 1, argv + argc);
+  auto dashes = std::find(words.begin(), words.end(), "--");
+  const bool worker_args_given = dashes != words.end();
+  std::vector<std::string> after_dashes(worker_args_given ? dashes + 1 : dashes, words.end());
+  config.worker_args = words;
+  words.erase(dashes, words.end());
+
+  try {
+    const po::parsed_options parsed = flags::parse(words, options);
+    // --help and --version win over any bad value.
+    for (const po::option& option : parsed.options)
+      if (option.string_key == "help" || option.string_key == "version")
+        by_name.at(option.string_key)->apply({});
+    if (help) {
+      print_help(defaults, options);
+      return result;
+    }
+    if (version) {
+      std::printf("%s (prefork %s)\n", defaults.program.c_str(), PREFORK_VERSION);
+      return result;
+    }
+    for (const po::option& option : parsed.options) {
+      if (option.string_key.empty())
+        throw UsageError("unexpected argument '" + option.value.at(0) + "'");
+      try {
+        by_name.at(option.string_key)->apply(option.value.empty() ? "" : option.value[0]);
+      } catch (const std::invalid_argument& e) {  // Address::parse, the program's own flags
+        std::string message = e.what();
+        if (message.find("--" + option.string_key) == std::string::npos)
+          message = "--" + option.string_key + ": " + message;
+        throw UsageError(message);
+      }
+    }
+    if (config.listeners.empty()) config.listeners = defaults.listeners;
+    if (!config.worker_exe.empty() || worker_args_given) config.worker_args = after_dashes;
+    if (std::string error = config_error(config); !error.empty()) throw UsageError(error);
+  } catch (const UsageError& e) {
+    result.exit_status = flags::usage_error(defaults.program, e.what());
+    return result;
+  }
+  result.config = std::move(config);
+  return result;
 }
 
 int prefork_main(int argc, char** argv, Handler& handler, const CommandLineDefaults& defaults) {
   if (started_as_worker()) return serve_as_worker(handler);
-  return serve(parse_command_line(argc, argv, defaults), handler);
+  CommandLine command_line = parse_command_line(argc, argv, defaults);
+  if (!command_line.config) return command_line.exit_status;
+  // What only the handler decides (a ConnectionHandler needs a blocking
+  // model), said as the command line's other errors are.
+  if (std::string error = config_error(*command_line.config, &handler); !error.empty())
+    return flags::usage_error(defaults.program, error);
+  return serve(*command_line.config, handler);
 }
 
 }  // namespace prefork

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "config_check.hpp"
 #include "master.hpp"
 #include "metrics_endpoint.hpp"
 #include "start_worker.hpp"
@@ -29,27 +30,32 @@ void announce(std::span<const Listener> listeners, const Address* metrics) {
 
 }  // namespace
 
+std::string config_error(const ServerConfig& config, const Handler* handler) {
+  if (config.listeners.empty()) return "nothing to serve: give --tcp, --framed or --udp";
+  if (!config.worker_exe.empty() && config.start != StartMode::spawn)
+    return "--worker-exe needs --start spawn";
+  // It would give up at the first exit of any worker, even a clean recycle.
+  if (config.max_start_failures == 0) return "max_start_failures must be at least 1";
+  std::string why;
+  if (!resolve_accept(config.model, config.accept, why)) return why;
+  if (dynamic_cast<const ConnectionHandler*>(handler) != nullptr && !facts(config.model).blocking) {
+    why = "a ConnectionHandler (handle(Connection&)) needs a blocking model, not --model ";
+    why.append(model_name(config.model)).append(":");
+    for (const ModelFacts& model : all_model_facts())
+      if (model.blocking) why.append(" ").append(model.name);
+    return why;
+  }
+  return {};
+}
+
 int serve(const ServerConfig& requested, Handler& handler) {
   set_log_role("master");
+  if (std::string error = config_error(requested, &handler); !error.empty()) {
+    log_info("invalid configuration: %s", error.c_str());
+    return exit_usage;
+  }
   ServerConfig config = requested;
-  if (config.listeners.empty()) {
-    log_info("nothing to serve: no listeners configured");
-    return exit_usage;
-  }
-  if (config.max_start_failures == 0) {
-    // It would give up at the first exit of any worker, even a clean recycle.
-    log_info("max_start_failures must be at least 1");
-    return exit_usage;
-  }
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
-  if (dynamic_cast<ConnectionHandler*>(&handler) != nullptr && !facts(config.model).blocking) {
-    log_info(
-        "a ConnectionHandler (handle(Connection&)) needs a blocking model, not --model %s: "
-        "iterative, fork-per-connection, thread-per-connection, prefork, prethreaded or "
-        "hybrid",
-        model_name(config.model).data());
-    return exit_usage;
-  }
 
   try {
     // Handlers first: a signal from now on is an orderly stop.

@@ -32,6 +32,11 @@ fail() {
   failures=$((failures + 1))
 }
 
+# shellcheck source=smoke_common.sh
+source "$(dirname "${BASH_SOURCE[0]}")/smoke_common.sh"
+expect_flag_error "$bench" --no-such-flag
+expect_flag_error "$bench" --connections --json  # a missing value, not "--json"
+
 "$server" --tcp 127.0.0.1:0 --framed 127.0.0.1:0 --udp 127.0.0.1:0 --workers 2 --stats "$name" \
   >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!

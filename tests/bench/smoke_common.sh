@@ -17,6 +17,21 @@ expect_usage_error() {
   fi
 }
 
+# PROGRAM ARGS... must be a usage error: exit 2, and on stderr one line
+# naming the problem, then the hint "try 'PROGRAM --help'".
+expect_flag_error() {
+  local program=$1 name status=0 err
+  shift
+  name=$(basename "$program")
+  err=$("$program" "$@" 2>&1 >/dev/null) || status=$?
+  if [[ $status -ne 2 || $(printf '%s\n' "$err" | wc -l) -ne 2 ||
+        ${err##*$'\n'} != "try '$name --help'" ]]; then
+    echo "FAIL: $name $* exited $status, expected 2, an error line and a hint; its stderr:" >&2
+    printf '%s\n' "$err" >&2
+    exit 1
+  fi
+}
+
 # bench/NAME --quick ARGS... into $out; on failure, its stderr and exit 1.
 # Keeps its pid in $bench_pid and the prefork_* names in /dev/shm before it
 # started in $out/shm.before, for expect_no_segments.

@@ -11,6 +11,8 @@ build=${1:?usage: spawn_smoke.sh BUILD_DIR}
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=smoke_common.sh
 source "$root/tests/bench/smoke_common.sh"
+expect_flag_error "$build/bin/spawn-cost" --no-such-flag
+expect_flag_error "$build/bin/spawn-cost" replace --server "$build/bin/upper_server" --iterations
 make_scratch spawn
 run_quick spawn --build "$build"
 

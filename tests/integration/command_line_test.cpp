@@ -7,20 +7,24 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <algorithm>
-#include <cctype>
+#include <initializer_list>
 #include <sstream>
+#include <thread>
+#include <utility>
 
 using namespace prefork::test;
 
 namespace {
 
-std::string lower(std::string text) {
-  std::transform(text.begin(), text.end(), text.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return text;
+std::vector<std::string> split_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
 }
 
 // Runs upper_server to completion in the test's start mode.
@@ -42,13 +46,44 @@ struct Run {
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(unknown_flag_exits_2_with_usage_on_stderr) {
-  Run run({"--no-such-flag", "--framed", "127.0.0.1:0"});
-  BOOST_TEST_REQUIRE(run.status.has_value(), run.process.describe());
-  BOOST_TEST(*run.status == 2, run.process.describe());
-  BOOST_TEST(lower(run.process.stderr_text()).find("usage") != std::string::npos,
-             run.process.describe());
-  BOOST_TEST(run.process.stdout_text().find("listening") == std::string::npos);
+// Every usage error is one line naming the flag, then one hint line: not
+// the whole --help text.
+void expect_usage_error(const Run& run, const std::string& expected) {
+  BOOST_TEST_CONTEXT(run.process.describe()) {
+    BOOST_TEST_REQUIRE(run.status.has_value());
+    BOOST_TEST(*run.status == 2);
+    const std::vector<std::string> lines = split_lines(run.process.stderr_text());
+    BOOST_TEST_REQUIRE(!lines.empty());
+    BOOST_TEST(lines[0].find(expected) != std::string::npos,
+               "the error line does not say '" << expected << "'");
+    BOOST_TEST(lines.size() == 2u);
+    BOOST_TEST(lines.back() == "try 'upper_server --help'");
+    BOOST_TEST(run.process.stdout_text().find("listening") == std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(unknown_flag_given_last_is_an_unknown_option) {
+  expect_usage_error(Run({"--framed", "127.0.0.1:0", "--no-such-flag"}),
+                     "unknown option '--no-such-flag'");
+  expect_usage_error(Run({"--no-such-flag", "--framed", "127.0.0.1:0"}),
+                     "unknown option '--no-such-flag'");
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_value_does_not_swallow_the_next_flag) {
+  expect_usage_error(Run({"--framed", "127.0.0.1:0", "--workers", "--stats", "x"}),
+                     "--workers needs a value");
+  // --stats would take any word as its name.
+  expect_usage_error(Run({"--stats", "--workers", "2", "--framed", "127.0.0.1:0"}),
+                     "--stats needs a value");
+  expect_usage_error(Run({"--framed", "127.0.0.1:0", "--workers"}), "--workers needs a value");
+}
+
+BOOST_AUTO_TEST_CASE(a_usage_error_is_one_line_and_a_hint) {
+  expect_usage_error(Run({"--workers", "many", "--framed", "127.0.0.1:0"}),
+                     "--workers wants a number from 1 to 1024 or auto, not 'many'");
+  expect_usage_error(Run({"--model", "prethreaded", "--accept", "pass", "--framed", "127.0.0.1:0"}),
+                     "--accept pass does not apply to --model prethreaded");
+  expect_usage_error(Run({"stray", "--framed", "127.0.0.1:0"}), "unexpected argument 'stray'");
 }
 
 BOOST_AUTO_TEST_CASE(bad_flag_values_exit_2) {
@@ -58,6 +93,7 @@ BOOST_AUTO_TEST_CASE(bad_flag_values_exit_2) {
       {"--framed", "not-an-address"},
       {"--max-frame", "-5", "--framed", "127.0.0.1:0"},
       {"--framed"},  // missing value
+      {"--workers", "0", "--framed", "127.0.0.1:0"},
       {"--metrics", "nowhere", "--framed", "127.0.0.1:0"},
       {"--worker-stats", "maybe", "--framed", "127.0.0.1:0"},
   };
@@ -123,4 +159,58 @@ BOOST_AUTO_TEST_CASE(version_exits_0) {
   BOOST_TEST_REQUIRE(run.status.has_value(), run.process.describe());
   BOOST_TEST(*run.status == 0, run.process.describe());
   BOOST_TEST(!run.process.stdout_text(1'000ms).empty());
+}
+
+BOOST_AUTO_TEST_CASE(workers_auto_starts_one_worker_per_cpu) {
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  ShmGuard shm(unique_stats_name());
+  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
+                                                  "--workers", "auto", "--framed", "127.0.0.1:0"});
+  server.wait_for_listening(1, start_timeout);
+  auto ready = scoreboard_when(
+      shm.name(),
+      [&](const prefork::ScoreboardSnapshot& s) {
+        return s.slots.size() == cpus && all_workers_ready(s);
+      },
+      start_timeout);
+  BOOST_TEST(ready.has_value(), cpus << " workers not ready; " << server.describe());
+  server.signal(SIGTERM);
+  BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
+}
+
+// --help shows the models table (describe_models(), the table in
+// docs/architecture.md): each model's line, then the --accept strategies it
+// takes and its default.
+BOOST_AUTO_TEST_CASE(help_lists_the_accept_strategies_of_every_model) {
+  Run run({"--help"});
+  BOOST_TEST_REQUIRE(run.status.has_value(), run.process.describe());
+  BOOST_TEST(*run.status == 0, run.process.describe());
+  const std::vector<std::string> help = split_lines(run.process.stdout_text(1'000ms));
+  auto trimmed = [](const std::string& line) {
+    auto start = line.find_first_not_of(' ');
+    return start == std::string::npos ? std::string() : line.substr(start);
+  };
+  for (auto [model, accepts] : std::initializer_list<std::pair<const char*, const char*>>{
+           {"event", "--accept exclusive reuseport (default exclusive)"},
+           {"iterative", "--accept shared (default shared)"},
+           {"fork-per-connection", "--accept shared (default shared)"},
+           {"thread-per-connection", "--accept shared (default shared)"},
+           {"prefork", "--accept shared lock flock reuseport exclusive pass (default shared)"},
+           {"prethreaded", "--accept lock main (default lock); --threads N"},
+           {"hybrid",
+            "--accept shared lock flock reuseport exclusive (default lock); --threads N"}}) {
+    bool found = false;
+    for (std::size_t i = 0; i + 1 < help.size() && !found; ++i)
+      found =
+          trimmed(help[i]).starts_with(std::string(model) + ' ') && trimmed(help[i + 1]) == accepts;
+    BOOST_TEST(found, "--help has no line for " << model << " followed by '" << accepts << "'");
+  }
+}
+
+// --max-frame is --max-message by its older name.
+BOOST_AUTO_TEST_CASE(max_frame_is_max_message) {
+  expect_usage_error(Run({"--max-message", "x", "--framed", "127.0.0.1:0"}),
+                     "--max-message wants a number from 0 to 4294967295, not 'x'");
+  expect_usage_error(Run({"--max-frame", "x", "--framed", "127.0.0.1:0"}),
+                     "--max-frame wants a number from 0 to 4294967295, not 'x'");
 }
