@@ -1,9 +1,20 @@
 #include <prefork/codec.hpp>
 
+#include <bit>
 #include <cstring>
 #include <stdexcept>
 
 namespace prefork {
+
+namespace {
+
+// std::byteswap is C++23.
+constexpr std::uint8_t byteswap(std::uint8_t v) noexcept { return v; }
+constexpr std::uint16_t byteswap(std::uint16_t v) noexcept { return __builtin_bswap16(v); }
+constexpr std::uint32_t byteswap(std::uint32_t v) noexcept { return __builtin_bswap32(v); }
+constexpr std::uint64_t byteswap(std::uint64_t v) noexcept { return __builtin_bswap64(v); }
+
+}  // namespace
 
 void Codec::write_header(std::size_t, char*) const {}
 
@@ -18,22 +29,56 @@ LengthPrefixCodec::LengthPrefixCodec(unsigned width, Endian endian)
                                 std::to_string(width));
 }
 
+namespace {
+
+// One load or store and a byte swap per header (the framed hot path), not a
+// loop over its bytes.
+template <typename Word>
+Word from_wire(const char* at, bool big) noexcept {
+  Word word;
+  std::memcpy(&word, at, sizeof word);
+  if constexpr (sizeof(Word) == 1) return word;
+  if (big == (std::endian::native == std::endian::little)) word = byteswap(word);
+  return word;
+}
+
+template <typename Word>
+void to_wire(Word word, char* at, bool big) noexcept {
+  if constexpr (sizeof(Word) > 1)
+    if (big == (std::endian::native == std::endian::little)) word = byteswap(word);
+  std::memcpy(at, &word, sizeof word);
+}
+
+}  // namespace
+
 std::uint64_t LengthPrefixCodec::read_length(const char* header) const noexcept {
-  std::uint64_t length = 0;
-  for (unsigned i = 0; i < width_; ++i) {
-    unsigned at = endian_ == Endian::big ? i : width_ - 1 - i;
-    length = length << 8 | static_cast<unsigned char>(header[at]);
+  const bool big = endian_ == Endian::big;
+  switch (width_) {
+    case 1:
+      return from_wire<std::uint8_t>(header, big);
+    case 2:
+      return from_wire<std::uint16_t>(header, big);
+    case 4:
+      return from_wire<std::uint32_t>(header, big);
+    default:
+      return from_wire<std::uint64_t>(header, big);
   }
-  return length;
 }
 
 void LengthPrefixCodec::write_header(std::size_t size, char* header) const {
   if (width_ < 8 && size >> (8 * width_) != 0)
     throw std::length_error("a reply of " + std::to_string(size) + " bytes does not fit a " +
                             std::to_string(width_) + "-byte length prefix");
-  for (unsigned i = 0; i < width_; ++i) {
-    unsigned at = endian_ == Endian::big ? width_ - 1 - i : i;
-    header[at] = static_cast<char>(size >> (8 * i));
+  const bool big = endian_ == Endian::big;
+  switch (width_) {
+    case 1:
+      return to_wire(static_cast<std::uint8_t>(size), header, big);
+    case 2:
+      return to_wire(static_cast<std::uint16_t>(size), header, big);
+    case 4:
+      return to_wire(static_cast<std::uint32_t>(size), header, big);
+    default:
+      return to_wire(static_cast<std::uint64_t>(size), header, big);
   }
 }
 
