@@ -141,7 +141,11 @@ std::string inconsistency(const ScoreboardSnapshot& snap, const ScoreboardSnapsh
   }
   if (auto bad = check_sums(snap.retired, "retired"); !bad.empty()) return bad;
   if (auto bad = check_sums(snap.totals, "totals"); !bad.empty()) return bad;
-  if (previous != nullptr) {
+  const bool any_stale = std::any_of(snap.slots.begin(), snap.slots.end(),
+                                     [](const SlotSnapshot& s) { return s.stale; });
+  // A stale slot shows its last whole copy, older than the histograms an
+  // earlier snapshot may already have seen: the bound holds for fresh ones.
+  if (previous != nullptr && !any_stale) {
     // Latencies are recorded after their request is counted, and a
     // snapshot copies the counters before the histograms: the histograms
     // of one snapshot cannot hold more than the next one counted.
