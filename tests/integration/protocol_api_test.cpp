@@ -328,6 +328,23 @@ BOOST_AUTO_TEST_CASE(abort_resets) {
   BOOST_TEST(all_closes(counted) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_throwing_handler_resets_and_counts_an_error) {
+  // connection.hpp: "An exception is logged and the connection reset
+  // (CloseReason::handler_failed)".
+  UpperServer server = start("connection");
+  auto client = connect(server);
+  BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
+  client.send_all("THROW\n");
+  Transcript seen = read_to_end(client);
+  BOOST_TEST(seen.bytes == "");
+  BOOST_TEST(seen.end == End::reset);
+  auto counted = after_closes(server, 1);
+  BOOST_TEST(closes(counted, CloseReason::handler_failed) == 1u);
+  BOOST_TEST(all_closes(counted) == 1u);
+  BOOST_TEST(errors(counted, ErrorKind::handler_exception) == 1u);
+  BOOST_TEST(counted.totals.errors == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // Under the event model a Connection& handler is refused at start (exit 2).

@@ -127,7 +127,9 @@ class WholeConnection final : public Connection {
     }
     end(CloseReason::handler_closed);
     timer_.finish(context_.stream.stats);
-    close_connection(fd_, reason_ == CloseReason::handler_aborted);
+    // A failure resets the connection, as an abort does (connection.hpp).
+    close_connection(
+        fd_, reason_ == CloseReason::handler_aborted || reason_ == CloseReason::handler_failed);
   }
 
   const Request& request() const noexcept override { return request_; }
