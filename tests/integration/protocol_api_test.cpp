@@ -345,6 +345,48 @@ BOOST_AUTO_TEST_CASE(a_throwing_handler_resets_and_counts_an_error) {
   BOOST_TEST(counted.totals.errors == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_client_half_close_ends_the_reads) {
+  UpperServer server = start("connection");
+  auto client = connect(server);
+  client.send_all("ECHO a\n");
+  client.shutdown_write();
+  Transcript seen = read_to_end(client);
+  // Writing after the reads ended still works: only the client's sending
+  // side is closed (socketserver's "read to EOF, then answer").
+  BOOST_TEST(seen.bytes == "HELLO\na\nEND peer_closed\n");
+  BOOST_TEST(seen.end == End::orderly);
+  auto counted = after_closes(server, 1);
+  BOOST_TEST(closes(counted, CloseReason::peer_closed) == 1u);
+  BOOST_TEST(all_closes(counted) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_line_over_the_limit_ends_with_limit_exceeded) {
+  UpperServer server = start("connection");
+  auto client = connect(server);
+  std::string lines = exact_limit_echo();
+  lines += std::string(line_limit + 10, 'y');
+  client.send_all(lines);
+  Transcript seen = read_to_end(client);
+  // The line of exactly the limit is answered; the longer one refused, with
+  // last words, as a session's.
+  BOOST_TEST(seen.bytes == cat({"HELLO\n", exact_limit_answer(), "\nEND limit_exceeded\n"}));
+  BOOST_TEST(seen.end == End::orderly);
+  auto counted = after_closes(server, 1);
+  BOOST_TEST(closes(counted, CloseReason::limit_exceeded) == 1u);
+  BOOST_TEST(errors(counted, ErrorKind::oversized_frame) == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_graceful_stop_ends_the_reads_and_leaves_room_for_last_words) {
+  UpperServer server = start("connection");
+  auto client = connect(server);
+  BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
+  server.process().signal(SIGTERM);
+  Transcript seen = read_to_end(client);
+  BOOST_TEST(seen.bytes == "END worker_stopping\n");
+  BOOST_TEST(seen.end == End::orderly);
+  BOOST_TEST(status_or_running(server.process().wait_exit(io_timeout)) == 0);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 // Under the event model a Connection& handler is refused at start (exit 2).
