@@ -31,6 +31,15 @@ bool wait_for_input(int fd, int stop_fd) {
   }
 }
 
+// Once the reads have ended for `reason`, whether the handler may still
+// write: yes after the client's half-close, a line over the limit or a
+// stop (its last words, as a session's on_close); not after close(),
+// abort() or a failure.
+bool still_writable(CloseReason reason) noexcept {
+  return reason == CloseReason::peer_closed || reason == CloseReason::limit_exceeded ||
+         reason == CloseReason::worker_stopping || reason == CloseReason::timeout;
+}
+
 // The connection's bytes in and out, and how it failed, for both ways of
 // serving it.
 class Socket {
@@ -127,7 +136,9 @@ class WholeConnection final : public Connection {
     }
     end(CloseReason::handler_closed);
     timer_.finish(context_.stream.stats);
-    close_connection(fd_, reason_ == CloseReason::handler_aborted);
+    // A failure resets the connection, as an abort does (connection.hpp).
+    close_connection(
+        fd_, reason_ == CloseReason::handler_aborted || reason_ == CloseReason::handler_failed);
   }
 
   const Request& request() const noexcept override { return request_; }
@@ -177,7 +188,7 @@ class WholeConnection final : public Connection {
   }
 
   bool write(std::string_view bytes) override {
-    if (reason_) return false;
+    if (reason_ && !still_writable(*reason_)) return false;
     turn_replied_ = turn_open_;
     out_.consume(out_.size());
     if (!bytes.empty()) std::memcpy(out_.append(bytes.size()), bytes.data(), bytes.size());

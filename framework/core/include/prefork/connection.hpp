@@ -46,7 +46,9 @@ class Connection {
   // server's --max-message (then reason() is limit_exceeded). As
   // rfile.readline().
   virtual std::optional<std::string_view> read_line() = 0;
-  // All of `bytes`; false when the connection failed. As sendall().
+  // All of `bytes`; false when the connection failed. As sendall(). Still
+  // works once a read returned "ended" (the client's half-close, a line
+  // over the limit, a stop); not after close() or abort().
   virtual bool write(std::string_view bytes) = 0;
 
   // Ends the connection once what was written is sent (the default when
