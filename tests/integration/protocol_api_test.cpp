@@ -178,14 +178,14 @@ BOOST_AUTO_TEST_CASE(abort_resets_the_connection) {
   BOOST_TEST(counted.totals.errors == 0u);  // asked for, not an error
 }
 
-BOOST_AUTO_TEST_CASE(a_throwing_session_closes_and_counts_an_error) {
+BOOST_AUTO_TEST_CASE(a_throwing_session_resets_and_counts_an_error) {
   UpperServer server = start("session");
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   client.send_all("THROW\n");
   Transcript seen = read_to_end(client);
   BOOST_TEST(seen.bytes == "");  // its half reply and the last words are dropped
-  BOOST_TEST(seen.end == End::orderly);
+  BOOST_TEST(seen.end == End::reset);
 
   auto counted = after_closes(server, 1);
   BOOST_TEST(closes(counted, CloseReason::handler_failed) == 1u);
@@ -290,7 +290,7 @@ BOOST_AUTO_TEST_CASE(function_handler_replies_closes_aborts_and_fails) {
     client.send_frame("throw");
     Transcript seen = read_to_end(client);
     BOOST_TEST(seen.bytes == "");
-    BOOST_TEST(seen.end == End::orderly);
+    BOOST_TEST(seen.end == End::reset);
   }
   auto counted = after_closes(server, 3);
   BOOST_TEST(closes(counted, CloseReason::handler_closed) == 1u);

@@ -108,7 +108,7 @@ void serve_messages(BlockingContext& context, int fd, const Address& peer, Proto
   if (stream.flush_first() && !socket.send(buffers.out))
     context.stream.stats.error(ErrorKind::peer_reset, listener);
   buffers.timer.finish(context.stream.stats);
-  close_connection(fd, stream.ending() == CloseReason::handler_aborted);
+  close_connection(fd, stream.reset());
 }
 
 // The whole connection to a ConnectionHandler: socketserver's

@@ -22,7 +22,7 @@ Connection::Connection(UniqueFd fd, const Address& peer, Protocol protocol, std:
 // The session hears of an undecided end (the drain ran out of time) from
 // ~StreamProtocol, right after.
 Connection::~Connection() {
-  close_connection(fd_.release(), protocol_.ending() == CloseReason::handler_aborted);
+  close_connection(fd_.release(), protocol_.reset());
 }
 
 std::uint32_t Connection::interest() const noexcept {

@@ -116,6 +116,8 @@ class Session {
   // May be overridden: the connection is open; a greeting may be sent.
   virtual void on_open(Reply& reply);
   // To override: one whole message of this connection, cut by its codec.
+  // An exception is logged, counted, and the connection reset
+  // (CloseReason::handler_failed); the worker goes on.
   virtual void on_message(std::string_view message, Reply& reply) = 0;
   // May be overridden: the connection ends, and why; no call follows.
   // Last words sent here are written first where the connection can still
