@@ -21,9 +21,7 @@ Connection::Connection(UniqueFd fd, const Address& peer, Protocol protocol, std:
 
 // The session hears of an undecided end (the drain ran out of time) from
 // ~StreamProtocol, right after.
-Connection::~Connection() {
-  close_connection(fd_.release(), protocol_.reset());
-}
+Connection::~Connection() { close_connection(fd_.release(), protocol_.reset()); }
 
 std::uint32_t Connection::interest() const noexcept {
   std::uint32_t events = 0;
