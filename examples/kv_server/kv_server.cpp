@@ -11,7 +11,7 @@
 // sees the same one; with more, each worker has its own (see README.md).
 //
 //   build/bin/kv_server --tcp 127.0.0.1:7070 --workers 1
-//   python3 examples/kv_server/kv_client.py --port 7070 SET a 1 GET a
+//   python3 examples/kv_server/kv_client.py --port 7070 "SET a 1" "GET a"
 #include <prefork/command_line.hpp>
 
 #include <memory>
