@@ -3,7 +3,10 @@
 #   1. build/       Release (as run.sh, so neither rebuilds the other), every CTest test (unit, integration, consumer)
 #   2. build-asan/  Debug with AddressSanitizer + UBSan (PREFORK_SANITIZE=ON),
 #                   every test but the installed-package one (-LE consumer)
-#   3. clang-format --dry-run -Werror over the project's C++ files
+#   3. build-tsan/  RelWithDebInfo with ThreadSanitizer (PREFORK_SANITIZE=thread):
+#                   the thread models' tests and the sessions' test in every
+#                   model (only the targets they need are built)
+#   4. clang-format --dry-run -Werror over the project's C++ files
 # Each step runs even when an earlier one failed, so one run reports every
 # failure; the exit status is non-zero if any step failed.
 set -euo pipefail
@@ -67,6 +70,24 @@ if step "configure build-asan/" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
   step "ctest build-asan/" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE consumer || true
+fi
+
+# ThreadSanitizer: the tests of the models that run threads, and the test
+# that a session is called by one thread at a time (in every model).
+# RelWithDebInfo, not Debug: TSan already slows code 5-15 times, -O2 is the
+# code that ships (a load hoisted out of a loop races only there), and -g
+# keeps the reports' file:line. Every report fails: halt_on_error in the
+# test binaries, and the integration fixture looks for reports in the
+# servers' stderr (their workers are replaced when they halt).
+tsan_tests='thread-per-connection|prethreaded|hybrid|^integration_sessions_'
+tsan_targets=(integration_protocols integration_supervision integration_kv integration_protocol_api
+  integration_echo_blocking integration_sessions)
+if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DPREFORK_SANITIZE=thread -DBUILD_TESTING=ON &&
+  step "build build-tsan/" cmake --build build-tsan --parallel "$jobs" --target "${tsan_targets[@]}"; then
+  step "ctest build-tsan/" env \
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -R "$tsan_tests" || true
 fi
 
 step "clang-format" format_check || true

@@ -17,10 +17,12 @@ source "$root/tests/bench/smoke_common.sh"
 make_scratch overhead
 expect_usage_error overhead
 
-# Valgrind cannot run AddressSanitizer builds: no instruction count there.
+# Valgrind cannot run sanitizer builds: no instruction count there.
+# PREFORK_SANITIZE is ON, address or thread in such a tree (BOOL or STRING).
 extra=()
 sanitized=0
-if grep -q '^PREFORK_SANITIZE:BOOL=ON' "$build/CMakeCache.txt" 2>/dev/null; then
+if grep -E '^PREFORK_SANITIZE:[A-Z]+=' "$build/CMakeCache.txt" 2>/dev/null |
+  grep -Eqiv '=(off|false|no|n|0|)$'; then
   extra=(--no-callgrind)
   sanitized=1
 fi

@@ -27,8 +27,10 @@ cache_value() { sed -n "s/^$1:[A-Z]*=//p" "$cache"; }
 
 # A sanitizer build's static library needs the sanitizer runtimes at link
 # time, which the package rightly does not export: nothing to check there.
-if [[ $(cache_value PREFORK_SANITIZE) == ON ]]; then
-  echo "SKIP: $build_dir is a PREFORK_SANITIZE build"
+# (PREFORK_SANITIZE: ON, address or thread.)
+sanitize=$(cache_value PREFORK_SANITIZE)
+if [[ ! ${sanitize,,} =~ ^(off|false|no|n|0|)$ ]]; then
+  echo "SKIP: $build_dir is a PREFORK_SANITIZE=$sanitize build"
   exit 77
 fi
 

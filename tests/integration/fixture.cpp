@@ -4,6 +4,8 @@
 
 #include <boost/test/results_collector.hpp>
 
+#include <signal.h>
+
 #include <algorithm>
 #include <exception>
 #include <iostream>
@@ -123,6 +125,20 @@ void UpperServer::remember_workers(const ScoreboardSnapshot& snapshot) {
 }
 
 UpperServer::~UpperServer() {
+#if defined(__SANITIZE_THREAD__)
+  // Under ThreadSanitizer (scripts/test.sh's build-tsan/) a race in a
+  // worker is reported on the server's stderr, and the worker may exit
+  // alone (halt_on_error) to be replaced by the master: the test would not
+  // notice. So the server is stopped here and its stderr, read to the end,
+  // must hold no report.
+  if (process_.running()) {
+    process_.signal(SIGTERM);
+    process_.wait_exit(tsan_stop_timeout);
+  }
+  const std::string errors = process_.stderr_text();
+  BOOST_TEST(errors.find("ThreadSanitizer") == std::string::npos,
+             "ThreadSanitizer reported in the server (its stderr follows)");
+#endif
   if (!current_test_failing()) return;
   // ctest --output-on-failure shows this beside the failed assertions.
   std::cerr << "=== upper_server of the failed test: " << process_.describe()

@@ -19,6 +19,9 @@ namespace prefork::test {
 
 inline constexpr Milliseconds start_timeout = 15'000ms;
 inline constexpr Milliseconds state_timeout = 10'000ms;
+// Under ThreadSanitizer, how long a server has to stop when the test ends
+// (its graceful timeout is 10 s; the sanitizer slows it down).
+inline constexpr Milliseconds tsan_stop_timeout = 30'000ms;
 
 // "fork" or "spawn": the argument after `--` on the test's command line
 // (CTest registers every executable once per mode); "fork" when absent.
@@ -64,6 +67,8 @@ class UpperServer {
   explicit UpperServer(std::vector<std::string> args);
   UpperServer(std::vector<std::string> args, Options options);
   // Prints the server's output and scoreboard if the test has failed.
+  // Under ThreadSanitizer, first stops the server and fails the test if its
+  // stderr holds a ThreadSanitizer report.
   ~UpperServer();
 
   ServerProcess& process() noexcept { return process_; }

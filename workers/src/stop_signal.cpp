@@ -4,6 +4,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 
@@ -12,15 +13,20 @@
 namespace prefork {
 
 namespace {
-volatile sig_atomic_t stop_fd = -1;
-volatile sig_atomic_t stop_requested = 0;
+// Atomics, not volatile sig_atomic_t: the handler runs on whichever thread
+// takes the signal, and the pool threads read the flag (volatile orders
+// nothing between threads: a data race). Lock-free atomics are safe in a
+// signal handler.
+std::atomic<int> stop_fd{-1};
+std::atomic<bool> stop_requested{false};
+static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 constexpr int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
 
 extern "C" void on_stop_signal(int) {
   int saved = errno;
-  stop_requested = 1;
+  stop_requested.store(true);
   std::uint64_t one = 1;
-  [[maybe_unused]] ssize_t ignored = ::write(stop_fd, &one, sizeof one);
+  [[maybe_unused]] ssize_t ignored = ::write(stop_fd.load(), &one, sizeof one);
   errno = saved;
 }
 }  // namespace
@@ -28,7 +34,7 @@ extern "C" void on_stop_signal(int) {
 StopSignal::StopSignal() {
   fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (fd_ < 0) throw SystemError("eventfd", errno);
-  stop_fd = fd_;
+  stop_fd.store(fd_);
   struct sigaction action {};
   action.sa_handler = on_stop_signal;
   ::sigemptyset(&action.sa_mask);
@@ -40,11 +46,11 @@ StopSignal::StopSignal() {
 
 StopSignal::~StopSignal() {
   for (int number : stop_signals) ::signal(number, SIG_DFL);
-  stop_fd = -1;
+  stop_fd.store(-1);
   ::close(fd_);
 }
 
-bool StopSignal::requested() const noexcept { return stop_requested != 0; }
+bool StopSignal::requested() const noexcept { return stop_requested.load(); }
 
 void StopSignal::request() noexcept { on_stop_signal(0); }
 
