@@ -167,22 +167,17 @@ class WholeConnection final : public Connection {
 
   std::optional<std::string_view> read_line() override {
     drop_line();
-    const std::size_t limit = context_.stream.max_message;
-    std::size_t searched = 0;
+    // The same lines, CRs and limit as a LineCodec listener's.
+    static const LineCodec lines;
     for (bool idle = true;; idle = false) {
-      const char* start = in_.data();
-      const void* found = in_.size() > searched
-                              ? std::memchr(start + searched, '\n', in_.size() - searched)
-                              : nullptr;
-      if (found != nullptr) {
-        std::size_t end = static_cast<const char*>(found) - start;
-        line_used_ = end + 1;
-        if (end > 0 && start[end - 1] == '\r') --end;
-        if (end > limit) return too_long();
-        return std::string_view(start, end);
+      if (!in_.empty()) {
+        const Decoded line = lines.decode(in_.view(), context_.stream.max_message);
+        if (line.status == Decoded::Status::too_large) return too_long();
+        if (line.status == Decoded::Status::message) {
+          line_used_ = line.consumed;
+          return line.message;
+        }
       }
-      searched = in_.size();
-      if (searched > limit + 1) return too_long();
       if (!fill(idle)) return std::nullopt;
     }
   }
