@@ -46,6 +46,7 @@ WorkerParams unusual() {
       .threads = 9,
       .max_message = 65536,
       .graceful_timeout = std::chrono::milliseconds(2500),
+      .max_requests = 1000,
       .worker_stats = false,
   };
 }
@@ -63,6 +64,7 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.threads == sent.threads);
   BOOST_TEST(received.max_message == sent.max_message);
   BOOST_TEST(received.graceful_timeout.count() == sent.graceful_timeout.count());
+  BOOST_TEST(received.max_requests == sent.max_requests);
   BOOST_TEST(received.worker_stats == sent.worker_stats);
   BOOST_TEST((received == sent));
 }

@@ -368,6 +368,7 @@ void Scoreboard::retire(unsigned index) noexcept {
   s.sequence.store(slot_sequence + (slot_sequence & 1), relaxed);
   s.connections_active.store(0, relaxed);
   s.waiting.store(0, relaxed);
+  s.retire_requested.store(0, relaxed);
   s.started_ns.store(0, relaxed);
   s.heartbeat_ns.store(0, relaxed);
   s.rss_bytes.store(0, relaxed);

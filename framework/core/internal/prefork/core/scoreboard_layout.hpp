@@ -1,4 +1,4 @@
-// The scoreboard's shared-memory layout (version 4): Header, then
+// The scoreboard's shared-memory layout (version 5): Header, then
 // slot_count Slots. All counters are 64-bit. Written by the master (the
 // header) and the workers (their slots, through SlotWriter); readers go
 // through ScoreboardReader (prefork/scoreboard.hpp).
@@ -15,7 +15,8 @@ namespace prefork {
 inline constexpr std::uint64_t scoreboard_magic =
     0x4b524f4645525021ull;  // "!PREFORK" little-endian
 // 4: connections closed by reason (Counters::closes).
-inline constexpr std::uint32_t scoreboard_version = 4;
+// 5: Slot::retire_requested (recycling after --max-requests).
+inline constexpr std::uint32_t scoreboard_version = 5;
 // Per-listener counters have room for this many listeners.
 inline constexpr unsigned scoreboard_max_listeners = 16;
 
@@ -55,6 +56,10 @@ struct alignas(64) Slot {
   // (Stevens' designs): the kernel wakes them, so their heartbeat, written
   // when they get work, is not expected to move meanwhile.
   std::atomic<std::uint32_t> waiting{0};
+  // Set by a worker that has served its --max-requests: it goes on serving
+  // until the master has a replacement ready and sends it SIGTERM, so the
+  // pool's capacity never dips while it recycles.
+  std::atomic<std::uint32_t> retire_requested{0};
   // Shared writers (threads, per-connection children) serialise on this
   // process-shared, robust pthread mutex; a single writer never touches it.
   alignas(64) unsigned char writer_lock[64];

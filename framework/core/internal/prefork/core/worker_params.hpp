@@ -28,6 +28,9 @@ struct WorkerParams {
   unsigned threads = default_threads;
   std::size_t max_message = 1 << 20;  // the most a connection may buffer of one message
   std::chrono::milliseconds graceful_timeout{10'000};
+  // After this many requests the worker asks to be recycled (Slot::
+  // retire_requested); 0: never. The master has already added the jitter.
+  std::uint64_t max_requests = 0;
   bool worker_stats = true;  // false: leave the slot's counters alone (--worker-stats off)
 
   // "NAME=value" entries, PREFORK_* names.
