@@ -16,6 +16,7 @@ Dispatcher::Dispatcher(WorkerPlan& plan) : plan_(plan) {}
 // byte then does not wake the master, it is read when needed. With none,
 // wait for the channels only: the connections wait in the backlog.
 void Dispatcher::add_poll_fds(std::vector<pollfd>& fds) {
+  if (stopped_) return;
   if (idle_.empty()) {
     for (UniqueFd& channel : plan_.master_channels()) fds.push_back({channel.get(), POLLIN, 0});
     return;
@@ -25,7 +26,8 @@ void Dispatcher::add_poll_fds(std::vector<pollfd>& fds) {
     if (listener.protocol != Protocol::datagram) fds.push_back({listener.fd.get(), POLLIN, 0});
 }
 
-void Dispatcher::dispatch(std::span<const pollfd> fds) {
+void Dispatcher::serve(std::span<const pollfd> fds) {
+  if (stopped_) return;
   if (idle_.empty()) collect_all_idle();
   auto listeners = plan_.master_listeners();
   for (std::size_t i = 0; i < listeners.size() && !idle_.empty(); ++i) {
@@ -83,8 +85,8 @@ bool Dispatcher::hand_out(std::size_t index) {
   return true;
 }
 
-std::optional<std::chrono::steady_clock::time_point> Dispatcher::next_deadline() const {
-  if (std::chrono::steady_clock::now() < paused_until_) return paused_until_;
+std::optional<Dispatcher::Clock::time_point> Dispatcher::next_deadline() const {
+  if (!stopped_ && std::chrono::steady_clock::now() < paused_until_) return paused_until_;
   return std::nullopt;
 }
 

@@ -13,24 +13,26 @@
 #include <vector>
 
 #include <prefork/core/passed_connection.hpp>
+#include "master_service.hpp"
 #include "worker_plan.hpp"
 
 namespace prefork {
 
-class Dispatcher {
+class Dispatcher final : public MasterService {
  public:
   explicit Dispatcher(WorkerPlan& plan);
 
   // What to wait on this turn: the channels, and the listeners when a
-  // worker is idle.
-  void add_poll_fds(std::vector<pollfd>& fds);
+  // worker is idle; nothing once stopping.
+  void add_poll_fds(std::vector<pollfd>& fds) override;
   // After the poll: collect idle reports, hand out connections.
-  void dispatch(std::span<const pollfd> fds);
-  // A worker died: forget its idle reports and drop what it left unread.
-  void forget(unsigned slot);
+  void serve(std::span<const pollfd> fds) override;
   // When the listeners are to be watched again after an EMFILE pause (the
   // master must wake by then); nullopt when not paused.
-  std::optional<std::chrono::steady_clock::time_point> next_deadline() const;
+  std::optional<Clock::time_point> next_deadline() const override;
+  void on_stop() override { stopped_ = true; }
+  // A worker died: forget its idle reports and drop what it left unread.
+  void forget(unsigned slot);
 
  private:
   void collect_idle(unsigned slot);
@@ -40,6 +42,7 @@ class Dispatcher {
   WorkerPlan& plan_;
   std::deque<unsigned> idle_;                             // slots, oldest idle first
   std::chrono::steady_clock::time_point paused_until_{};  // after EMFILE
+  bool stopped_ = false;
 };
 
 }  // namespace prefork

@@ -315,11 +315,16 @@ void render_master(MetricsWriter& w, const ScoreboardSnapshot& snap) {
            "Workers started in a slot that had one before.");
   w.value({}, snap.worker_restarts);
   w.family("prefork_worker_exits", Type::counter, "",
-           "Workers that ended while the master ran, by cause: crash (non-zero exit status), "
-           "signal (killed by one) or recycled (exited cleanly).");
+           "Workers that ended after they were ready, by cause: crash (non-zero exit status), "
+           "signal (killed by one), recycled (exited cleanly) or timeout (silent past "
+           "--timeout, killed by the master).");
   w.value({{"cause", "crash"}}, snap.exits_crashed);
   w.value({{"cause", "signal"}}, snap.exits_signaled);
   w.value({{"cause", "recycled"}}, snap.exits_recycled);
+  w.value({{"cause", "timeout"}}, snap.exits_timed_out);
+  w.family("prefork_worker_start_failures", Type::counter, "",
+           "Workers that died, or missed --start-timeout, before they were ready.");
+  w.value({}, snap.start_failures);
 
   w.family("prefork_listen_queue_depth", Type::gauge, "",
            "Connections waiting in the listening socket's accept queue (TCP listeners).");
@@ -581,7 +586,9 @@ std::string render_json(const ScoreboardSnapshot& snapshot, std::string_view nam
   j.number("crashed", snapshot.exits_crashed);
   j.number("signaled", snapshot.exits_signaled);
   j.number("recycled", snapshot.exits_recycled);
+  j.number("timed_out", snapshot.exits_timed_out);
   j.end_object();
+  j.number("start_failures", snapshot.start_failures);
 
   j.begin_array("listeners");
   for (const ListenerInfo& l : snapshot.listeners) {

@@ -30,20 +30,22 @@ class ForkStarter final : public WorkerStarter {
         signals_(signals),
         master_pid_(::getpid()) {}
 
-  pid_t start(unsigned slot, std::uint64_t generation) override {
+  pid_t start(const StartOrder& order) override {
     SignalPipe::Blocked blocked(signals_);
     pid_t pid = ::fork();
     if (pid < 0) {
-      log_sys_error("fork", errno, "while starting worker %u", slot);
+      log_sys_error("fork", errno, "while starting worker %u", order.slot);
       return -1;
     }
     if (pid == 0) {
+      // Both sides set the group, so that it exists whichever runs first.
+      ::setpgid(0, 0);
       signals_.abandon_in_child();
       blocked.restore();
       // Nothing may unwind from here into the master's stack.
       int status = 1;
       try {
-        status = run_child(slot, generation);
+        status = run_child(order);
       } catch (const std::exception& e) {
         log_info("worker failed: %s", e.what());
       } catch (...) {
@@ -51,24 +53,26 @@ class ForkStarter final : public WorkerStarter {
       }
       ::_exit(status);
     }
+    if (::setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
+      log_sys_error("setpgid", errno, "worker %u (pid %d)", order.slot, pid);
     return pid;
   }
 
  private:
-  int run_child(unsigned slot, std::uint64_t generation) {
+  int run_child(const StartOrder& order) {
     static std::string role;
-    role = "worker " + std::to_string(slot);
+    role = "worker " + std::to_string(order.slot);
     set_log_role(role.c_str());
-    plan_.keep_only(slot);
+    plan_.keep_only(order.slot, order.seat);
     if (in_child_) in_child_();
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);
     if (::getppid() != master_pid_) return 0;  // it died before prctl
-    return run_worker(plan_.params_for(slot, generation),
-                      WorkerResources{.listeners = plan_.listeners_for(slot),
-                                      .slot = scoreboard_.slot(slot),
+    return run_worker(plan_.params_for(order),
+                      WorkerResources{.listeners = plan_.listeners_for(order.seat),
+                                      .slot = scoreboard_.slot(order.slot),
                                       .header = scoreboard_.header(),
-                                      .channel = plan_.worker_channel(slot)},
+                                      .channel = plan_.worker_channel(order.slot)},
                       handler_);
   }
 

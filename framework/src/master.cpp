@@ -17,252 +17,162 @@ namespace prefork {
 
 namespace {
 
-// A worker that dies sooner than this after starting is failing to start.
-constexpr auto early_death = std::chrono::seconds(1);
-constexpr auto first_backoff = std::chrono::milliseconds(100);
-constexpr auto max_backoff = std::chrono::seconds(5);
 // How often the master refreshes its own figures in the scoreboard.
 constexpr auto metrics_period = std::chrono::seconds(1);
 
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) {
-    const char* name = ::sigabbrev_np(WTERMSIG(status));
-    return name ? std::string("was killed by SIG") + name
-                : "was killed by signal " + std::to_string(WTERMSIG(status));
+bool is_fault(int number) {
+  switch (number) {
+    case SIGSEGV:
+    case SIGBUS:
+    case SIGFPE:
+    case SIGILL:
+    case SIGTRAP:
+    case SIGSYS:
+    case SIGABRT:
+      return true;
+    default:
+      return false;
   }
-  return "changed state " + std::to_string(status);
 }
 
 }  // namespace
 
-// Doubled step by step up to the cap: no shift by the count, which was
-// undefined past 31 deaths (max_start_failures may be any positive number).
-std::chrono::milliseconds restart_delay(unsigned early_deaths) {
-  if (early_deaths == 0) return std::chrono::milliseconds(0);
-  std::chrono::milliseconds delay = first_backoff;
-  for (unsigned i = 1; i < early_deaths && delay < max_backoff; ++i) delay *= 2;
-  return std::min<std::chrono::milliseconds>(delay, max_backoff);
+std::vector<int> master_signals() {
+  std::vector<int> numbers;
+  for (int number = 1; number < SIGRTMIN; ++number) {
+    // KILL and STOP cannot be caught; CONT and the job-control stops keep
+    // their meaning (a master stopped by ^Z resumes as it was), except TTIN
+    // and TTOU, which resize the pool; 32 and 33 belong to the C library.
+    if (number == SIGKILL || number == SIGSTOP || number == SIGCONT || number == SIGTSTP ||
+        is_fault(number) || number == 32 || number == 33)
+      continue;
+    numbers.push_back(number);
+  }
+  for (int number = SIGRTMIN; number <= SIGRTMAX; ++number) numbers.push_back(number);
+  return numbers;
 }
 
 Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-               WorkerStarter& starter, SignalPipe& signals, MetricsEndpoint* metrics)
+               WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services,
+               Dispatcher* dispatcher)
     : config_(config),
       plan_(plan),
-      metrics_(metrics),
       scoreboard_(scoreboard),
       starter_(starter),
       signals_(signals),
-      workers_(plan.workers()) {
-  if (plan.accept() == Accept::pass) dispatcher_.emplace(plan);
+      services_(std::move(services)),
+      dispatcher_(dispatcher),
+      supervisor_(plan.supervisor_settings(config), plan.slots(), *this),
+      random_(std::random_device{}()) {
+  scoreboard_.header().slots_in_use.store(plan.workers(), std::memory_order_release);
 }
 
 int Master::run() {
-  log_info("starting %zu workers (%s mode, model %s, accept %s)", workers_.size(),
+  log_info("starting %u workers (%s mode, model %s, accept %s)", plan_.workers(),
            config_.start == StartMode::fork ? "fork" : "spawn", model_name(plan_.model()).data(),
            accept_name(plan_.accept()).data());
-  while (!stopping_ || live_workers() > 0) {
-    start_due_workers();
+  while (!supervisor_.finished()) {
+    supervisor_.tick();
     publish_metrics();
+    if (supervisor_.finished()) break;
     wait_for_events();
     handle_signals();
-    reap_workers();
-    dispatch_connections();
-    serve_metrics();
-    kill_lingering_workers();
+    serve_services();
   }
-  log_info("stopped (exit status %d)", exit_status_);
-  return exit_status_;
+  log_info("stopped (exit status %d)", supervisor_.exit_status());
+  return supervisor_.exit_status();
 }
 
-// Sleeps in poll() on the signal pipe until a signal arrives or the next
-// deadline (a worker due to start, the end of the graceful timeout, the end
-// of the dispatcher's pause after EMFILE).
+// Sleeps in poll() until a signal (the pipe), a service's descriptor, or the
+// next deadline of the supervisor or a service.
 void Master::wait_for_events() {
-  auto now = Clock::now();
-  auto wake = now + std::chrono::seconds(1);
-  if (stopping_) wake = std::min(wake, kill_at_);
-  for (const WorkerRecord& worker : workers_)
-    if (worker.due && !stopping_) wake = std::min(wake, worker.due_at);
-  if (metrics_)
-    if (auto deadline = metrics_->next_deadline()) wake = std::min(wake, *deadline);
-  if (dispatcher_ && !stopping_)
-    if (auto deadline = dispatcher_->next_deadline()) wake = std::min(wake, *deadline);
-  auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - now).count();
+  auto wake = supervisor_.next_deadline();
+  for (const MasterService* service : services_)
+    if (auto deadline = service->next_deadline()) wake = std::min(wake, *deadline);
   poll_set_.assign(1, pollfd{signals_.fd(), POLLIN, 0});
-  if (dispatcher_ && !stopping_) dispatcher_->add_poll_fds(poll_set_);
-  if (metrics_) metrics_->add_poll_fds(poll_set_);
-  if (::poll(poll_set_.data(), poll_set_.size(), static_cast<int>(std::max<long>(timeout, 0))) <
-          0 &&
-      errno != EINTR) {
-    log_sys_error("poll", errno);
-    poll_set_.resize(1);
+  service_ends_.clear();
+  for (MasterService* service : services_) {
+    service->add_poll_fds(poll_set_);
+    service_ends_.push_back(poll_set_.size());
+  }
+  const auto timeout = std::chrono::ceil<std::chrono::milliseconds>(wake - Clock::now()).count();
+  if (::poll(poll_set_.data(), poll_set_.size(),
+             static_cast<int>(std::clamp<long long>(timeout, 0, 60'000))) < 0) {
+    if (errno != EINTR) log_sys_error("poll", errno);
+    for (pollfd& entry : poll_set_) entry.revents = 0;
   }
 }
 
-void Master::dispatch_connections() {
-  if (dispatcher_ && !stopping_) dispatcher_->dispatch(poll_set_);
+void Master::serve_services() {
+  std::size_t begin = 1;
+  for (std::size_t i = 0; i < services_.size(); ++i) {
+    const std::size_t end = service_ends_.size() > i ? service_ends_[i] : begin;
+    services_[i]->serve(std::span<const pollfd>(poll_set_).subspan(begin, end - begin));
+    begin = end;
+  }
 }
 
-// Scrapes are answered during a stop too: the drain is worth watching.
-void Master::serve_metrics() {
-  if (metrics_) metrics_->serve(poll_set_);
-}
-
+// The signal table (README "Signals"), after gunicorn's.
 void Master::handle_signals() {
   // Most wake-ups under --accept pass are connections: skip the read then.
   if ((poll_set_.front().revents & POLLIN) == 0) return;
   while (int number = signals_.next()) {
     switch (number) {
       case SIGTERM:
-      case SIGINT:
-        if (stopping_ && Clock::now() < kill_at_) {
-          // Asked twice: do not wait for the graceful timeout.
-          log_info("received %s again: killing the workers now", ::strsignal(number));
-          kill_at_ = Clock::now();
-        } else {
-          begin_stop(exit_status_, ::strsignal(number));
-        }
+        supervisor_.stop(Supervisor::Stop::graceful, exit_ok, "SIGTERM");
         break;
+      case SIGINT:
       case SIGQUIT:
-        begin_stop(exit_status_, "quit (fast stop)");
-        kill_at_ = Clock::now();
+        supervisor_.stop(Supervisor::Stop::fast, exit_ok, number == SIGINT ? "SIGINT" : "SIGQUIT");
         break;
       case SIGHUP:
-        log_info("received SIGHUP: reload is not supported yet; ignored");
+        reload();
         break;
-      case SIGCHLD:
-        child_exited_ = true;
+      case SIGTTIN:
+        supervisor_.resize(+1);
+        break;
+      case SIGTTOU:
+        supervisor_.resize(-1);
+        break;
+      case SIGUSR1:
+        log_info("SIGUSR1: reopening the log");
+        break;
+      case SIGUSR2:
+        log_info("SIGUSR2: binary upgrade is not available in this build; ignored");
+        break;
+      case SIGCHLD:  // the supervisor reaps on every turn
+        break;
+      default:
+        log_info("%s: ignored", ::strsignal(number));
         break;
     }
   }
 }
 
-void Master::reap_workers() {
-  if (!child_exited_) return;
-  child_exited_ = false;
-  for (;;) {
-    int status = 0;
-    pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid == 0) return;
-    if (pid < 0) {
-      if (errno == EINTR) continue;
-      if (errno != ECHILD) log_sys_error("waitpid", errno);
-      return;
-    }
-    auto it = std::find_if(workers_.begin(), workers_.end(),
-                           [pid](const WorkerRecord& w) { return w.pid == pid; });
-    if (it != workers_.end()) on_worker_exit(static_cast<unsigned>(it - workers_.begin()), status);
-  }
-}
-
-void Master::on_worker_exit(unsigned slot, int status) {
-  WorkerRecord& worker = workers_[slot];
-  const std::string what = describe_status(status);
-  const bool served = scoreboard_.slot(slot).state.load() != WorkerState::starting &&
-                      Clock::now() - worker.started >= early_death;
-  const pid_t pid = worker.pid;
-  worker.pid = 0;
-  // Fold its counts into the totals before anything reuses the slot.
-  scoreboard_.retire(slot);
-  if (dispatcher_) dispatcher_->forget(slot);
-
-  if (stopping_) {
-    log_info("worker %u (pid %d) %s", slot, pid, what.c_str());
-    return;
-  }
-  Header& header = scoreboard_.header();
-  if (WIFSIGNALED(status))
-    header.exits_signaled.fetch_add(1, std::memory_order_relaxed);
-  else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
-    header.exits_recycled.fetch_add(1, std::memory_order_relaxed);
-  else
-    header.exits_crashed.fetch_add(1, std::memory_order_relaxed);
-  if (WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_boot_error) {
-    log_info("worker %u (pid %d) failed to boot (exit status %d): not restarting it", slot, pid,
-             worker_exit_boot_error);
-    begin_stop(exit_workers_failed, "a worker failed to boot");
-    return;
-  }
-  schedule_restart(slot, !served,
-                   "worker " + std::to_string(slot) + " (pid " + std::to_string(pid) + ") " + what);
-}
-
-// Crash-loop protection: each early death doubles the wait before the next
-// try; too many in a row and the master gives up instead of looping forever.
-void Master::schedule_restart(unsigned slot, bool early, const std::string& why) {
-  WorkerRecord& worker = workers_[slot];
-  worker.early_deaths = early ? worker.early_deaths + 1 : 0;
-  if (worker.early_deaths >= config_.max_start_failures) {
-    log_info("%s; it died %u times in a row within %llds of starting: giving up", why.c_str(),
-             worker.early_deaths, static_cast<long long>(early_death.count()));
-    begin_stop(exit_workers_failed, "workers keep failing to start");
-    return;
-  }
-  const auto delay = restart_delay(worker.early_deaths);
-  log_info("%s; restarting it in %lld ms", why.c_str(), static_cast<long long>(delay.count()));
-  worker.due = true;
-  worker.due_at = Clock::now() + delay;
-}
-
-void Master::start_due_workers() {
-  if (stopping_) return;
-  auto now = Clock::now();
-  for (unsigned slot = 0; slot < workers_.size(); ++slot)
-    if (workers_[slot].due && workers_[slot].due_at <= now) start_worker(slot);
-}
-
-void Master::start_worker(unsigned slot) {
-  WorkerRecord& worker = workers_[slot];
-  worker.due = false;
-  worker.generation += 1;
-  if (worker.generation > 1) scoreboard_.header().worker_restarts.fetch_add(1);
-  scoreboard_.header().generation.fetch_add(1, std::memory_order_relaxed);
-  Slot& entry = scoreboard_.slot(slot);
-  entry.generation.store(worker.generation);
-  entry.state.store(WorkerState::starting);
-
-  worker.started = Clock::now();
-  pid_t pid = starter_.start(slot, worker.generation);
-  if (pid < 0) {
-    scoreboard_.retire(slot);
-    schedule_restart(slot, true, "worker " + std::to_string(slot) + " could not be started");
-    return;
-  }
-  worker.pid = pid;
-  entry.pid.store(pid);
-}
-
-void Master::kill_lingering_workers() {
-  if (!stopping_ || Clock::now() < kill_at_ || live_workers() == 0) return;
-  log_info("graceful timeout: killing %u workers", live_workers());
-  signal_workers(SIGKILL);
-  kill_at_ = Clock::now() + std::chrono::seconds(1);
-}
-
-void Master::begin_stop(int exit_status, const char* why) {
-  if (stopping_) return;
-  stopping_ = true;
-  exit_status_ = exit_status;
-  kill_at_ = Clock::now() + config_.graceful_timeout;
-  log_info("stopping (%s): %u workers finish their requests, up to %lld ms", why, live_workers(),
-           static_cast<long long>(config_.graceful_timeout.count()));
-  // Close our copies of the listeners: once the workers close theirs the
-  // kernel refuses new connections instead of queueing them for nobody.
-  plan_.close_all();
-  signal_workers(SIGTERM);
-}
-
-void Master::signal_workers(int number) {
-  for (const WorkerRecord& worker : workers_)
-    if (worker.pid > 0 && ::kill(worker.pid, number) != 0 && errno != ESRCH)
-      log_sys_error("kill", errno, "worker pid %d", worker.pid);
+// HUP: the workers are replaced, a few at a time, each by one started and
+// ready first; should the new ones fail to start, the old ones go on.
+void Master::reload() {
+  if (supervisor_.stopping()) return;
+  const std::uint64_t id = supervisor_.roll(plan_.supervisor_settings(config_));
+  if (std::string why = plan_.add_config(id, config_); !why.empty())
+    log_info("reload: %s", why.c_str());
 }
 
 // The accept queue of each TCP listener, from TCP_INFO: on a listening
 // socket Linux reports the queue length in tcpi_unacked and the backlog in
-// tcpi_sacked. With reuseport each slot has its own queue: they are summed.
+// tcpi_sacked. With reuseport each seat has its own queue: they are summed.
+// The supervisor's counts go to the header on every turn.
 void Master::publish_metrics() {
+  Header& header = scoreboard_.header();
+  const SupervisorCounts& counts = supervisor_.counts();
+  header.worker_restarts.store(counts.restarts, std::memory_order_relaxed);
+  header.exits_crashed.store(counts.exits_crashed, std::memory_order_relaxed);
+  header.exits_signaled.store(counts.exits_signaled, std::memory_order_relaxed);
+  header.exits_recycled.store(counts.exits_recycled, std::memory_order_relaxed);
+  header.exits_timed_out.store(counts.exits_timed_out, std::memory_order_relaxed);
+  header.start_failures.store(counts.start_failures, std::memory_order_relaxed);
+  header.generation.store(counts.generation, std::memory_order_relaxed);
+
   const auto now = Clock::now();
   if (now < metrics_due_) return;
   metrics_due_ = now + metrics_period;
@@ -284,9 +194,80 @@ void Master::publish_metrics() {
   }
 }
 
-unsigned Master::live_workers() const {
-  return static_cast<unsigned>(std::count_if(workers_.begin(), workers_.end(),
-                                             [](const WorkerRecord& w) { return w.pid > 0; }));
+double Master::random() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
+
+pid_t Master::start(const StartOrder& order) {
+  Header& header = scoreboard_.header();
+  if (header.slots_in_use.load(std::memory_order_relaxed) <= order.slot)
+    header.slots_in_use.store(order.slot + 1, std::memory_order_release);
+  Slot& entry = scoreboard_.slot(order.slot);
+  entry.generation.store(order.generation);
+  entry.state.store(WorkerState::starting);
+  const pid_t pid = starter_.start(order);
+  if (pid < 0) return -1;
+  entry.pid.store(pid);
+  return pid;
+}
+
+// Before a worker is reaped (while its pid, and so its process group's id,
+// cannot be reused), whatever it left in its group is killed: a stopped or
+// crashed worker's children must not outlive it.
+std::optional<ChildExit> Master::reap() {
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      if (errno != ECHILD) log_sys_error("waitid", errno);
+      return std::nullopt;
+    }
+    if (info.si_pid == 0) return std::nullopt;
+    const pid_t pid = info.si_pid;
+    if (::kill(-pid, SIGKILL) != 0 && errno != ESRCH && errno != EPERM)
+      log_sys_error("kill", errno, "the process group of pid %d", pid);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0) {
+      if (errno == EINTR) continue;
+      log_sys_error("waitpid", errno, "pid %d", pid);
+      break;
+    }
+    return ChildExit{.pid = pid, .status = status};
+  }
+}
+
+void Master::kill(pid_t pid, int signal, bool group) {
+  if (pid <= 0) return;
+  if (::kill(group ? -pid : pid, signal) != 0 && errno != ESRCH)
+    log_sys_error("kill", errno, "%s %d with %s", group ? "group" : "worker pid", pid,
+                  ::strsignal(signal));
+}
+
+WorkerView Master::observe(unsigned slot) {
+  const Slot& entry = scoreboard_.slot(slot);
+  const WorkerState state = entry.state.load(std::memory_order_acquire);
+  return WorkerView{
+      .ready = state == WorkerState::ready || state == WorkerState::stopping,
+      .heartbeat = entry.heartbeat_ns.load(std::memory_order_relaxed),
+      .waiting = entry.waiting.load(std::memory_order_relaxed) > 0,
+      .busy = entry.connections_active.load(std::memory_order_relaxed) > 0,
+      .retire_requested = entry.retire_requested.load(std::memory_order_relaxed) != 0,
+  };
+}
+
+// Its counts fold into the totals before anything reuses the slot.
+void Master::released(unsigned slot) {
+  scoreboard_.retire(slot);
+  if (dispatcher_) dispatcher_->forget(slot);
+}
+
+// Our copies of the listeners close, so that once the workers close theirs
+// the kernel refuses new connections instead of queueing them for nobody.
+void Master::close_listeners() {
+  plan_.close_all();
+  for (MasterService* service : services_) service->on_stop();
+}
+
+void Master::draining() {
+  for (MasterService* service : services_) service->on_drain();
 }
 
 }  // namespace prefork

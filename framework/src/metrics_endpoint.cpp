@@ -72,7 +72,6 @@ MetricsEndpoint::MetricsEndpoint(const Address& address, std::string stats_name)
 }
 
 void MetricsEndpoint::add_poll_fds(std::vector<pollfd>& fds) {
-  first_ = fds.size();
   fds.push_back(
       pollfd{listener_.get(), static_cast<short>(clients_.size() < max_clients ? POLLIN : 0), 0});
   for (const Client& client : clients_)
@@ -81,14 +80,15 @@ void MetricsEndpoint::add_poll_fds(std::vector<pollfd>& fds) {
         static_cast<short>(client.response.empty() || client.lingering ? POLLIN : POLLOUT), 0});
 }
 
-void MetricsEndpoint::serve(const std::vector<pollfd>& fds) {
+void MetricsEndpoint::serve(std::span<const pollfd> fds) {
   const auto now = Clock::now();
-  // The clients polled this turn are the first fds.size() - first_ - 1.
-  const std::size_t polled = fds.size() > first_ + 1 ? fds.size() - first_ - 1 : 0;
+  // The clients polled this turn are the first fds.size() - 1 (accepted
+  // ones come after them).
+  const std::size_t polled = fds.size() > 1 ? fds.size() - 1 : 0;
   std::vector<bool> done(clients_.size(), false);
   for (std::size_t i = 0; i < clients_.size(); ++i) {
     Client& client = clients_[i];
-    const short events = i < polled ? fds[first_ + 1 + i].revents : 0;
+    const short events = i < polled ? fds[1 + i].revents : 0;
     if (events != 0)
       done[i] = client.lingering          ? !discard_input(client)
                 : client.response.empty() ? !read_request(client)
@@ -99,7 +99,7 @@ void MetricsEndpoint::serve(const std::vector<pollfd>& fds) {
   for (std::size_t i = 0; i < clients_.size(); ++i)
     if (!done[i]) clients_[kept++] = std::move(clients_[i]);
   clients_.resize(kept);
-  if (fds.size() > first_ && (fds[first_].revents & POLLIN)) accept_clients();
+  if (!fds.empty() && (fds.front().revents & POLLIN)) accept_clients();
 }
 
 std::optional<MetricsEndpoint::Clock::time_point> MetricsEndpoint::next_deadline() const {
@@ -197,8 +197,11 @@ std::string MetricsEndpoint::respond(const std::string& request) {
   if (method != "GET" && !head_only)
     return http_response("405 Method Not Allowed", "text/plain; charset=utf-8",
                          "only GET and HEAD\n", false);
+  if (target == "/health")
+    return draining_ ? plain("503 Service Unavailable", "draining", head_only)
+                     : plain("200 OK", "serving", head_only);
   if (target != "/metrics" && target != "/stats.json")
-    return plain("404 Not Found", "try /metrics or /stats.json", head_only);
+    return plain("404 Not Found", "try /metrics, /stats.json or /health", head_only);
 
   ScoreboardSnapshot snapshot;
   try {

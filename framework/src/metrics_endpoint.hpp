@@ -3,6 +3,8 @@
 //   GET /metrics     OpenMetrics, or Prometheus' 0.0.4 text format when the
 //                    client's Accept header does not ask for OpenMetrics
 //   GET /stats.json  the JSON document prefork-top --json prints
+//   GET /health      200 "serving", or 503 "draining" once a stop began
+//                    (for a load balancer in front: see --drain-delay)
 // from a snapshot of the scoreboard. It reads shared memory only: the
 // workers' hot path never knows a scrape happened.
 //
@@ -15,6 +17,8 @@
 #include <prefork/scoreboard.hpp>
 #include <prefork/unique_fd.hpp>
 
+#include "master_service.hpp"
+
 #include <poll.h>
 
 #include <chrono>
@@ -24,10 +28,8 @@
 
 namespace prefork {
 
-class MetricsEndpoint {
+class MetricsEndpoint final : public MasterService {
  public:
-  using Clock = std::chrono::steady_clock;
-
   // Binds and listens; throws SystemError (e.g. bind) naming the address.
   MetricsEndpoint(const Address& address, std::string stats_name);
   MetricsEndpoint(const MetricsEndpoint&) = delete;
@@ -35,15 +37,17 @@ class MetricsEndpoint {
 
   const Address& local() const noexcept { return local_; }
 
-  // What to wait on this turn; remembers where its entries start.
-  void add_poll_fds(std::vector<pollfd>& fds);
+  // What to wait on this turn: the listener, then each client.
+  void add_poll_fds(std::vector<pollfd>& fds) override;
   // After the poll: accept, read, answer; drops clients past their deadline.
-  void serve(const std::vector<pollfd>& fds);
+  // Scrapes are answered during a stop too: the drain is worth watching.
+  void serve(std::span<const pollfd> polled) override;
   // The earliest client deadline, for the master's poll timeout.
-  std::optional<Clock::time_point> next_deadline() const;
-
-  // In a forked worker: these descriptors are the master's.
-  void close_in_child() noexcept;
+  std::optional<Clock::time_point> next_deadline() const override;
+  // /health says "draining" from now on.
+  void on_drain() override { draining_ = true; }
+  void on_stop() override { draining_ = true; }
+  void close_in_child() noexcept override;
 
  private:
   struct Client {
@@ -66,7 +70,7 @@ class MetricsEndpoint {
   std::string stats_name_;
   std::optional<ScoreboardReader> reader_;  // opened on the first scrape
   std::vector<Client> clients_;
-  std::size_t first_ = 0;  // our first entry in the poll set
+  bool draining_ = false;
 };
 
 }  // namespace prefork

@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "config_check.hpp"
+#include "dispatcher.hpp"
 #include "master.hpp"
 #include "metrics_endpoint.hpp"
 #include "start_worker.hpp"
@@ -59,25 +60,31 @@ int serve(const ServerConfig& requested, Handler& handler) {
 
   try {
     // Handlers first: a signal from now on is an orderly stop.
-    SignalPipe signals({SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD});
+    SignalPipe signals(master_signals());
     ::signal(SIGPIPE, SIG_IGN);
     WorkerPlan plan(config);  // the listeners, opened here
-    Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.workers(), plan.announced());
+    Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.slots(), plan.announced());
     plan.attach(scoreboard);
 
     std::optional<MetricsEndpoint> metrics;
     if (config.metrics) metrics.emplace(*config.metrics, config.stats_name);
+    std::optional<Dispatcher> dispatcher;
+    if (plan.accept() == Accept::pass) dispatcher.emplace(plan);
+    std::vector<MasterService*> services;
+    if (dispatcher) services.push_back(&*dispatcher);
+    if (metrics) services.push_back(&*metrics);
 
     std::unique_ptr<WorkerStarter> starter;
     if (config.start == StartMode::fork)
-      starter = make_fork_starter(plan, scoreboard, handler, signals, [&metrics] {
-        if (metrics) metrics->close_in_child();
+      starter = make_fork_starter(plan, scoreboard, handler, signals, [&services] {
+        for (MasterService* service : services) service->close_in_child();
       });
     else
       starter = make_spawn_starter(config, plan, signals);
 
     announce(plan.announced(), metrics ? &metrics->local() : nullptr);
-    Master master(config, plan, scoreboard, *starter, signals, metrics ? &*metrics : nullptr);
+    Master master(config, plan, scoreboard, *starter, signals, services,
+                  dispatcher ? &*dispatcher : nullptr);
     return master.run();
   } catch (const std::exception& e) {
     log_info("%s", e.what());

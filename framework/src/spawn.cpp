@@ -76,6 +76,8 @@ struct ListenerHandover {
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != master_pid)
       return {errno ? errno : ESRCH, bp::system_category()};
+    // A process group of its own: the master's stop reaches its children.
+    if (::setpgid(0, 0) != 0) return {errno, bp::system_category()};
 
     // Move every source above the target range first, so that a dup2 onto
     // descriptor 3+i never closes a source not yet moved.
@@ -121,12 +123,13 @@ class SpawnStarter final : public WorkerStarter {
       if (!is_ours(*entry)) inherited_.emplace_back(*entry);
   }
 
-  pid_t start(unsigned slot, std::uint64_t generation) override {
+  pid_t start(const StartOrder& order) override {
+    const unsigned slot = order.slot;
     // This slot's descriptors: its listeners (its own with reuseport), and
     // the channel to the master with pass.
     std::vector<int> sources;
     std::string names;
-    for (const Listener& listener : plan_.listeners_for(slot)) {
+    for (const Listener& listener : plan_.listeners_for(order.seat)) {
       sources.push_back(listener.fd.get());
       names.append(names.empty() ? "" : ":").append(protocol_name(listener.protocol));
     }
@@ -137,7 +140,7 @@ class SpawnStarter final : public WorkerStarter {
     std::vector<int> moved(sources.size());
 
     std::vector<std::string> environment = inherited_;
-    for (std::string& entry : plan_.params_for(slot, generation).to_environment())
+    for (std::string& entry : plan_.params_for(order).to_environment())
       environment.push_back(std::move(entry));
     environment.push_back(std::string(env::listen_fds) + '=' + std::to_string(sources.size()));
     environment.push_back(std::string(env::listen_fdnames) + '=' + names);
@@ -163,6 +166,10 @@ class SpawnStarter final : public WorkerStarter {
     // The master reaps its workers with its own waitpid loop.
     pid_t pid = child.id();
     child.detach();
+    // The child set its group before exec; this only closes the window
+    // before it did (EACCES: it has exec'd already, and set it).
+    if (::setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
+      log_sys_error("setpgid", errno, "worker %u (pid %d)", slot, pid);
     return pid;
   }
 

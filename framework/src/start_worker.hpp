@@ -13,6 +13,7 @@
 #include <memory>
 #include <span>
 
+#include "supervisor.hpp"
 #include "worker_plan.hpp"
 
 namespace prefork {
@@ -20,8 +21,9 @@ namespace prefork {
 class WorkerStarter {
  public:
   virtual ~WorkerStarter() = default;
-  // Starts the worker for `slot`; returns its pid, or -1 after logging why.
-  virtual pid_t start(unsigned slot, std::uint64_t generation) = 0;
+  // Starts the worker of `order` in a process group of its own (so that a
+  // stop reaches its children too); returns its pid, or -1 after logging why.
+  virtual pid_t start(const StartOrder& order) = 0;
 };
 
 // fork(): the child drops the master's signal pipe, runs the worker loop in

@@ -52,6 +52,12 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
       config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
   if (!facts(config.model).pool) workers_ = 1;
   const Accept strategy = *accept;
+  // With reuseport each seat owns its sockets: closing one would drop the
+  // connections queued on it, so that pool never changes size.
+  max_workers_ = config.max_workers == 0 ? 2 * workers_ : std::max(config.max_workers, workers_);
+  if (!facts(config.model).pool || strategy == Accept::reuseport) max_workers_ = workers_;
+  slots_ = max_workers_ + std::max(1u, config.max_recycling);
+  configs_[1] = base_;
 
   ListenOptions options{.backlog = config.backlog,
                         .blocking = blocking_accept(config, strategy),
@@ -62,11 +68,11 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
     std::vector<ListenerSpec> bound;
     for (const Listener& listener : sets_.front())
       bound.push_back({listener.protocol, listener.local});
-    for (unsigned slot = 1; slot < workers_; ++slot)
+    for (unsigned seat = 1; seat < workers_; ++seat)
       sets_.push_back(open_listeners(bound, options));
   }
   if (strategy == Accept::pass) {
-    for (unsigned slot = 0; slot < workers_; ++slot) {
+    for (unsigned slot = 0; slot < slots_; ++slot) {
       int ends[2];
       if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ends) != 0)
         throw SystemError("socketpair", errno, "channel to worker " + std::to_string(slot));
@@ -82,15 +88,53 @@ void WorkerPlan::attach(Scoreboard& scoreboard) {
     init_accept_lock(scoreboard.header());
 }
 
-WorkerParams WorkerPlan::params_for(unsigned slot, std::uint64_t generation) const {
-  WorkerParams params = base_;
-  params.slot = slot;
-  params.generation = generation;
+SupervisorSettings WorkerPlan::supervisor_settings(const ServerConfig& config) const {
+  return SupervisorSettings{
+      .workers = workers_,
+      .max_workers = max_workers_,
+      .max_recycling = std::max(1u, config.max_recycling),
+      .resizable = facts(config.model).pool && accept() != Accept::reuseport,
+      .pool = config.pool,
+      .min_spare = config.min_spare,
+      .max_spare = config.max_spare,
+      .spawn_rate = std::max(1u, config.spawn_rate),
+      .timeout = config.timeout,
+      .start_timeout = config.start_timeout,
+      .graceful_timeout = config.graceful_timeout,
+      .drain_delay = config.drain_delay,
+      .max_requests = config.max_requests,
+      .max_requests_jitter = config.max_requests_jitter,
+      .max_start_failures = config.max_start_failures,
+      .restart_window = config.restart_window,
+  };
+}
+
+WorkerParams WorkerPlan::params_for(const StartOrder& order) const {
+  auto found = configs_.find(order.config);
+  WorkerParams params = found != configs_.end() ? found->second : base_;
+  params.slot = order.slot;
+  params.generation = order.generation;
+  params.max_requests = order.max_requests;
   return params;
 }
 
-std::span<Listener> WorkerPlan::listeners_for(unsigned slot) noexcept {
-  return sets_.size() == 1 ? sets_.front() : sets_[slot];
+std::string WorkerPlan::add_config(std::uint64_t id, const ServerConfig& config) {
+  std::string why;
+  auto accept = resolve_accept(config.model, config.accept, why);
+  if (!accept) return why;
+  if (config.model != base_.model || *accept != base_.accept)
+    return "the model and accept strategy change only with a restart or an upgrade (USR2)";
+  WorkerParams params = base_;
+  params.threads = config.threads == 0 ? default_threads : config.threads;
+  params.max_message = config.max_message;
+  params.graceful_timeout = config.graceful_timeout;
+  params.worker_stats = config.worker_stats;
+  configs_[id] = params;
+  return {};
+}
+
+std::span<Listener> WorkerPlan::listeners_for(unsigned seat) noexcept {
+  return sets_.size() == 1 ? sets_.front() : sets_[seat];
 }
 
 int WorkerPlan::worker_channel(unsigned slot) const noexcept {
@@ -102,10 +146,10 @@ std::span<Listener> WorkerPlan::master_listeners() noexcept {
   return sets_.front();
 }
 
-void WorkerPlan::keep_only(unsigned slot) noexcept {
+void WorkerPlan::keep_only(unsigned slot, unsigned seat) noexcept {
   if (sets_.size() > 1)
     for (unsigned other = 0; other < sets_.size(); ++other)
-      if (other != slot) sets_[other].clear();
+      if (other != seat) sets_[other].clear();
   master_channels_.clear();
   for (unsigned other = 0; other < worker_channels_.size(); ++other)
     if (other != slot) worker_channels_[other].reset();

@@ -10,9 +10,12 @@
 #include <prefork/server.hpp>
 #include <prefork/unique_fd.hpp>
 
+#include <map>
 #include <span>
 #include <string>
 #include <vector>
+
+#include "supervisor.hpp"
 
 namespace prefork {
 
@@ -27,13 +30,23 @@ class WorkerPlan {
 
   Model model() const noexcept { return base_.model; }
   Accept accept() const noexcept { return base_.accept; }
+  // The pool at start, and the most it may grow to (TTIN, the dynamic pool).
   unsigned workers() const noexcept { return workers_; }
-  // What the worker started in `slot` is told (the hand-off, defined once).
-  WorkerParams params_for(unsigned slot, std::uint64_t generation) const;
+  unsigned max_workers() const noexcept { return max_workers_; }
+  // Scoreboard slots: the largest pool plus the workers being replaced.
+  unsigned slots() const noexcept { return slots_; }
+  // What the supervisor may do with this pool (the rest comes from config).
+  SupervisorSettings supervisor_settings(const ServerConfig& config) const;
+  // What the worker of `order` is told (the hand-off, defined once).
+  WorkerParams params_for(const StartOrder& order) const;
+  // A reload: the workers of configuration `id` get these settings. Empty
+  // when accepted, else why not (what only a restart or upgrade changes).
+  std::string add_config(std::uint64_t id, const ServerConfig& config);
 
   // One per configured listener, for the `listening` lines.
   std::span<const Listener> announced() const noexcept { return sets_.front(); }
-  std::span<Listener> listeners_for(unsigned slot) noexcept;
+  // The listeners of the worker in `seat` (its own set with reuseport).
+  std::span<Listener> listeners_for(unsigned seat) noexcept;
   // Every listening socket the master holds: one set, or one per slot
   // (reuseport); empty after close_all().
   std::span<const std::vector<Listener>> listener_sets() const noexcept { return sets_; }
@@ -45,13 +58,16 @@ class WorkerPlan {
   std::span<Listener> master_listeners() noexcept;
 
   // In a forked worker: close what belongs to other slots and the master.
-  void keep_only(unsigned slot) noexcept;
+  void keep_only(unsigned slot, unsigned seat) noexcept;
   // On a stop: the master's copies go, so the kernel refuses instead of queueing.
   void close_all() noexcept;
 
  private:
   WorkerParams base_;
+  std::map<std::uint64_t, WorkerParams> configs_;  // by StartOrder::config
   unsigned workers_;
+  unsigned max_workers_;
+  unsigned slots_;
   std::vector<std::vector<Listener>> sets_;  // one, or one per slot (reuseport)
   std::vector<UniqueFd> master_channels_;
   std::vector<UniqueFd> worker_channels_;

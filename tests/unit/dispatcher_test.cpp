@@ -91,7 +91,7 @@ BOOST_AUTO_TEST_CASE(after_emfile_the_dispatcher_reports_when_it_accepts_again) 
   const auto before = Clock::now();
   {
     NoMoreDescriptors limit(listener_fd);
-    dispatcher.dispatch(fds);
+    dispatcher.serve(fds);
   }
   const auto deadline = dispatcher.next_deadline();
   const auto checked = Clock::now();
@@ -117,6 +117,6 @@ BOOST_AUTO_TEST_CASE(after_emfile_the_dispatcher_reports_when_it_accepts_again) 
   dispatcher.add_poll_fds(resumed);
   BOOST_TEST_REQUIRE(watches(resumed, listener_fd));
   for (pollfd& p : resumed) p.revents = p.fd == listener_fd ? POLLIN : 0;
-  dispatcher.dispatch(resumed);
+  dispatcher.serve(resumed);
   BOOST_TEST(receive_passed(worker_channel).get() >= 0, "the waiting connection was not passed");
 }

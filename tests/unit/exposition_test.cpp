@@ -126,6 +126,8 @@ struct Scenario {
     h.exits_crashed = 1;
     h.exits_signaled = 2;
     h.exits_recycled = 3;
+    h.exits_timed_out = 5;
+    h.start_failures = 6;
     board->publish_queue(0, 5, 128);
     board->publish_queue(1, 0, 64);
     board->publish_queue(2, 9, 9);  // a UDP socket has no accept queue: not shown
@@ -343,7 +345,8 @@ const std::vector<FamilySpec> scenario_families = {
     {"prefork_master_uptime_seconds", "gauge", "seconds", 1},
     {"prefork_master_generation", "gauge", "", 1},
     {"prefork_worker_restarts", "counter", "", 1},
-    {"prefork_worker_exits", "counter", "", 3},
+    {"prefork_worker_exits", "counter", "", 4},
+    {"prefork_worker_start_failures", "counter", "", 1},
     {"prefork_listen_queue_depth", "gauge", "", 2},
     {"prefork_listen_queue_limit", "gauge", "", 2},
     {"prefork_worker_state", "gauge", "", 3 * 4},
@@ -439,6 +442,10 @@ void check_values(const Parsed& p, const Scenario& sc) {
                       {{"cause", "signal"}}) == "2");
   BOOST_TEST(value_of(p, "prefork_worker_exits", "prefork_worker_exits_total",
                       {{"cause", "recycled"}}) == "3");
+  BOOST_TEST(value_of(p, "prefork_worker_exits", "prefork_worker_exits_total",
+                      {{"cause", "timeout"}}) == "5");
+  BOOST_TEST(value_of(p, "prefork_worker_start_failures", "prefork_worker_start_failures_total",
+                      {}) == "6");
   const std::string tcp = sc.listener_name(0), framed = sc.listener_name(1);
   BOOST_TEST(value_of(p, "prefork_listen_queue_depth", "prefork_listen_queue_depth",
                       {{"listener", tcp}}) == "5");
@@ -748,8 +755,8 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
 
   BOOST_TEST(keys(doc) ==
              (std::set<std::string>{"name", "master_pid", "started_ns", "taken_ns", "uptime_s",
-                                    "generation", "worker_restarts", "exits", "listeners",
-                                    "workers", "retired", "totals"}));
+                                    "generation", "worker_restarts", "exits", "start_failures",
+                                    "listeners", "workers", "retired", "totals"}));
   BOOST_TEST(doc.at("name").as_string() == "stats \"q\" \\ \t\x01 \xc3\xa9 \xEF\xBF\xBD");
   BOOST_TEST(doc.at("master_pid").to_number<int>() == ::getpid());
   BOOST_TEST(u64(doc, "started_ns") == snap.started_ns);
@@ -760,7 +767,8 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
   BOOST_TEST(u64(doc, "generation") == 7u);
   BOOST_TEST(u64(doc, "worker_restarts") == 4u);
   const json::object& exits = doc.at("exits").as_object();
-  BOOST_TEST(keys(exits) == (std::set<std::string>{"crashed", "signaled", "recycled"}));
+  BOOST_TEST(keys(exits) ==
+             (std::set<std::string>{"crashed", "signaled", "recycled", "timed_out"}));
   BOOST_TEST(u64(exits, "crashed") == 1u);
   BOOST_TEST(u64(exits, "signaled") == 2u);
   BOOST_TEST(u64(exits, "recycled") == 3u);

@@ -317,6 +317,7 @@ Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count,
   Header* h = new (impl->mapping.base()) Header;
   h->version = scoreboard_version;
   h->slot_count = slot_count;
+  h->slots_in_use.store(slot_count, std::memory_order_relaxed);
   h->segment_size = size;
   h->master_pid = ::getpid();
   h->listener_count = static_cast<std::uint32_t>(listeners.size());
@@ -472,8 +473,10 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
     snap.listeners[i].protocol = static_cast<Protocol>(record.protocol);
     snap.listeners[i].name.assign(record.name, ::strnlen(record.name, sizeof record.name));
   }
-  snap.slots.resize(h.slot_count);
-  impl_->last.resize(h.slot_count);
+  const unsigned shown =
+      std::min(h.slot_count, std::max(1u, h.slots_in_use.load(std::memory_order_acquire)));
+  snap.slots.resize(shown);
+  impl_->last.resize(shown);
 
   const auto deadline = std::chrono::steady_clock::now() + snapshot_timeout;
   for (int attempt = 1;; ++attempt) {
@@ -485,6 +488,8 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
       snap.exits_crashed = h.exits_crashed.load(relaxed);
       snap.exits_signaled = h.exits_signaled.load(relaxed);
       snap.exits_recycled = h.exits_recycled.load(relaxed);
+      snap.exits_timed_out = h.exits_timed_out.load(relaxed);
+      snap.start_failures = h.start_failures.load(relaxed);
       snap.metrics_updated_ns = h.metrics_updated_ns.load(relaxed);
       for (unsigned i = 0; i < listener_count; ++i) {
         snap.listeners[i].queue_depth = h.listeners[i].queue_depth.load(relaxed);

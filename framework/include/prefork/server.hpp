@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,6 +22,12 @@ namespace prefork {
 enum class StartMode {
   fork,   // fork(): the child goes on in this program image
   spawn,  // a new program image (Boost.Process), listeners passed as LISTEN_FDS
+};
+
+// How the pool's size is chosen (see README "Supervision").
+enum class PoolMode {
+  fixed,    // `workers`, changed only by SIGTTIN/SIGTTOU
+  dynamic,  // between min_spare and max_spare idle workers, at most max_workers
 };
 
 struct ServerConfig {
@@ -37,10 +44,39 @@ struct ServerConfig {
   // role with worker_args (by default this process's own arguments).
   std::string worker_exe;
   std::vector<std::string> worker_args;
-  // A slot whose worker dies this many times in a row before serving for a
-  // second makes the master give up. At least 1 (serve() returns exit_usage
-  // for 0); any larger value is valid, the wait between tries stays 5 s.
+  // --- Supervision (README "Signals" and "Supervision") ---
+  // Workers that fail to start (die, or miss start_timeout, before they are
+  // ready) this many times within restart_window while no worker serves
+  // make the master give up (exit_workers_failed). While some worker
+  // serves, a failing seat only backs off (100 ms doubling to 10 s). At
+  // least 1 (serve() returns exit_usage for 0).
   unsigned max_start_failures = 5;
+  std::chrono::milliseconds restart_window{60'000};
+  // The heartbeat: a worker silent this long (no progress, and not asleep
+  // waiting for work) is aborted (SIGABRT), killed 2 s later if still
+  // there, and replaced. 0: never.
+  std::chrono::milliseconds timeout{30'000};
+  // A worker not ready this long after its start is killed and counted as
+  // a failed start. 0: no deadline.
+  std::chrono::milliseconds start_timeout{30'000};
+  // Recycling: a worker is replaced after max_requests requests plus a
+  // random 0..max_requests_jitter (0: never); at most max_recycling workers
+  // are replaced at once (also in a reload), each by a worker started and
+  // ready before the old one stops.
+  std::uint64_t max_requests = 0;
+  std::uint64_t max_requests_jitter = 0;
+  unsigned max_recycling = 1;
+  // The pool: `workers` at start; TTIN/TTOU add or remove one, up to
+  // max_workers (0: twice `workers`). Dynamic: min_spare..max_spare idle
+  // workers, at most spawn_rate started per second.
+  PoolMode pool = PoolMode::fixed;
+  unsigned max_workers = 0;
+  unsigned min_spare = 1;
+  unsigned max_spare = 3;
+  unsigned spawn_rate = 8;
+  // On SIGTERM, GET /health answers 503 for this long before the listeners
+  // close, so that a load balancer in front stops sending first.
+  std::chrono::milliseconds drain_delay{0};
   Model model = Model::event;
   Accept accept = Accept::automatic;
   unsigned threads = 0;  // prethreaded, hybrid: threads per process; 0: default_threads

@@ -82,8 +82,12 @@ struct ScoreboardSnapshot {
   std::uint64_t generation = 0;
   std::uint64_t worker_restarts = 0;
   std::uint64_t exits_crashed = 0, exits_signaled = 0, exits_recycled = 0;
+  std::uint64_t exits_timed_out = 0;  // killed by the heartbeat (--timeout)
+  std::uint64_t start_failures = 0;   // workers that died or timed out before ready
   std::uint64_t metrics_updated_ns = 0;
   std::vector<ListenerInfo> listeners;
+  // The slots in use so far (Header::slots_in_use): the table has room for
+  // more (TTIN, workers being replaced) that readers need not show.
   std::vector<SlotSnapshot> slots;
   CounterValues retired;  // workers that have died
   std::shared_ptr<const Histogram> retired_latency;

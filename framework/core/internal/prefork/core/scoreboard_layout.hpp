@@ -15,7 +15,8 @@ namespace prefork {
 inline constexpr std::uint64_t scoreboard_magic =
     0x4b524f4645525021ull;  // "!PREFORK" little-endian
 // 4: connections closed by reason (Counters::closes).
-// 5: Slot::retire_requested (recycling after --max-requests).
+// 5: Slot::retire_requested (recycling after --max-requests);
+//    Header::exits_timed_out, start_failures, slots_in_use.
 inline constexpr std::uint32_t scoreboard_version = 5;
 // Per-listener counters have room for this many listeners.
 inline constexpr unsigned scoreboard_max_listeners = 16;
@@ -96,8 +97,14 @@ struct alignas(64) Header {
   std::atomic<std::uint64_t> exits_crashed{0};       // a non-zero exit status
   std::atomic<std::uint64_t> exits_signaled{0};      // killed by a signal
   std::atomic<std::uint64_t> exits_recycled{0};      // exited cleanly (recycled)
+  std::atomic<std::uint64_t> exits_timed_out{0};     // killed by the heartbeat (--timeout)
+  std::atomic<std::uint64_t> start_failures{0};      // died or timed out before ready
   std::atomic<std::uint64_t> generation{0};          // the last generation started
   std::atomic<std::uint64_t> metrics_updated_ns{0};  // queue depths, CLOCK_REALTIME
+  // Readers show slots [0, slots_in_use): every slot that ever held a worker
+  // is below it. slot_count at creation; the master sets it to its pool and
+  // raises it when TTIN or a replacement first uses a higher slot.
+  std::atomic<std::uint32_t> slots_in_use{0};
   ListenerRecord listeners[scoreboard_max_listeners];
   Counters retired;  // everything counted by workers that have died
   // Room for the accept mutex of `--accept lock`: a process-shared, robust
