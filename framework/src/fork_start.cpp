@@ -45,9 +45,9 @@ class ForkStarter final : public WorkerStarter {
       try {
         status = run_child(slot, generation);
       } catch (const std::exception& e) {
-        log_info("worker failed: %s", e.what());
+        log_error("worker failed: %s", e.what());
       } catch (...) {
-        log_info("worker failed with a non-standard exception");
+        log_error("worker failed with a non-standard exception");
       }
       ::_exit(status);
     }
@@ -56,9 +56,7 @@ class ForkStarter final : public WorkerStarter {
 
  private:
   int run_child(unsigned slot, std::uint64_t generation) {
-    static std::string role;
-    role = "worker " + std::to_string(slot);
-    set_log_role(role.c_str());
+    set_log_worker(slot, generation);
     plan_.keep_only(slot);
     if (in_child_) in_child_();
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.

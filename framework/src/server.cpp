@@ -51,8 +51,14 @@ std::string config_error(const ServerConfig& config, const Handler* handler) {
 int serve(const ServerConfig& requested, Handler& handler) {
   set_log_role("master");
   if (std::string error = config_error(requested, &handler); !error.empty()) {
-    log_info("invalid configuration: %s", error.c_str());
+    log_error("invalid configuration: %s", error.c_str());
     return exit_usage;
+  }
+  try {
+    configure_log(requested.log);
+  } catch (const std::exception& e) {
+    log_error("%s", e.what());  // on stderr: where the log was before
+    return exit_setup_failed;
   }
   ServerConfig config = requested;
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
@@ -80,7 +86,7 @@ int serve(const ServerConfig& requested, Handler& handler) {
     Master master(config, plan, scoreboard, *starter, signals, metrics ? &*metrics : nullptr);
     return master.run();
   } catch (const std::exception& e) {
-    log_info("%s", e.what());
+    log_error("%s", e.what());
     return exit_setup_failed;
   }
 }

@@ -47,6 +47,7 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
       .max_message = config.max_message,
       .graceful_timeout = config.graceful_timeout,
       .worker_stats = config.worker_stats,
+      .log = config.log,
   };
   workers_ =
       config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;

@@ -5,6 +5,7 @@
 // The descriptors cross an exec separately, as LISTEN_FDS (environment.hpp).
 #pragma once
 
+#include <prefork/log.hpp>
 #include <prefork/models.hpp>
 
 #include <sys/types.h>
@@ -29,6 +30,7 @@ struct WorkerParams {
   std::size_t max_message = 1 << 20;  // the most a connection may buffer of one message
   std::chrono::milliseconds graceful_timeout{10'000};
   bool worker_stats = true;  // false: leave the slot's counters alone (--worker-stats off)
+  LogSettings log{};         // --log-level, --log-format, --log-file
 
   // "NAME=value" entries, PREFORK_* names.
   std::vector<std::string> to_environment() const;
