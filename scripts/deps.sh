@@ -12,6 +12,12 @@
 #                       Debian's default libboost-dev is 1.74, without Process v2
 #   libboost-test1.81-dev  Boost.Test, for the test executables
 #   libboost-program-options1.81-dev  Boost.Program_options: every program's flags
+#   libtomlplusplus-dev toml++ 3.3, the --config file (TOML): Debian's packaged
+#                       C++ TOML parser, complete TOML 1.0, with the line and
+#                       column of every key, value and syntax error (for
+#                       "prefork.toml:7: unknown key 'wokers'"); used
+#                       header-only in framework/src/config_file.cpp, so the
+#                       installed prefork package does not depend on it
 #   python3             the example clients and the tests' client scripts
 #   clang-format        the formatting check in test.sh
 #   gnuplot-nox         the benchmark plots (bench/models, bench/spawn), which
@@ -31,6 +37,7 @@ packages=(
   libboost1.81-dev
   libboost-test1.81-dev
   libboost-program-options1.81-dev
+  libtomlplusplus-dev
   python3
   clang-format
   gnuplot-nox

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "config_check.hpp"
+#include "config_file.hpp"
 
 namespace prefork {
 
@@ -70,9 +72,24 @@ bool first_of_two(std::string_view flag, std::string_view value, std::string_vie
 }
 
 // A flag as --help shows it, and what its value does to the configuration.
+// Every flag is also a key of the --config file (its name without the
+// dashes), unless `file_key` is false.
 struct Flag {
   flags::Help help;
   std::function<void(const std::string& value)> apply;
+  // The listener flags: each use adds one. In the file, a key takes an
+  // array or a single value; on the command line, any of them replaces all
+  // the file gave.
+  bool repeatable = false;
+  bool file_key = true;
+};
+
+// What the flags that are not settings ask for.
+struct Requests {
+  bool help = false;
+  bool version = false;
+  bool check_only = false;  // --check-config
+  std::string config_file;  // --config
 };
 
 struct FlagGroup {
@@ -82,7 +99,7 @@ struct FlagGroup {
 
 // Every flag of a server, as --help lists them, each changing `config`;
 // --help and --version set `help` and `version`.
-std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& version,
+std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
                                     const CommandLineDefaults& defaults) {
   const ServerConfig initial;
   FlagGroup listeners{"Listeners (each repeatable)", {}};
@@ -95,7 +112,8 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& vers
     listeners.flags.push_back({{std::string(protocol_name(protocol)), "HOST:PORT", text},
                                [&config, protocol](const std::string& v) {
                                  config.listeners.push_back({protocol, Address::parse(v)});
-                               }});
+                               },
+                               true});
   }
   listeners.flags.push_back(
       {{"backlog", "N", "listen queue length (default " + std::to_string(initial.backlog) + ")"},
@@ -156,8 +174,8 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& vers
                             "on stop, how long workers may finish their requests (default " +
                                 std::to_string(initial.graceful_timeout.count() / 1000) + ")"},
                            [&config](const std::string& v) {
-                             config.graceful_timeout = std::chrono::seconds(
-                                 flags::number("--graceful-timeout", v, 0u, 86400u));
+                             config.graceful_timeout =
+                                 flags::seconds("--graceful-timeout", v, 0, 86400);
                            }});
 
   FlagGroup observing{"Scoreboard and metrics", {}};
@@ -181,7 +199,30 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& vers
          config.worker_stats = first_of_two("--worker-stats", v, "on", "off");
        }});
 
-  std::vector<FlagGroup> groups{listeners, workers, observing};
+  FlagGroup logging{"Logging", {}};
+  logging.flags.push_back(
+      {{"log-level", "LEVEL",
+        "debug, info, warning or error: the least a line must be to be written (default info)"},
+       [&config](const std::string& v) {
+         auto level = log_level_from_name(v);
+         if (!level)
+           throw UsageError("--log-level wants debug, info, warning or error, not '" + v + "'");
+         config.log.level = *level;
+       }});
+  logging.flags.push_back(
+      {{"log-format", "text|json",
+        "text: one line per event (time level prefork[pid] role: message); json: one JSON "
+        "object per line (default text)"},
+       [&config](const std::string& v) {
+         config.log.format =
+             first_of_two("--log-format", v, "text", "json") ? LogFormat::text : LogFormat::json;
+       }});
+  logging.flags.push_back(
+      {{"log-file", "PATH",
+        "append the log to PATH, opened again by reopen_log() after logrotate (default stderr)"},
+       [&config](const std::string& v) { config.log.file = v; }});
+
+  std::vector<FlagGroup> groups{listeners, workers, observing, logging};
   if (!defaults.options.empty()) {
     FlagGroup own{defaults.program + "'s own options", {}};
     for (const ExtraOption& option : defaults.options) {
@@ -191,10 +232,29 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& vers
     }
     groups.push_back(own);
   }
+  groups.push_back(
+      {"Configuration file",
+       {{{"config", "FILE",
+          "read the settings from a TOML file: each flag above is a key, its name without "
+          "the dashes (workers = 4, framed = [\"127.0.0.1:9000\"]); flags given here win"},
+         [&requests](const std::string& v) { requests.config_file = v; },
+         false,
+         false},
+        {{"check-config", "",
+          "check the flags and the --config file as the server would, print 'configuration ok' "
+          "and exit 0 (or 2 with the error)"},
+         [&requests](const std::string&) { requests.check_only = true; },
+         false,
+         false}}});
   groups.push_back({"Other",
-                    {{{"help,h", "", "this text"}, [&help](const std::string&) { help = true; }},
+                    {{{"help,h", "", "this text"},
+                      [&requests](const std::string&) { requests.help = true; },
+                      false,
+                      false},
                      {{"version", "", "the program's version and prefork's"},
-                      [&version](const std::string&) { version = true; }}}});
+                      [&requests](const std::string&) { requests.version = true; },
+                      false,
+                      false}}});
   return groups;
 }
 
@@ -222,16 +282,89 @@ void print_help(const CommandLineDefaults& defaults, const po::options_descripti
   std::printf("\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n");
 }
 
-}  // namespace
+// Two words that say yes and no, as a flag's value name spells them
+// ("on|off"): a TOML boolean in the file stands for them.
+std::optional<std::pair<std::string, std::string>> boolean_words(const std::string& value_name) {
+  for (auto [yes, no] : {std::pair{"on", "off"}, {"yes", "no"}, {"true", "false"}})
+    if (value_name == std::string(yes) + "|" + no) return std::pair{yes, no};
+  return std::nullopt;
+}
 
-CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults& defaults) {
+// A flag's message about its value, said about the file's key:
+// "prefork.toml:3: workers wants a number ..." for "--workers wants ...".
+UsageError about_key(const std::string& path, unsigned line, const std::string& key,
+                     const std::string& what) {
+  std::string message = config_location(path, line);
+  message += ": ";
+  if (const std::size_t at = what.find("--" + key); at != std::string::npos) {
+    message.append(what, 0, at).append(what, at + 2);
+  } else {
+    message.append(key).append(": ").append(what);
+  }
+  return UsageError(message);
+}
+
+// The --config file's keys, applied as the flags of the same names would be.
+void apply_file(const std::string& path, const std::map<std::string, const Flag*>& by_name) {
+  for (const ConfigEntry& entry : read_config_file(path)) {
+    auto found = by_name.find(entry.key);
+    if (found == by_name.end() || !found->second->file_key) {
+      std::string message = config_location(path, entry.line);
+      message += ": unknown key '";
+      message += entry.key;
+      message += "'";
+      // The spellings people try first: graceful_timeout, --workers.
+      std::string dashed =
+          entry.key.substr(std::min(entry.key.find_first_not_of('-'), entry.key.size()));
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      if (auto near = by_name.find(dashed);
+          dashed != entry.key && near != by_name.end() && near->second->file_key)
+        message += " (the keys are the flags' names: '" + dashed + "')";
+      throw UsageError(message);
+    }
+    const Flag& flag = *found->second;
+    if (entry.array && !flag.repeatable)
+      throw UsageError(config_location(path, entry.line) + ": " + entry.key +
+                       " takes one value, not an array");
+    for (const ConfigValue& value : entry.values) {
+      std::string word = value.text;
+      if (flag.help.value.empty()) {  // a flag without a value: true gives it
+        if (!value.boolean)
+          throw about_key(path, value.line, entry.key,
+                          "--" + entry.key + " wants true or false, not '" + word + "'");
+        if (word == "true") flag.apply({});
+        continue;
+      }
+      if (value.boolean) {
+        auto words = boolean_words(flag.help.value);
+        if (!words)
+          throw about_key(path, value.line, entry.key,
+                          "--" + entry.key + " wants " + flag.help.value + ", not " + value.text);
+        word = value.text == "true" ? words->first : words->second;
+      }
+      try {
+        flag.apply(word);
+      } catch (const UsageError& e) {
+        throw about_key(path, value.line, entry.key, e.what());
+      } catch (const std::invalid_argument& e) {  // Address::parse, the program's own flags
+        throw about_key(path, value.line, entry.key, e.what());
+      }
+    }
+  }
+}
+
+// parse_command_line(), for prefork_main() too: with the handler, what only
+// the handler decides is checked with the rest; `quiet` (a reload) prints
+// nothing and leaves the error in CommandLine::error.
+CommandLine parse(const std::vector<std::string>& arguments, const CommandLineDefaults& defaults,
+                  const Handler* handler, bool quiet) {
   CommandLine result;
   ServerConfig config;
   config.stats_name = defaults.stats_name;
   config.model = defaults.model;
   config.max_message = defaults.max_message;
-  bool help = false, version = false;
-  const std::vector<FlagGroup> groups = server_flags(config, help, version, defaults);
+  Requests requests;
+  const std::vector<FlagGroup> groups = server_flags(config, requests, defaults);
 
   po::options_description options;
   std::map<std::string, const Flag*> by_name;
@@ -249,7 +382,7 @@ CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults&
 
   // After the first `--`: the spawned worker program's arguments. By
   // default a spawned worker is this program re-run with our arguments.
-  std::vector<std::string> words(argv + 1, argv + argc);
+  std::vector<std::string> words = arguments;
   auto dashes = std::find(words.begin(), words.end(), "--");
   const bool worker_args_given = dashes != words.end();
   std::vector<std::string> after_dashes(worker_args_given ? dashes + 1 : dashes, words.end());
@@ -262,19 +395,31 @@ CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults&
     for (const po::option& option : parsed.options)
       if (option.string_key == "help" || option.string_key == "version")
         by_name.at(option.string_key)->apply({});
-    if (help) {
-      print_help(defaults, options);
+    if (requests.help) {
+      if (!quiet) print_help(defaults, options);
       return result;
     }
-    if (version) {
-      std::printf("%s (prefork %s)\n", defaults.program.c_str(), PREFORK_VERSION);
+    if (requests.version) {
+      if (!quiet) std::printf("%s (prefork %s)\n", defaults.program.c_str(), PREFORK_VERSION);
       return result;
     }
+    // The file first, so that the command line's flags win whatever their
+    // order: a later value replaces an earlier one.
+    bool listeners_given = false;
     for (const po::option& option : parsed.options) {
       if (option.string_key.empty())
         throw UsageError("unexpected argument '" + option.value.at(0) + "'");
+      const Flag& flag = *by_name.at(option.string_key);
+      if (!flag.file_key) flag.apply(option.value.empty() ? "" : option.value[0]);
+      listeners_given = listeners_given || flag.repeatable;
+    }
+    if (!requests.config_file.empty()) apply_file(requests.config_file, by_name);
+    if (listeners_given) config.listeners.clear();
+    for (const po::option& option : parsed.options) {
+      const Flag& flag = *by_name.at(option.string_key);
+      if (!flag.file_key) continue;
       try {
-        by_name.at(option.string_key)->apply(option.value.empty() ? "" : option.value[0]);
+        flag.apply(option.value.empty() ? "" : option.value[0]);
       } catch (const std::invalid_argument& e) {  // Address::parse, the program's own flags
         std::string message = e.what();
         if (message.find("--" + option.string_key) == std::string::npos)
@@ -284,23 +429,39 @@ CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults&
     }
     if (config.listeners.empty()) config.listeners = defaults.listeners;
     if (!config.worker_exe.empty() || worker_args_given) config.worker_args = after_dashes;
-    if (std::string error = config_error(config); !error.empty()) throw UsageError(error);
+    if (std::string error = config_error(config, handler); !error.empty()) throw UsageError(error);
   } catch (const UsageError& e) {
-    result.exit_status = flags::usage_error(defaults.program, e.what());
+    result.error = e.what();
+    result.exit_status = quiet ? exit_usage : flags::usage_error(defaults.program, e.what());
     return result;
   }
+  if (requests.check_only) {
+    if (!quiet) std::printf("configuration ok\n");
+    return result;
+  }
+  // The same words and defaults, read again (the file too) when asked.
+  auto again = [arguments, defaults, handler] { return parse(arguments, defaults, handler, true); };
+  config.reload = [again](std::string& error) -> std::optional<ServerConfig> {
+    CommandLine next = again();
+    if (!next.config) error = next.error;
+    return std::move(next.config);
+  };
+  result.reload = again;
   result.config = std::move(config);
   return result;
 }
 
+}  // namespace
+
+CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults& defaults) {
+  return parse(std::vector<std::string>(argv + 1, argv + argc), defaults, nullptr, false);
+}
+
 int prefork_main(int argc, char** argv, Handler& handler, const CommandLineDefaults& defaults) {
   if (started_as_worker()) return serve_as_worker(handler);
-  CommandLine command_line = parse_command_line(argc, argv, defaults);
+  CommandLine command_line =
+      parse(std::vector<std::string>(argv + 1, argv + argc), defaults, &handler, false);
   if (!command_line.config) return command_line.exit_status;
-  // What only the handler decides (a ConnectionHandler needs a blocking
-  // model), said as the command line's other errors are.
-  if (std::string error = config_error(*command_line.config, &handler); !error.empty())
-    return flags::usage_error(defaults.program, error);
   return serve(*command_line.config, handler);
 }
 

@@ -3,6 +3,8 @@
 
 #include <boost/program_options/errors.hpp>
 
+#include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <sstream>
 
@@ -60,6 +62,21 @@ po::parsed_options parse(const std::vector<std::string>& words,
         throw needs_a_value(option.original_tokens[0]);
   }
   return parsed;
+}
+
+std::chrono::milliseconds seconds(std::string_view flag, std::string_view text, double low,
+                                  double high) {
+  double value = 0;
+  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (!text.empty() && error == std::errc() && end == text.data() + text.size() &&
+      std::isfinite(value) && value >= low && value <= high)
+    return std::chrono::milliseconds(std::llround(value * 1000));
+  // %g: "0", "86400", "0.5" without trailing zeros.
+  char range[64];
+  std::snprintf(range, sizeof range, " wants seconds from %g to %g, not '", low, high);
+  std::string message(flag);
+  message.append(range).append(text).append("'");
+  throw UsageError(message);
 }
 
 int usage_error(std::string_view program, std::string_view message) {

@@ -47,9 +47,9 @@ class ForkStarter final : public WorkerStarter {
       try {
         status = run_child(order);
       } catch (const std::exception& e) {
-        log_info("worker failed: %s", e.what());
+        log_error("worker failed: %s", e.what());
       } catch (...) {
-        log_info("worker failed with a non-standard exception");
+        log_error("worker failed with a non-standard exception");
       }
       ::_exit(status);
     }
@@ -60,9 +60,7 @@ class ForkStarter final : public WorkerStarter {
 
  private:
   int run_child(const StartOrder& order) {
-    static std::string role;
-    role = "worker " + std::to_string(order.slot);
-    set_log_role(role.c_str());
+    set_log_worker(order.slot, order.generation);
     plan_.keep_only(order.slot, order.seat);
     if (in_child_) in_child_();
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.

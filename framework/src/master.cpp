@@ -13,6 +13,8 @@
 
 #include <prefork/log.hpp>
 
+#include "config_check.hpp"
+
 namespace prefork {
 
 namespace {
@@ -134,8 +136,8 @@ void Master::handle_signals() {
       case SIGTTOU:
         supervisor_.resize(-1);
         break;
-      case SIGUSR1:
-        log_info("SIGUSR1: reopening the log");
+      case SIGUSR1:  // logrotate's postrotate, as with nginx
+        reopen_log();
         break;
       case SIGUSR2:
         log_info("SIGUSR2: binary upgrade is not available in this build; ignored");
@@ -149,13 +151,33 @@ void Master::handle_signals() {
   }
 }
 
-// HUP: the workers are replaced, a few at a time, each by one started and
-// ready first; should the new ones fail to start, the old ones go on.
+// HUP: the configuration is read again (when it came from a command line
+// and a file), and the workers are replaced, a few at a time, each by one
+// started and ready first; should the new ones fail to start, the old ones
+// go on. A configuration that cannot be read or applied changes nothing.
 void Master::reload() {
   if (supervisor_.stopping()) return;
-  const std::uint64_t id = supervisor_.roll(plan_.supervisor_settings(config_));
-  if (std::string why = plan_.add_config(id, config_); !why.empty())
-    log_info("reload: %s", why.c_str());
+  ServerConfig next = config_;
+  if (config_.reload) {
+    std::string error;
+    std::optional<ServerConfig> loaded = config_.reload(error);
+    if (loaded) {
+      if (loaded->stats_name.empty()) loaded->stats_name = config_.stats_name;
+      error = config_error(*loaded, nullptr);
+      if (error.empty() && loaded->stats_name != config_.stats_name)
+        error = "the scoreboard's name changes only with a restart";
+      if (error.empty()) error = plan_.reload_error(*loaded);
+    }
+    if (!error.empty()) {
+      log_error("reload refused, the workers go on as they are: %s", error.c_str());
+      return;
+    }
+    next = std::move(*loaded);
+  }
+  if (next.log != config_.log) configure_log(next.log);
+  const std::uint64_t id = supervisor_.roll(plan_.supervisor_settings(next));
+  plan_.add_config(id, next);
+  config_ = std::move(next);
 }
 
 // The accept queue of each TCP listener, from TCP_INFO: on a listening

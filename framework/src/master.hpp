@@ -55,7 +55,7 @@ class Master final : private SupervisorHost {
   void close_listeners() override;
   void draining() override;
 
-  const ServerConfig& config_;
+  ServerConfig config_;  // the one serving: a reload replaces it
   WorkerPlan& plan_;
   Scoreboard& scoreboard_;
   WorkerStarter& starter_;

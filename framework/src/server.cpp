@@ -52,8 +52,14 @@ std::string config_error(const ServerConfig& config, const Handler* handler) {
 int serve(const ServerConfig& requested, Handler& handler) {
   set_log_role("master");
   if (std::string error = config_error(requested, &handler); !error.empty()) {
-    log_info("invalid configuration: %s", error.c_str());
+    log_error("invalid configuration: %s", error.c_str());
     return exit_usage;
+  }
+  try {
+    configure_log(requested.log);
+  } catch (const std::exception& e) {
+    log_error("%s", e.what());  // on stderr: where the log was before
+    return exit_setup_failed;
   }
   ServerConfig config = requested;
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
@@ -87,7 +93,7 @@ int serve(const ServerConfig& requested, Handler& handler) {
                   dispatcher ? &*dispatcher : nullptr);
     return master.run();
   } catch (const std::exception& e) {
-    log_info("%s", e.what());
+    log_error("%s", e.what());
     return exit_setup_failed;
   }
 }

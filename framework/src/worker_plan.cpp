@@ -47,6 +47,7 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
       .max_message = config.max_message,
       .graceful_timeout = config.graceful_timeout,
       .worker_stats = config.worker_stats,
+      .log = config.log,
   };
   workers_ =
       config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
@@ -118,19 +119,30 @@ WorkerParams WorkerPlan::params_for(const StartOrder& order) const {
   return params;
 }
 
-std::string WorkerPlan::add_config(std::uint64_t id, const ServerConfig& config) {
+std::string WorkerPlan::reload_error(const ServerConfig& config) const {
   std::string why;
   auto accept = resolve_accept(config.model, config.accept, why);
   if (!accept) return why;
   if (config.model != base_.model || *accept != base_.accept)
-    return "the model and accept strategy change only with a restart or an upgrade (USR2)";
+    return "the model and the accept strategy change only with a restart or an upgrade (USR2)";
+  const auto& listeners = sets_.front();
+  bool same = config.listeners.size() == listeners.size();
+  for (std::size_t i = 0; same && i < listeners.size(); ++i)
+    same = config.listeners[i].protocol == listeners[i].protocol &&
+           (config.listeners[i].address.port() == 0 ||
+            config.listeners[i].address.to_string() == listeners[i].local.to_string());
+  if (!same) return "the listeners change only with a restart or an upgrade (USR2)";
+  return {};
+}
+
+void WorkerPlan::add_config(std::uint64_t id, const ServerConfig& config) {
   WorkerParams params = base_;
   params.threads = config.threads == 0 ? default_threads : config.threads;
   params.max_message = config.max_message;
   params.graceful_timeout = config.graceful_timeout;
   params.worker_stats = config.worker_stats;
+  params.log = config.log;
   configs_[id] = params;
-  return {};
 }
 
 std::span<Listener> WorkerPlan::listeners_for(unsigned seat) noexcept {

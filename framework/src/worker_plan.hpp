@@ -39,9 +39,11 @@ class WorkerPlan {
   SupervisorSettings supervisor_settings(const ServerConfig& config) const;
   // What the worker of `order` is told (the hand-off, defined once).
   WorkerParams params_for(const StartOrder& order) const;
-  // A reload: the workers of configuration `id` get these settings. Empty
-  // when accepted, else why not (what only a restart or upgrade changes).
-  std::string add_config(std::uint64_t id, const ServerConfig& config);
+  // A reload: why `config` cannot be applied to this plan (what only a
+  // restart or an upgrade changes), or empty.
+  std::string reload_error(const ServerConfig& config) const;
+  // The workers of configuration `id` get these settings.
+  void add_config(std::uint64_t id, const ServerConfig& config);
 
   // One per configured listener, for the `listening` lines.
   std::span<const Listener> announced() const noexcept { return sets_.front(); }

@@ -11,7 +11,10 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <initializer_list>
+#include <regex>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -213,4 +216,120 @@ BOOST_AUTO_TEST_CASE(max_frame_is_max_message) {
                      "--max-message wants a number from 0 to 4294967295, not 'x'");
   expect_usage_error(Run({"--max-frame", "x", "--framed", "127.0.0.1:0"}),
                      "--max-frame wants a number from 0 to 4294967295, not 'x'");
+}
+
+namespace {
+
+// A file of the test's own under /tmp, removed afterwards.
+struct TempFile {
+  TempFile(const std::string& suffix, const std::string& text = {})
+      : path("/tmp/" + unique_stats_name() + suffix) {
+    if (!text.empty()) {
+      std::ofstream out(path);
+      out << text;
+    }
+  }
+  ~TempFile() { std::remove(path.c_str()); }
+  std::string text() const {
+    std::ifstream in(path);
+    std::ostringstream out;
+    out << in.rdbuf();
+    return out.str();
+  }
+  std::string path;
+};
+
+}  // namespace
+
+// The sample file in examples/ is a valid configuration, and checking it
+// binds nothing and leaves nothing behind.
+BOOST_AUTO_TEST_CASE(the_example_config_file_passes_check_config) {
+  Run run({"--config", source_path("examples/prefork.toml"), "--check-config"});
+  BOOST_TEST_REQUIRE(run.status.has_value(), run.process.describe());
+  BOOST_TEST(*run.status == 0, run.process.describe());
+  BOOST_TEST(run.process.stdout_text(1'000ms) == "configuration ok\n");
+  BOOST_TEST(run.process.stderr_text().empty(), run.process.describe());
+  BOOST_TEST(!shm_exists(run.shm.name()), "segment left behind");
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_config_file_exits_2_naming_the_file_line_and_key) {
+  TempFile file(".toml", "framed = \"127.0.0.1:0\"\nwokers = 2\n");
+  expect_usage_error(Run({"--config", file.path}), file.path + ":2: unknown key 'wokers'");
+  expect_usage_error(Run({"--config", file.path, "--check-config"}),
+                     file.path + ":2: unknown key 'wokers'");
+  TempFile syntax(".toml", "framed = [\"127.0.0.1:0\"\n");
+  expect_usage_error(Run({"--config", syntax.path}), syntax.path + ":");
+  expect_usage_error(Run({"--config", "/nonexistent/prefork.toml"}),
+                     "open /nonexistent/prefork.toml: No such file or directory");
+}
+
+// The file's settings serve, and the command line's flag wins.
+BOOST_AUTO_TEST_CASE(a_server_runs_from_its_config_file_and_flags_override_it) {
+  TempFile file(".toml", "framed = [\"127.0.0.1:0\"]\nworkers = 3\ngraceful-timeout = 1.5\n");
+  ShmGuard shm(unique_stats_name());
+  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
+                                                  "--workers", "2", "--config", file.path});
+  const std::vector<Endpoint> endpoints = server.wait_for_listening(1, start_timeout);
+  BOOST_TEST(endpoints.at(0).protocol == "framed");
+  prefork::ScoreboardSnapshot last;
+  auto ready = scoreboard_when(
+      shm.name(),
+      [](const prefork::ScoreboardSnapshot& s) {
+        return s.slots.size() == 2u && all_workers_ready(s);
+      },
+      start_timeout, &last);
+  BOOST_TEST(ready.has_value(), describe(last) << server.describe());
+  server.signal(SIGTERM);
+  BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
+}
+
+// Text on stderr by default: time, level, pid, role.
+BOOST_AUTO_TEST_CASE(log_lines_carry_time_level_pid_and_role) {
+  ShmGuard shm(unique_stats_name());
+  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
+                                                  "--workers", "1", "--framed", "127.0.0.1:0"});
+  server.wait_for_listening(1, start_timeout);
+  const std::regex starting(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info prefork\[)" +
+                            std::to_string(server.pid()) + R"(\] master: starting 1 workers)");
+  BOOST_TEST(
+      wait_until([&] { return std::regex_search(server.stderr_text(), starting); }, state_timeout),
+      server.describe());
+  server.signal(SIGTERM);
+  BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
+}
+
+// JSON into a file, at debug level: the workers (spawned ones too, a new
+// program image) follow the master's settings; nothing goes to stderr.
+BOOST_AUTO_TEST_CASE(log_settings_reach_the_workers) {
+  TempFile log(".log");
+  ShmGuard shm(unique_stats_name());
+  ServerProcess server(
+      bin_path("upper_server"),
+      {"--start", start_mode(), "--stats", shm.name(), "--workers", "2", "--framed", "127.0.0.1:0",
+       "--log-level", "debug", "--log-format", "json", "--log-file", log.path});
+  server.wait_for_listening(1, start_timeout);
+  auto worker_ready = [&](unsigned slot) {
+    return std::regex(R"(\{"time":"[0-9T:.Z-]+","level":"debug","pid":\d+,"role":"worker",)"
+                      R"("slot":)" +
+                      std::to_string(slot) +
+                      R"(,"generation":\d+,"message":"ready: model event, accept exclusive"\})");
+  };
+  const std::regex ready0 = worker_ready(0), ready1 = worker_ready(1);
+  BOOST_TEST(wait_until(
+                 [&] {
+                   const std::string text = log.text();
+                   return std::regex_search(text, ready0) && std::regex_search(text, ready1);
+                 },
+                 start_timeout),
+             "the log file:\n"
+                 << log.text() << server.describe());
+  server.signal(SIGTERM);
+  BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
+  const std::vector<std::string> lines = split_lines(log.text());
+  BOOST_TEST(lines.size() >= 4u);
+  for (const std::string& line : lines)
+    BOOST_TEST((line.starts_with(R"({"time":")") && line.ends_with("\"}")), line);
+  BOOST_TEST(log.text().find(R"("role":"master","message":"stopped)") != std::string::npos,
+             log.text());
+  BOOST_TEST(server.stderr_text().empty(), server.describe());
 }

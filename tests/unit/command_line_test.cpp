@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
+#include <optional>
+#include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -201,4 +205,268 @@ BOOST_AUTO_TEST_CASE(a_connection_handler_needs_a_blocking_model) {
                               "model, not --model event:"),
              text);
   BOOST_TEST(text.ends_with("\ntry 'demo --help'\n"), text);
+}
+
+namespace {
+
+// A --config file of the test's own, removed afterwards; write() replaces
+// its text (as an operator editing it before a reload).
+struct ConfigFile {
+  explicit ConfigFile(const std::string& text, const std::string& name = "prefork") {
+    path = "/tmp/" + name + "_unit_" + std::to_string(::getpid()) + ".toml";
+    write(text);
+  }
+  ~ConfigFile() { std::remove(path.c_str()); }
+  void write(const std::string& text) const {
+    std::FILE* file = std::fopen(path.c_str(), "w");
+    BOOST_REQUIRE(file != nullptr);
+    std::fputs(text.c_str(), file);
+    std::fclose(file);
+  }
+  std::string path;
+};
+
+// The one error line a bad configuration gives, without the hint.
+std::string error_of(std::vector<std::string> words,
+                     const prefork::CommandLineDefaults& d = defaults()) {
+  Captured err(stderr);
+  prefork::CommandLine result = parse(std::move(words), d);
+  const std::string text = err.text();
+  BOOST_TEST(!result.config.has_value());
+  BOOST_TEST(result.exit_status == prefork::exit_usage);
+  BOOST_TEST(text == "demo: " + result.error + "\ntry 'demo --help'\n");
+  return result.error;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_config_file_sets_every_kind_of_key) {
+  prefork::CommandLineDefaults d = defaults();
+  std::string delay;
+  d.options = {{"--delay-us", "a delay", [&](std::string_view value) { delay = value; }}};
+  ConfigFile file(R"(# every kind of value a flag takes
+workers = 4
+graceful-timeout = 2.5
+model = "prefork"
+accept = "lock"
+framed = ["127.0.0.1:0", "[::1]:0"]
+udp = "127.0.0.1:0"
+worker-stats = false
+log-level = "debug"
+log-format = "json"
+log-file = "/tmp/x.log"
+delay-us = 25
+)");
+  prefork::CommandLine result = parse({"--config", file.path}, d);
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  const prefork::ServerConfig& config = *result.config;
+  BOOST_TEST(config.workers == 4u);
+  BOOST_TEST(config.graceful_timeout.count() == 2500);
+  BOOST_TEST(prefork::model_name(config.model) == "prefork");
+  BOOST_TEST(prefork::accept_name(config.accept) == "lock");
+  BOOST_TEST_REQUIRE(config.listeners.size() == 3u);  // in the file's order
+  BOOST_TEST(config.listeners[0].address.to_string() == "127.0.0.1:0");
+  BOOST_TEST(config.listeners[1].address.to_string() == "[::1]:0");
+  BOOST_TEST(prefork::protocol_name(config.listeners[2].protocol) == "udp");
+  BOOST_TEST(!config.worker_stats);
+  BOOST_TEST((config.log.level == prefork::LogLevel::debug));
+  BOOST_TEST((config.log.format == prefork::LogFormat::json));
+  BOOST_TEST(config.log.file == "/tmp/x.log");
+  BOOST_TEST(delay == "25");  // the program's own flag has its key too
+}
+
+BOOST_AUTO_TEST_CASE(the_flags_words_are_accepted_for_a_boolean) {
+  ConfigFile file("worker-stats = \"off\"\n");
+  prefork::CommandLine result = parse({"--config", file.path});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  BOOST_TEST(!result.config->worker_stats);
+  file.write("worker-stats = true\n");
+  result = parse({"--config", file.path});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  BOOST_TEST(result.config->worker_stats);
+}
+
+// Whatever the order: the command line's flag wins over the file's key.
+BOOST_AUTO_TEST_CASE(a_flag_on_the_command_line_overrides_the_file) {
+  ConfigFile file("workers = 4\nstats = \"from_file\"\nframed = \"127.0.0.1:0\"\n");
+  for (const auto& words : {std::vector<std::string>{"--workers", "3", "--config", file.path},
+                            std::vector<std::string>{"--config", file.path, "--workers", "3"}}) {
+    prefork::CommandLine result = parse(words);
+    BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+    BOOST_TEST(result.config->workers == 3u);
+    BOOST_TEST(result.config->stats_name == "from_file");  // not given: the file's
+    BOOST_TEST_REQUIRE(result.config->listeners.size() == 1u);
+    BOOST_TEST(prefork::protocol_name(result.config->listeners[0].protocol) == "framed");
+  }
+  // Any listener flag replaces all the file's listeners.
+  prefork::CommandLine result = parse({"--config", file.path, "--udp", "127.0.0.1:0"});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  BOOST_TEST_REQUIRE(result.config->listeners.size() == 1u);
+  BOOST_TEST(prefork::protocol_name(result.config->listeners[0].protocol) == "udp");
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_key_names_the_file_and_the_line) {
+  ConfigFile file("# comment\n\nworkers = 2\nwokers = 4\n");
+  BOOST_TEST(error_of({"--config", file.path}) == file.path + ":4: unknown key 'wokers'");
+  file.write("graceful_timeout = 3\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path +
+                 ":1: unknown key 'graceful_timeout' (the keys are the flags' names: "
+                 "'graceful-timeout')");
+  // Not settings: no keys.
+  for (const char* key : {"help", "version", "config", "check-config"}) {
+    file.write(std::string(key) + " = true\n");
+    BOOST_TEST(error_of({"--config", file.path}) == file.path + ":1: unknown key '" + key + "'");
+  }
+  file.write("[server]\nworkers = 2\n");
+  BOOST_TEST(error_of({"--config", file.path}).starts_with(file.path + ":1: unknown key 'server'"));
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_value_names_the_key_the_file_and_the_line) {
+  ConfigFile file("stats = \"s\"\nworkers = \"many\"\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":2: workers wants a number from 1 to 1024 or auto, not 'many'");
+  file.write("\n\nframed = [\"127.0.0.1:0\",\n  \"nowhere\"]\n");
+  const std::string framed = error_of({"--config", file.path});
+  BOOST_TEST(framed.starts_with(file.path + ":4: framed: "), framed);
+  file.write("workers = [1, 2]\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":1: workers takes one value, not an array");
+  file.write("stats = true\n");
+  BOOST_TEST(error_of({"--config", file.path}) == file.path + ":1: stats wants NAME, not true");
+  file.write("graceful-timeout = -1\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":1: graceful-timeout wants seconds from 0 to 86400, not '-1'");
+  file.write("log-level = \"loud\"\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":1: log-level wants debug, info, warning or error, not 'loud'");
+  file.write("workers = 1979-05-27\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":1: workers wants a string, a number or a boolean, not a date or a time");
+}
+
+BOOST_AUTO_TEST_CASE(a_syntax_error_names_the_line_and_the_column) {
+  ConfigFile file("workers = 2\nmodel = \"event\nstats = \"x\"\n");
+  const std::string error = error_of({"--config", file.path});
+  BOOST_TEST(std::regex_match(error, std::regex(file.path + R"(:2:\d+: .+)")), error);
+  file.write("workers = 2\nworkers = 3\n");
+  BOOST_TEST(error_of({"--config", file.path}).starts_with(file.path + ":2:"));
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_file_is_named_with_the_reason) {
+  BOOST_TEST(error_of({"--config", "/nonexistent/prefork.toml"}) ==
+             "open /nonexistent/prefork.toml: No such file or directory");
+}
+
+BOOST_AUTO_TEST_CASE(check_config_says_ok_or_gives_the_error) {
+  ConfigFile file("workers = 2\nmodel = \"prethreaded\"\n");
+  {
+    Captured out(stdout);
+    prefork::CommandLine result = parse({"--config", file.path, "--check-config"});
+    BOOST_TEST(out.text() == "configuration ok\n");
+    BOOST_TEST(!result.config.has_value());
+    BOOST_TEST(result.exit_status == prefork::exit_ok);
+  }
+  // What serve() refuses, --check-config refuses.
+  file.write("model = \"prethreaded\"\naccept = \"pass\"\n");
+  BOOST_TEST(error_of({"--check-config", "--config", file.path})
+                 .starts_with("--accept pass does not apply to --model prethreaded"));
+  file.write("wokers = 2\n");
+  BOOST_TEST(error_of({"--check-config", "--config", file.path}) ==
+             file.path + ":1: unknown key 'wokers'");
+  // Without a file: the flags alone.
+  Captured out(stdout);
+  BOOST_TEST(parse({"--check-config", "--workers", "2"}).exit_status == prefork::exit_ok);
+  BOOST_TEST(out.text() == "configuration ok\n");
+}
+
+// The seam the master's SIGHUP uses: the same command line, the file read
+// again, nothing printed.
+BOOST_AUTO_TEST_CASE(reload_reads_the_file_again_and_the_flags_still_win) {
+  ConfigFile file("workers = 2\nstats = \"first\"\n");
+  prefork::CommandLine first = parse({"--config", file.path, "--threads", "5"});
+  BOOST_TEST_REQUIRE(first.config.has_value(), first.error);
+  BOOST_TEST_REQUIRE(static_cast<bool>(first.reload));
+  BOOST_TEST_REQUIRE(static_cast<bool>(first.config->reload));
+  BOOST_TEST(first.config->workers == 2u);
+
+  file.write("workers = 6\nstats = \"second\"\nthreads = 9\n");
+  prefork::CommandLine second = first.reload();
+  BOOST_TEST_REQUIRE(second.config.has_value(), second.error);
+  BOOST_TEST(second.config->workers == 6u);
+  BOOST_TEST(second.config->stats_name == "second");
+  BOOST_TEST(second.config->threads == 5u);  // the command line's --threads
+  std::string error;
+  std::optional<prefork::ServerConfig> again = first.config->reload(error);
+  BOOST_TEST_REQUIRE(again.has_value(), error);
+  BOOST_TEST(again->workers == 6u);
+  BOOST_TEST(static_cast<bool>(again->reload));  // and so on, HUP after HUP
+
+  file.write("workers = 6\n\nwokers = 7\n");
+  Captured err(stderr);
+  Captured out(stdout);
+  prefork::CommandLine broken = second.reload();
+  BOOST_TEST(!broken.config.has_value());
+  BOOST_TEST(broken.exit_status == prefork::exit_usage);
+  BOOST_TEST(broken.error == file.path + ":3: unknown key 'wokers'");
+  error.clear();
+  BOOST_TEST(!first.config->reload(error).has_value());
+  BOOST_TEST(error == file.path + ":3: unknown key 'wokers'");
+  file.write("workers = \"lots\"\n");
+  BOOST_TEST(!first.config->reload(error).has_value());
+  BOOST_TEST(error == file.path + ":1: workers wants a number from 1 to 1024 or auto, not 'lots'");
+  BOOST_TEST(out.text().empty());
+  BOOST_TEST(err.text().empty());  // a reload prints nothing
+}
+
+// Printed, and left for a caller that would rather log it.
+BOOST_AUTO_TEST_CASE(the_first_parse_also_leaves_its_error) {
+  Captured err(stderr);
+  prefork::CommandLine result = parse({"--workers", "none"});
+  BOOST_TEST(result.error == "--workers wants a number from 1 to 1024 or auto, not 'none'");
+  BOOST_TEST(err.text() == "demo: " + result.error + "\ntry 'demo --help'\n");
+}
+
+BOOST_AUTO_TEST_CASE(graceful_timeout_takes_fractions_of_a_second) {
+  prefork::CommandLine result = parse({"--graceful-timeout", "0.25"});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  BOOST_TEST(result.config->graceful_timeout.count() == 250);
+  BOOST_TEST(error_of({"--graceful-timeout", "soon"}) ==
+             "--graceful-timeout wants seconds from 0 to 86400, not 'soon'");
+}
+
+BOOST_AUTO_TEST_CASE(log_flags_fill_the_config) {
+  prefork::CommandLine result =
+      parse({"--log-level", "warning", "--log-format=json", "--log-file", "/tmp/p.log"});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  BOOST_TEST((result.config->log.level == prefork::LogLevel::warning));
+  BOOST_TEST((result.config->log.format == prefork::LogFormat::json));
+  BOOST_TEST(result.config->log.file == "/tmp/p.log");
+  BOOST_TEST(error_of({"--log-format", "xml"}) == "--log-format wants text or json, not 'xml'");
+  BOOST_TEST(error_of({"--log-level", "loud"}) ==
+             "--log-level wants debug, info, warning or error, not 'loud'");
+}
+
+// Every flag --help lists is in the README, and the other way round for the
+// README's table of flags: the two are kept in step.
+BOOST_AUTO_TEST_CASE(the_readme_lists_every_flag_of_help) {
+  std::string help;
+  {
+    Captured out(stdout);
+    parse({"--help"});
+    help = out.text();
+  }
+  std::ifstream in(PREFORK_SOURCE_DIR "/README.md");
+  std::ostringstream readme;
+  readme << in.rdbuf();
+  BOOST_TEST_REQUIRE(!readme.str().empty());
+  const std::regex flag(R"((^|[ ,])(--[a-z][a-z-]*))");
+  std::size_t count = 0;
+  for (std::sregex_iterator it(help.begin(), help.end(), flag), end; it != end; ++it) {
+    const std::string name = (*it)[2];
+    ++count;
+    BOOST_TEST(readme.str().find("`" + name) != std::string::npos,
+               "README.md does not list " << name);
+  }
+  BOOST_TEST(count > 20u);
 }

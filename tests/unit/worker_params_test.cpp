@@ -48,6 +48,9 @@ WorkerParams unusual() {
       .graceful_timeout = std::chrono::milliseconds(2500),
       .max_requests = 1000,
       .worker_stats = false,
+      .log = {.level = prefork::LogLevel::warning,
+              .format = prefork::LogFormat::json,
+              .file = "/var/log/prefork test.log"},
   };
 }
 
@@ -66,6 +69,7 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.graceful_timeout.count() == sent.graceful_timeout.count());
   BOOST_TEST(received.max_requests == sent.max_requests);
   BOOST_TEST(received.worker_stats == sent.worker_stats);
+  BOOST_TEST((received.log == sent.log));
   BOOST_TEST((received == sent));
 }
 
@@ -120,4 +124,30 @@ BOOST_AUTO_TEST_CASE(a_worker_environment_is_recognised) {
   BOOST_TEST(!WorkerParams::in_environment(env.lookup()));  // no LISTEN_FDS yet
   env.values.emplace("LISTEN_FDS", std::string_view("1"));
   BOOST_TEST(WorkerParams::in_environment(env.lookup()));
+}
+
+// The log goes to stderr unless a file is named: the variable is there, empty.
+BOOST_AUTO_TEST_CASE(every_log_setting_survives_and_stderr_is_an_empty_file) {
+  for (prefork::LogLevel level : {prefork::LogLevel::debug, prefork::LogLevel::info,
+                                  prefork::LogLevel::warning, prefork::LogLevel::error})
+    for (prefork::LogFormat format : {prefork::LogFormat::text, prefork::LogFormat::json}) {
+      WorkerParams sent = unusual();
+      sent.log = {.level = level, .format = format, .file = ""};
+      Environment env(sent.to_environment());
+      BOOST_TEST(env.values.at("PREFORK_LOG_FILE").empty());
+      BOOST_TEST((WorkerParams::from_environment(env.lookup()).log == sent.log));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_log_level_is_named) {
+  Environment env(unusual().to_environment());
+  env.values["PREFORK_LOG_LEVEL"] = "loud";
+  try {
+    WorkerParams::from_environment(env.lookup());
+    BOOST_FAIL("PREFORK_LOG_LEVEL=loud was accepted");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("PREFORK_LOG_LEVEL") != std::string::npos, e.what());
+  }
+  env.values.erase("PREFORK_LOG_LEVEL");
+  BOOST_CHECK_THROW(WorkerParams::from_environment(env.lookup()), std::runtime_error);
 }

@@ -54,6 +54,11 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   }
   life.state(WorkerState::ready);
   life.beat();
+  if (log_enabled(LogLevel::debug)) {
+    const std::string_view model = model_name(params.model), accept = accept_name(params.accept);
+    log_debug("ready: model %.*s, accept %.*s", static_cast<int>(model.size()), model.data(),
+              static_cast<int>(accept.size()), accept.data());
+  }
 
   int status = 1;
   try {

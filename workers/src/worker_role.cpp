@@ -16,11 +16,11 @@ namespace prefork {
 bool started_as_worker() { return WorkerParams::in_environment(); }
 
 int serve_as_worker(Handler& handler) {
-  static std::string role;
   try {
     const WorkerParams params = WorkerParams::from_environment();
-    role = "worker " + std::to_string(params.slot);
-    set_log_role(role.c_str());
+    // A new program image: the master's log settings come with the params.
+    set_log_worker(params.slot, params.generation);
+    configure_log(params.log);
     std::vector<std::pair<std::string, int>> others;
     auto listeners = listeners_from_environment(&others);
     if (!listeners)
@@ -40,7 +40,7 @@ int serve_as_worker(Handler& handler) {
                                       .spawned = true},
                       handler);
   } catch (const std::exception& e) {
-    log_info("cannot start as a worker: %s", e.what());
+    log_error("cannot start as a worker: %s", e.what());
     return worker_exit_boot_error;
   }
 }

@@ -22,6 +22,9 @@ constexpr const char* max_message = "PREFORK_MAX_MESSAGE";
 constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
 constexpr const char* max_requests = "PREFORK_MAX_REQUESTS";
 constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting off
+constexpr const char* log_level = "PREFORK_LOG_LEVEL";
+constexpr const char* log_format = "PREFORK_LOG_FORMAT";
+constexpr const char* log_file = "PREFORK_LOG_FILE";  // empty: stderr
 }  // namespace name
 
 const char* get(const WorkerParams::Lookup& lookup, const char* variable) {
@@ -66,6 +69,9 @@ std::vector<std::string> WorkerParams::to_environment() const {
       entry(name::graceful_timeout_ms, std::to_string(graceful_timeout.count())),
       entry(name::max_requests, std::to_string(max_requests)),
       entry(name::worker_stats, worker_stats ? "1" : "0"),
+      entry(name::log_level, log_level_name(log.level)),
+      entry(name::log_format, log_format_name(log.format)),
+      entry(name::log_file, log.file),
   };
 }
 
@@ -75,6 +81,13 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
   if (!model_value) throw std::runtime_error("unknown PREFORK_MODEL");
   if (!accept_value || *accept_value == Accept::automatic)
     throw std::runtime_error("unknown PREFORK_ACCEPT");
+  auto level = log_level_from_name(required(lookup, name::log_level));
+  if (!level) throw std::runtime_error("unknown PREFORK_LOG_LEVEL");
+  auto format = log_format_from_name(required(lookup, name::log_format));
+  if (!format) throw std::runtime_error("unknown PREFORK_LOG_FORMAT");
+  // Present but empty when the log goes to stderr.
+  const char* file = get(lookup, name::log_file);
+  if (file == nullptr) throw std::runtime_error("missing PREFORK_LOG_FILE in the environment");
   return WorkerParams{
       .slot = static_cast<unsigned>(number(lookup, name::slot)),
       .generation = number(lookup, name::generation),
@@ -87,6 +100,7 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .graceful_timeout = std::chrono::milliseconds(number(lookup, name::graceful_timeout_ms)),
       .max_requests = number(lookup, name::max_requests),
       .worker_stats = std::string_view(required(lookup, name::worker_stats)) != "0",
+      .log = LogSettings{.level = *level, .format = *format, .file = file},
   };
 }
 

@@ -6,12 +6,14 @@
 #include <prefork/exit_status.hpp>
 #include <prefork/handler.hpp>
 #include <prefork/listener.hpp>
+#include <prefork/log.hpp>
 #include <prefork/models.hpp>
 #include <prefork/worker.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -85,6 +87,16 @@ struct ServerConfig {
   // false: workers leave their slots' counters alone (only to measure what
   // the scoreboard costs; prefork-top then shows zeros).
   bool worker_stats = true;
+  // Where and how the master and the workers log (--log-level, --log-format,
+  // --log-file); serve() applies it, the workers inherit it.
+  LogSettings log{};
+  // Set by parse_command_line() (and so by prefork_main()) when a
+  // configuration can be re-read (HUP): the new configuration, or nullopt
+  // with the reason in `error` (one line, e.g. "prefork.toml:7: unknown key
+  // 'wokers'"). It re-reads the same command line and the same --config
+  // file, the flags still overriding the file; nothing is printed. Empty
+  // for a configuration made by hand.
+  std::function<std::optional<ServerConfig>(std::string& error)> reload{};
 };
 
 // For callers: runs the master until it is stopped; returns its exit status.

@@ -13,6 +13,7 @@
 #include <boost/program_options/parsers.hpp>
 
 #include <charconv>
+#include <chrono>
 #include <concepts>
 #include <stdexcept>
 #include <string>
@@ -67,6 +68,11 @@ Number number(std::string_view flag, std::string_view text, Number low, Number h
   message.append(", not '").append(text).append("'");
   throw UsageError(message);
 }
+
+// A flag's value in seconds, a decimal number in [low, high] ("2.5", "10"),
+// rounded to milliseconds.
+std::chrono::milliseconds seconds(std::string_view flag, std::string_view text, double low,
+                                  double high);
 
 // On stderr: "<program>: <message>" and "try '<program> --help'". Returns 2.
 int usage_error(std::string_view program, std::string_view message);

@@ -5,6 +5,7 @@
 // The descriptors cross an exec separately, as LISTEN_FDS (environment.hpp).
 #pragma once
 
+#include <prefork/log.hpp>
 #include <prefork/models.hpp>
 
 #include <sys/types.h>
@@ -32,6 +33,7 @@ struct WorkerParams {
   // retire_requested); 0: never. The master has already added the jitter.
   std::uint64_t max_requests = 0;
   bool worker_stats = true;  // false: leave the slot's counters alone (--worker-stats off)
+  LogSettings log{};         // --log-level, --log-format, --log-file
 
   // "NAME=value" entries, PREFORK_* names.
   std::vector<std::string> to_environment() const;
