@@ -46,6 +46,8 @@ void log_info(const char* format, ...) {
   finish(line, used + (n < 0 ? 0 : static_cast<std::size_t>(n)), sizeof line);
 }
 
+void reopen_log() { log_info("reopening log files"); }
+
 void log_sys_error(const char* call, int error, const char* context_format, ...) {
   char line[1024];
   std::size_t used = prefix(line, sizeof line);

@@ -11,6 +11,11 @@ void set_log_role(const char* role);
 
 void log_info(const char* format, ...) __attribute__((format(printf, 1, 2)));
 
+// SIGUSR1 (logrotate's postrotate): reopen the log files. Lines go to
+// stderr for now, which the process does not own: this only says so. Call
+// it from a loop, never from a signal handler.
+void reopen_log();
+
 // "<call> failed: <errno text>" followed by the optional context.
 void log_sys_error(const char* call, int error, const char* context_format = nullptr, ...)
     __attribute__((format(printf, 3, 4)));
