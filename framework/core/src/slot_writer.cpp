@@ -66,8 +66,11 @@ void SlotWriter::started(std::uint64_t generation) noexcept {
 
 bool SlotWriter::request_retire() noexcept {
   if (slot_->retire_requested.exchange(1, std::memory_order_relaxed) != 0) return false;
-  log_info("served %llu requests (--max-requests): asking the master for a replacement",
-           static_cast<unsigned long long>(retire_after_));
+  if (retire_after_ != 0)
+    log_info("served %llu requests (--max-requests): asking the master for a replacement",
+             static_cast<unsigned long long>(retire_after_));
+  else
+    log_info("asking the master for a replacement");
   return true;
 }
 
