@@ -117,6 +117,9 @@ class BlockingRuntime final : public Runtime {
       // The connection's number is taken here: each child numbers only its
       // own, from the count it was forked with.
       const std::uint64_t number = stream_.connections.fetch_add(1, std::memory_order_relaxed);
+      // Each connection (or datagram) taken is a request here, counted
+      // before the child can answer it.
+      stats_.count_toward_retire();
       StopSignal::Held held;
       pid_t child = ::fork();
       if (child == 0) {
@@ -156,8 +159,6 @@ class BlockingRuntime final : public Runtime {
       if (child < 0) {
         log_sys_error("fork", errno, "for a connection");
         stats_.error(ErrorKind::other, work.listener);
-      } else {
-        stats_.count_toward_retire();  // one connection (or datagram) is a request here
       }
     }
     // They finish their requests first: with SA_NOCLDWAIT, waitpid() fails

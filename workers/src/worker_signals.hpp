@@ -5,11 +5,13 @@
 //   TERM          graceful stop: stop accepting, finish what is in flight
 //                 (within --graceful-timeout), exit 0
 //   INT, QUIT     fast stop: stop accepting, close every connection without
-//                 waiting for what is in flight, exit 0 (threads still busy
-//                 in the handler's own code are not waited for: the process
-//                 exits without handler.finish(); a one-thread worker ends
-//                 a connection waiting for input at once, but a handler call
-//                 under way returns first)
+//                 waiting for what is in flight, exit 0. A thread model
+//                 whose threads may still be in the handler (a pool, or
+//                 thread-per-connection with connections open) exits
+//                 without joining them and without handler.finish(); a
+//                 one-thread worker ends a connection that waits for input
+//                 at once, but a handler call under way (or a blocking
+//                 write to a client that does not read) finishes first
 //   USR1          reopen the log files (reopen_log(), from the loop; a
 //                 worker asleep in accept() itself that takes it just
 //                 before it gets there reopens when it next wakes, before
