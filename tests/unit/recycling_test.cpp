@@ -5,7 +5,8 @@
 // First the counting itself (SlotWriter), then the real worker runtime of
 // every model, run in a child of this test with a hand-made hand-off (a
 // scoreboard and a listener of the test's own, PREFORK_MAX_REQUESTS as the
-// master would pass it), driven by a client over loopback.
+// master would pass it), driven by a client over loopback. Last, such a
+// worker leading its own process group, as the master's starters make it.
 #define BOOST_TEST_MODULE recycling
 #include <boost/test/unit_test.hpp>
 
@@ -145,7 +146,9 @@ constexpr std::uint64_t max_requests = 3;
 // and reaped however the test ends.
 class WorkerChild {
  public:
-  WorkerChild(Board& board, Model model) {
+  // `own_group`: it leads a process group of its own, as the master's
+  // starters make their workers do.
+  WorkerChild(Board& board, Model model, bool own_group = false) {
     WorkerParams params{
         .slot = 0,
         .generation = 1,
@@ -162,6 +165,7 @@ class WorkerChild {
     BOOST_TEST_REQUIRE(pid_ >= 0, "fork failed");
     if (pid_ == 0) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (own_group && ::setpgid(0, 0) != 0) ::_exit(98);
       set_log_role("worker 0");
       Echo handler;
       int status = 1;
@@ -185,9 +189,10 @@ class WorkerChild {
   WorkerChild& operator=(const WorkerChild&) = delete;
 
   pid_t pid() const noexcept { return pid_; }
-  // Stops it with SIGTERM; its exit status (or -1 when it does not exit).
-  int stop() {
-    ::kill(pid_, SIGTERM);
+  // Stops it with SIGTERM (sent to its process group when `group`); its
+  // exit status (or -1 when it does not exit).
+  int stop(bool group = false) {
+    ::kill(group ? -pid_ : pid_, SIGTERM);
     int status = 0;
     const bool exited =
         wait_until([&] { return ::waitpid(pid_, &status, WNOHANG) == pid_; }, 10'000ms);
@@ -247,6 +252,28 @@ BOOST_AUTO_TEST_CASE(every_model_asks_after_its_nth_request_and_keeps_serving) {
       BOOST_TEST(worker.stop() == 0);
     }
   }
+}
+
+// Workers run in their own process group so that the master's stop reaches
+// their children: a fork-per-connection worker that leads one keeps its
+// connection children in it, and a graceful stop sent to the group ends
+// them all in order.
+BOOST_AUTO_TEST_CASE(a_worker_leading_its_process_group_keeps_its_children_in_it) {
+  Board board(open_listeners({{Protocol::framed, Address::parse("127.0.0.1:0")}}));
+  WorkerChild worker(board, Model::fork_per_connection, true);
+  BOOST_TEST_REQUIRE(
+      wait_until([&] { return board.slot().state.load() == WorkerState::ready; }, 10'000ms));
+  BOOST_TEST(::getpgid(worker.pid()) == worker.pid());
+  auto client =
+      TcpClient::connect(Endpoint{"framed", "127.0.0.1", board.listeners[0].local.port()});
+  BOOST_TEST_REQUIRE(client.request_frame("hello") == "hello");
+  const auto children = children_of(worker.pid());
+  BOOST_TEST_REQUIRE(children.size() == 1u);
+  BOOST_TEST(::getpgid(children[0]) == worker.pid());
+  // The idle connection is closed by its child, which exits; so does the worker.
+  BOOST_TEST(worker.stop(true) == 0);
+  BOOST_TEST(client.closed_by_peer());
+  BOOST_TEST(wait_exited(children[0], 10'000ms));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
