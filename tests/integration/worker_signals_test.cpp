@@ -197,7 +197,9 @@ BOOST_AUTO_TEST_CASE(sigint_and_sigquit_stop_the_worker_without_waiting_for_requ
 
       // Exit status 0 (the master counts it as recycled), and replaced.
       const auto replaced = server.when([&](const prefork::ScoreboardSnapshot& s) {
-        return all_workers_ready(s) && s.slots[0].pid != worker;
+        return all_workers_ready(s) && s.slots[0].pid != worker &&
+               s.exits_recycled + s.exits_crashed + s.exits_signaled >
+                   before->exits_recycled + before->exits_crashed + before->exits_signaled;
       });
       BOOST_TEST_REQUIRE(replaced.has_value(), "the master did not replace worker " << worker);
       BOOST_TEST(replaced->exits_recycled == before->exits_recycled + 1);
