@@ -6,16 +6,21 @@
 //               greets "HELLO" in on_open, then answers
 //                 ECHO text -> text        CLOSE -> BYE, then Reply::close()
 //                 ABORT -> Reply::abort()  THROW -> on_message throws
+//                 HOLD -> never returns (a request the handler holds: for the
+//                         models where it blocks only its own thread or
+//                         process; the worker's signals must still work)
 //                 anything else -> ERR
 //               and says "END <reason>" in on_close.
 //   function    a plain lambda given to prefork_main, no session, on frames
-//               (the default 4-byte prefix): "close", "abort", "throw", or
-//               anything else answered "<connection number>:<payload>".
+//               (the default 4-byte prefix): "close", "abort", "throw",
+//               "hold", or anything else answered "<connection number>:<payload>".
 //   connection  a lambda taking a Connection& (blocking models only), with
 //               the session's commands over read_line()/write(), and
 //               "END <reason>" once its reads end.
 #include <prefork/command_line.hpp>
 #include <prefork/connection.hpp>
+
+#include <unistd.h>
 
 #include <memory>
 #include <stdexcept>
@@ -23,6 +28,11 @@
 #include <string_view>
 
 namespace {
+
+// HOLD: the handler keeps the request until its process ends.
+[[noreturn]] void hold() {
+  for (;;) ::pause();
+}
 
 std::string line(std::string_view text) {
   std::string out(text);
@@ -46,6 +56,8 @@ class CommandSession final : public prefork::Session {
     } else if (message == "THROW") {
       reply.send("HALF");  // never seen either
       throw std::runtime_error("THROW asked for");
+    } else if (message == "HOLD") {
+      hold();
     } else {
       reply.send("ERR");
     }
@@ -83,6 +95,8 @@ void serve_connection(prefork::Connection& connection) {
       return;
     } else if (*message == "THROW") {
       throw std::runtime_error("THROW asked for");
+    } else if (*message == "HOLD") {
+      hold();
     } else if (!connection.write("ERR\n")) {
       return;
     }
@@ -130,6 +144,8 @@ int main(int argc, char** argv) {
             reply.abort();
           } else if (payload == "throw") {
             throw std::runtime_error("throw asked for");
+          } else if (payload == "hold") {
+            hold();
           } else {
             std::string answer = std::to_string(request.connection);
             answer += ':';

@@ -107,9 +107,24 @@ void append_lines(std::string& partial, std::vector<std::string>& lines) {
   }
 }
 
+// What can be read of `path`; "" when it cannot be opened. A /proc file of
+// a process that exits meanwhile fails its read with ESRCH (which an
+// ifstream turns into an exception): what was read so far is returned.
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  std::string text;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return text;
+  char buffer[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n > 0) {
+      text.append(buffer, static_cast<std::size_t>(n));
+    } else if (n == 0 || errno != EINTR) {
+      break;
+    }
+  }
+  ::close(fd);
+  return text;
 }
 
 // The single-letter state from /proc/<pid>/stat; '\0' when there is none.

@@ -11,6 +11,7 @@
 #include <prefork/log.hpp>
 
 #include "dispatch.hpp"
+#include "stop_signal.hpp"
 
 namespace prefork {
 
@@ -18,16 +19,34 @@ namespace {
 
 constexpr std::size_t read_size = 64 * 1024;
 
-// Sleeps until the client sends or a stop is asked; false: stop now.
-bool wait_for_input(int fd, int stop_fd) {
-  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+// Sleeps until the client sends or a stop is asked; false: stop now. An
+// `idle` connection (no message begun) gives way to any stop, unless its
+// client has already sent more; one in the middle of a message only to a
+// fast stop.
+bool wait_for_input(int fd, const BlockingContext& context, bool idle) {
+  pollfd fds[6] = {{fd, POLLIN, 0},
+                   {context.fast_fds[0], POLLIN, 0},
+                   {context.fast_fds[1], POLLIN, 0},
+                   {idle ? context.stop_fds[0] : -1, POLLIN, 0},
+                   {idle ? context.stop_fds[1] : -1, POLLIN, 0},
+                   {context.reopen_fd, POLLIN, 0}};
   for (;;) {
-    int n = ::poll(fds, 2, -1);
-    if (n > 0) return (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    int n = ::poll(fds, 6, -1);
+    if (n > 0 && fds[5].revents != 0) {
+      StopSignal::on_reopen_readable(context.reopen_fd);
+      if (n == 1) continue;
+    }
+    if (n > 0) {
+      if ((fds[1].revents | fds[2].revents) != 0) return false;
+      if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) return true;
+      if ((fds[3].revents | fds[4].revents) != 0) return false;
+      continue;
+    }
     if (errno != EINTR) {
       log_sys_error("poll", errno);
       return false;
     }
+    StopSignal::reopen_log_if_asked();  // a one-thread worker's USR1
   }
 }
 
@@ -47,10 +66,11 @@ class Socket {
   Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in)
       : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in) {}
 
-  // Reads more into `in`, waiting idle (and giving way to a stop) only
-  // when `idle`. false: the connection ended, `reason` says why.
+  // Reads more into `in`, giving way to any stop when `idle` (nothing of
+  // a message received yet), else to a fast stop only. false: the
+  // connection ended, `reason` says why.
   bool receive(bool idle, std::optional<CloseReason>& reason) {
-    if (idle && !wait_for_input(fd_, context_.stop_fd)) {
+    if (!wait_for_input(fd_, context_, idle)) {
       reason = CloseReason::worker_stopping;
       return false;
     }
@@ -65,7 +85,13 @@ class Socket {
         reason = CloseReason::peer_closed;
         return false;
       }
-      if (errno == EINTR) continue;
+      if (errno == EINTR) {
+        if (StopSignal::fast()) {
+          reason = CloseReason::worker_stopping;
+          return false;
+        }
+        continue;
+      }
       connection_failed(context_.stream.stats, listener_, "recv", errno, peer_);
       reason = CloseReason::peer_reset;
       return false;

@@ -11,6 +11,8 @@
 #include <prefork/core/slot_writer.hpp>
 #include <prefork/unique_fd.hpp>
 
+#include <array>
+
 #include "buffer.hpp"
 #include "stream_protocol.hpp"
 
@@ -26,7 +28,14 @@ struct ConnectionBuffers {
 // What the blocking models share within one process.
 struct BlockingContext {
   StreamContext& stream;
-  int stop_fd;
+  // Readable once a stop was asked: the worker's eventfd and, in a
+  // fork-per-connection child, the child's own (else -1: poll skips it).
+  // An idle connection closes on any stop.
+  std::array<int, 2> stop_fds;
+  // The same for a fast stop, which also ends a connection mid-message.
+  std::array<int, 2> fast_fds;
+  // A one-thread worker's USR1 (StopSignal::reopen_fd()); else -1.
+  int reopen_fd;
   // The handler, when it takes whole connections (else null).
   ConnectionHandler* whole;
 };

@@ -7,6 +7,7 @@
 //   prethreaded:            a fixed pool of threads taking turns (lock) or
 //                           fed by one accepting thread (main)
 //   hybrid:                 per process, one accepting thread and a pool
+#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -41,8 +42,14 @@ class BlockingRuntime final : public Runtime {
                 .max_message = setup.params.max_message,
                 .worker_slot = setup.info.slot},
         context_{.stream = stream_,
-                 .stop_fd = stop_.fd(),
+                 .stop_fds = {stop_.fd(), -1},
+                 .fast_fds = {stop_.fast_fd(), -1},
+                 // A one-thread worker may sleep on a connection; in the
+                 // others, connections are served beside the accepting
+                 // thread, which wakes anyway.
+                 .reopen_fd = facts(setup.params.model).shared_writers ? -1 : stop_.reopen_fd(),
                  .whole = dynamic_cast<ConnectionHandler*>(&setup.handler)} {
+    stats_.retire_after(setup.params.max_requests);
     if (setup.params.accept == Accept::lock)
       gate_ = setup.params.model == Model::prethreaded ? make_thread_lock_gate()
                                                        : make_process_lock_gate(setup.accept_lock);
@@ -65,6 +72,8 @@ class BlockingRuntime final : public Runtime {
         return one_at_a_time();
     }
   }
+
+  bool left_threads_serving() const noexcept override { return left_threads_serving_; }
 
  private:
   std::unique_ptr<WorkSource> make_source(AcceptGate* gate) {
@@ -108,9 +117,20 @@ class BlockingRuntime final : public Runtime {
       // The connection's number is taken here: each child numbers only its
       // own, from the count it was forked with.
       const std::uint64_t number = stream_.connections.fetch_add(1, std::memory_order_relaxed);
+      // Each connection (or datagram) taken is a request here, counted
+      // before the child can answer it.
+      stats_.count_toward_retire();
+      StopSignal::Held held;
       pid_t child = ::fork();
       if (child == 0) {
         stream_.connections.store(number, std::memory_order_relaxed);
+        // Its own signals end its own connection (worker_signals.hpp).
+        const auto own = stop_.become_connection_child();
+        context_.stop_fds[1] = own[0];
+        context_.fast_fds[1] = own[1];
+        held.restore();
+        // Its worker counts its connections toward --max-requests.
+        stats_.retire_after(0);
         // The connection dies with its worker, as a thread model's does: a
         // worker killed (at the end of a graceful timeout, or by anyone)
         // must not leave its children holding clients and listeners.
@@ -132,6 +152,7 @@ class BlockingRuntime final : public Runtime {
         }
         ::_exit(0);
       }
+      held.restore();
       // The child has its own copy: ours would hold the connection open
       // after the child closes it.
       work.fd.reset();
@@ -141,19 +162,19 @@ class BlockingRuntime final : public Runtime {
       }
     }
     // They finish their requests first: with SA_NOCLDWAIT, waitpid() fails
-    // with ECHILD once every child has ended (leaving sooner would kill them).
-    while (::waitpid(-1, nullptr, 0) >= 0 || errno == EINTR) {
+    // with ECHILD once every child has ended (leaving sooner would kill them,
+    // which is what a fast stop does: PR_SET_PDEATHSIG).
+    while (!StopSignal::fast() && (::waitpid(-1, nullptr, 0) >= 0 || errno == EINTR)) {
     }
-    if (errno != ECHILD) log_sys_error("waitpid", errno);
+    if (!StopSignal::fast() && errno != ECHILD) log_sys_error("waitpid", errno);
     if (::sigaction(SIGCHLD, &previous, nullptr) != 0) log_sys_error("sigaction", errno);
     return 0;
   }
 
   int thread_per_connection() {
     auto source = make_source(nullptr);
-    std::mutex mutex;
-    std::condition_variable finished;
-    unsigned running = 0;
+    // Members, not locals: after a fast stop the threads outlive this call.
+    auto& [mutex, finished, running] = connection_threads_;
     for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
       // A datagram and its sender are in the source's buffers, which the
       // next receive overwrites: the thread needs its own copies.
@@ -166,8 +187,7 @@ class BlockingRuntime final : public Runtime {
       }
       try {
         StopSignal::thread_without_signals([this, work = std::move(work),
-                                            datagram = std::move(datagram), &mutex, &finished,
-                                            &running]() mutable {
+                                            datagram = std::move(datagram)]() mutable {
           if (work.kind == Work::Kind::datagram) {
             DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
                                     setup_.handler, stats_, setup_.info.slot);
@@ -178,6 +198,7 @@ class BlockingRuntime final : public Runtime {
             serve_blocking(context_, std::move(work.fd), work.peer,
                            setup_.listeners[work.listener].protocol, work.listener, buffers);
           }
+          auto& [mutex, finished, running] = connection_threads_;
           std::lock_guard lock(mutex);
           if (--running == 0) finished.notify_all();
         }).detach();
@@ -190,24 +211,34 @@ class BlockingRuntime final : public Runtime {
       }
     }
     std::unique_lock lock(mutex);
+    if (StopSignal::fast()) {
+      left_threads_serving_ = running > 0;
+      return 0;
+    }
     finished.wait(lock, [&] { return running == 0; });
     return 0;
   }
 
-  // prethreaded --accept lock: every thread takes turns at accept.
+  // prethreaded --accept lock: every thread takes turns at accept. This
+  // thread waits for the stop (the others block the signals, so that this
+  // one takes them) and, unless it is a fast one, for the threads.
   int pool_taking_turns() {
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
-      threads.emplace_back([this] {
+      threads.push_back(StopSignal::thread_without_signals([this] {
         guarded([this] {
           auto source = make_source(gate_.get());
           ConnectionBuffers buffers;
           for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
             serve(work, *source, buffers);
         });
-      });
-    for (auto& thread : threads) thread.join();
-    return 0;
+      }));
+    pollfd stop{stop_.fd(), POLLIN, 0};
+    while (!stop_.requested()) {
+      if (::poll(&stop, 1, 1000) < 0 && errno != EINTR) log_sys_error("poll", errno);
+      StopSignal::reopen_log_if_asked();
+    }
+    return finish_pool(threads);
   }
 
   // prethreaded --accept main, and hybrid: this thread accepts (taking turns
@@ -215,32 +246,23 @@ class BlockingRuntime final : public Runtime {
   // It accepts only for a thread that is idle, so that the rest wait in the
   // kernel's backlog, where another process can take them.
   int accepting_thread_and_pool() {
-    std::mutex mutex;
-    // Two conditions, each signalled to one waiter: a queued connection wakes
-    // one pool thread, a pool thread turning idle wakes the accepting one
-    // (one condition for both, with notify_all, woke every idle thread for
-    // every connection).
-    std::condition_variable work_ready;
-    std::condition_variable room;
-    std::deque<Work> queue;
-    bool closing = false;
-    std::size_t idle = 0;  // pool threads waiting for a connection
-
+    // Members, not locals: after a fast stop the threads outlive this call.
+    PoolQueue& pool = pool_queue_;
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
-      threads.push_back(StopSignal::thread_without_signals([&] {
+      threads.push_back(StopSignal::thread_without_signals([this, &pool] {
         ConnectionBuffers buffers;
         for (;;) {
           Work work;
           {
-            std::unique_lock lock(mutex);
-            ++idle;
-            room.notify_one();
-            work_ready.wait(lock, [&] { return closing || !queue.empty(); });
-            --idle;
-            if (queue.empty()) return;
-            work = std::move(queue.front());
-            queue.pop_front();
+            std::unique_lock lock(pool.mutex);
+            ++pool.idle;
+            pool.room.notify_one();
+            pool.work_ready.wait(lock, [&] { return pool.closing || !pool.queue.empty(); });
+            --pool.idle;
+            if (pool.queue.empty()) return;
+            work = std::move(pool.queue.front());
+            pool.queue.pop_front();
           }
           serve_blocking(context_, std::move(work.fd), work.peer,
                          setup_.listeners[work.listener].protocol, work.listener, buffers);
@@ -250,8 +272,8 @@ class BlockingRuntime final : public Runtime {
     auto source = make_source(setup_.params.model == Model::hybrid ? gate_.get() : nullptr);
     for (;;) {
       {
-        std::unique_lock lock(mutex);
-        room.wait(lock, [&] { return queue.size() < idle || stop_.requested(); });
+        std::unique_lock lock(pool.mutex);
+        pool.room.wait(lock, [&] { return pool.queue.size() < pool.idle || stop_.requested(); });
       }
       Work work = source->next();
       if (work.kind == Work::Kind::stop) break;
@@ -260,16 +282,30 @@ class BlockingRuntime final : public Runtime {
         continue;
       }
       {
-        std::lock_guard lock(mutex);
-        queue.push_back(std::move(work));
+        std::lock_guard lock(pool.mutex);
+        pool.queue.push_back(std::move(work));
       }
-      work_ready.notify_one();
+      pool.work_ready.notify_one();
     }
     {
-      std::lock_guard lock(mutex);
-      closing = true;  // what is queued was accepted: it is served first
+      std::lock_guard lock(pool.mutex);
+      // What is queued was accepted: it is served first, unless the stop
+      // is a fast one.
+      if (StopSignal::fast()) pool.queue.clear();
+      pool.closing = true;
     }
-    work_ready.notify_all();
+    pool.work_ready.notify_all();
+    return finish_pool(threads);
+  }
+
+  // After a graceful stop, waits for the pool's threads; after a fast one,
+  // leaves them (the process is about to exit: left_threads_serving()).
+  int finish_pool(std::vector<std::thread>& threads) {
+    if (StopSignal::fast()) {
+      for (auto& thread : threads) thread.detach();
+      left_threads_serving_ = !threads.empty();
+      return 0;
+    }
     for (auto& thread : threads) thread.join();
     return 0;
   }
@@ -289,7 +325,30 @@ class BlockingRuntime final : public Runtime {
     }
   }
 
+  // What the connection threads of thread-per-connection share.
+  struct ConnectionThreads {
+    std::mutex mutex;
+    std::condition_variable finished;
+    unsigned running = 0;
+  };
+  // The queue from the accepting thread to the pool.
+  struct PoolQueue {
+    std::mutex mutex;
+    // Two conditions, each signalled to one waiter: a queued connection
+    // wakes one pool thread, a pool thread turning idle wakes the accepting
+    // one (one condition for both, with notify_all, woke every idle thread
+    // for every connection).
+    std::condition_variable work_ready;
+    std::condition_variable room;
+    std::deque<Work> queue;
+    bool closing = false;
+    std::size_t idle = 0;  // pool threads waiting for a connection
+  };
+
   const WorkerSetup& setup_;
+  ConnectionThreads connection_threads_;
+  PoolQueue pool_queue_;
+  bool left_threads_serving_ = false;
   StopSignal stop_;
   SlotWriter stats_;
   StreamContext stream_;

@@ -8,9 +8,13 @@
 #include <prefork/worker.hpp>
 #include <prefork/workers/runtime.hpp>
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <stdexcept>
 
 #include "worker.hpp"
+#include "worker_signals.hpp"
 
 namespace prefork {
 
@@ -43,6 +47,7 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   };
   SlotWriter life(resources.slot, false, params.worker_stats);
   life.started(params.generation);
+  ignore_signals_without_meaning();
 
   std::unique_ptr<Runtime> runtime;
   try {
@@ -67,7 +72,14 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
     log_info("worker failed: %s", e.what());
   }
   life.state(WorkerState::stopping);
+  if (runtime->left_threads_serving()) {
+    // A fast stop: what those threads hold is closed by the kernel.
+    log_info("fast stop: exiting with requests still in the handler");
+    ::_exit(status);
+  }
   runtime.reset();  // its threads and descriptors end before finish()
+  // The runtime's handlers are gone; a late logrotate must not kill us.
+  ::signal(SIGUSR1, SIG_IGN);
   try {
     handler.finish();
   } catch (const std::exception& e) {

@@ -7,56 +7,153 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 #include <prefork/error.hpp>
+#include <prefork/log.hpp>
 
 namespace prefork {
 
 namespace {
 // Atomics, not volatile sig_atomic_t: the handler runs on whichever thread
-// takes the signal, and the pool threads read the flag (volatile orders
+// takes the signal, and the pool threads read the flags (volatile orders
 // nothing between threads: a data race). Lock-free atomics are safe in a
 // signal handler.
-std::atomic<int> stop_fd{-1};
+std::atomic<int> stop_wake_fd{-1};
+std::atomic<int> fast_wake_fd{-1};
+std::atomic<int> reopen_wake_fd{-1};
 std::atomic<bool> stop_requested{false};
+std::atomic<bool> fast_requested{false};
+std::atomic<bool> reopen_requested{false};
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
-constexpr int stop_signals[] = {SIGTERM, SIGINT, SIGQUIT};
+constexpr int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
 
-extern "C" void on_stop_signal(int) {
-  int saved = errno;
-  stop_requested.store(true);
+void wake(int fd) noexcept {
   std::uint64_t one = 1;
-  [[maybe_unused]] ssize_t ignored = ::write(stop_fd.load(), &one, sizeof one);
+  [[maybe_unused]] ssize_t ignored = ::write(fd, &one, sizeof one);
+}
+
+extern "C" void on_worker_signal(int number) {
+  int saved = errno;
+  if (number == SIGUSR1) {
+    reopen_requested.store(true);
+    wake(reopen_wake_fd.load());
+  } else {
+    // The fast flag first: whoever the stop eventfd wakes must see it.
+    if (number != SIGTERM) {
+      fast_requested.store(true);
+      wake(fast_wake_fd.load());
+    }
+    stop_requested.store(true);
+    wake(stop_wake_fd.load());
+  }
   errno = saved;
+}
+
+int make_eventfd() {
+  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) throw SystemError("eventfd", errno);
+  return fd;
 }
 }  // namespace
 
 StopSignal::StopSignal() {
-  fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd_ < 0) throw SystemError("eventfd", errno);
-  stop_fd.store(fd_);
+  fd_ = make_eventfd();
+  try {
+    fast_fd_ = make_eventfd();
+    reopen_fd_ = make_eventfd();
+  } catch (...) {
+    ::close(fd_);
+    if (fast_fd_ >= 0) ::close(fast_fd_);
+    throw;
+  }
+  stop_wake_fd.store(fd_);
+  fast_wake_fd.store(fast_fd_);
+  reopen_wake_fd.store(reopen_fd_);
   struct sigaction action {};
-  action.sa_handler = on_stop_signal;
+  action.sa_handler = on_worker_signal;
   ::sigemptyset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: interrupt a blocking accept()
-  for (int number : stop_signals)
-    if (::sigaction(number, &action, nullptr) != 0) throw SystemError("sigaction", errno);
+  sigset_t set;
+  ::sigemptyset(&set);
+  for (int number : handled_signals) {
+    if (::sigaction(number, &action, nullptr) != 0) {
+      int error = errno;
+      ::close(fd_);
+      ::close(fast_fd_);
+      ::close(reopen_fd_);
+      throw SystemError("sigaction", error, ::strsignal(number));
+    }
+    ::sigaddset(&set, number);
+  }
+  // A spawned worker inherits its master's mask, which may hold them.
+  ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 }
 
 StopSignal::~StopSignal() {
-  for (int number : stop_signals) ::signal(number, SIG_DFL);
-  stop_fd.store(-1);
+  for (int number : handled_signals) ::signal(number, number == SIGUSR1 ? SIG_IGN : SIG_DFL);
+  stop_wake_fd.store(-1);
+  fast_wake_fd.store(-1);
+  reopen_wake_fd.store(-1);
   ::close(fd_);
+  ::close(fast_fd_);
+  ::close(reopen_fd_);
 }
 
 bool StopSignal::requested() const noexcept { return stop_requested.load(); }
 
-void StopSignal::request() noexcept { on_stop_signal(0); }
+bool StopSignal::fast() noexcept { return fast_requested.load(); }
+
+void StopSignal::request() noexcept {
+  stop_requested.store(true);
+  wake(stop_wake_fd.load());
+}
+
+void StopSignal::reopen_log_if_asked() {
+  if (reopen_requested.load(std::memory_order_relaxed) && reopen_requested.exchange(false))
+    reopen_log();
+}
+
+void StopSignal::on_reopen_readable(int fd) {
+  // Emptied first, whatever the flag says: a wake-up written after the
+  // flag was taken would otherwise keep poll() returning.
+  std::uint64_t count = 0;
+  [[maybe_unused]] ssize_t ignored = ::read(fd, &count, sizeof count);
+  reopen_log_if_asked();
+}
+
+std::array<int, 2> StopSignal::become_connection_child() noexcept {
+  ::signal(SIGUSR1, SIG_IGN);
+  reopen_wake_fd.store(-1);
+  std::array<int, 2> own{-1, -1};
+  try {
+    own[0] = make_eventfd();
+    own[1] = make_eventfd();
+  } catch (const SystemError& e) {
+    log_info("%s (a connection child)", e.what());
+    if (own[0] >= 0) ::close(own[0]);
+    own = {-1, -1};
+  }
+  stop_wake_fd.store(own[0]);
+  fast_wake_fd.store(own[1]);
+  return own;
+}
+
+StopSignal::Held::Held() noexcept {
+  sigset_t set;
+  block(set, previous_);
+}
+
+void StopSignal::Held::restore() noexcept {
+  if (restored_) return;
+  restored_ = true;
+  ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
+}
 
 void StopSignal::block(sigset_t& set, sigset_t& previous) noexcept {
   ::sigemptyset(&set);
-  for (int number : stop_signals) ::sigaddset(&set, number);
+  for (int number : handled_signals) ::sigaddset(&set, number);
   ::sigaddset(&set, SIGCHLD);
   ::pthread_sigmask(SIG_BLOCK, &set, &previous);
 }

@@ -1,11 +1,19 @@
-// Stopping the blocking models. Their workers sleep in accept(), poll() or
-// recv(), often in several threads: TERM/INT/QUIT set a flag and make an
-// eventfd readable, which every sleeping poll() watches; the handlers are
-// installed without SA_RESTART so that a blocking accept() returns EINTR.
+// The signals of the blocking models (see worker_signals.hpp for what each
+// signal means to a worker). Their workers sleep in accept(), poll() or
+// recv(), often in several threads: TERM (graceful) and INT/QUIT (fast)
+// set a flag and make the stop eventfd readable, which every sleeping
+// poll() watches; a fast stop makes a second eventfd readable too, which a
+// connection watches while it waits for the rest of a message. USR1 sets a
+// flag that the loops look at when they wake (they wake at least once a
+// second, or are interrupted), and makes a third eventfd readable, for a
+// one-thread worker's connection, which would otherwise sleep through it.
+// The handlers are installed without SA_RESTART so that a blocking
+// accept() returns EINTR.
 #pragma once
 
 #include <signal.h>
 
+#include <array>
 #include <atomic>
 #include <thread>
 #include <utility>
@@ -21,12 +29,52 @@ class StopSignal {
 
   // Readable (and stays readable) once a stop was asked.
   int fd() const noexcept { return fd_; }
+  // Readable once a fast stop (INT, QUIT) was asked.
+  int fast_fd() const noexcept { return fast_fd_; }
   bool requested() const noexcept;
-  // Ask for a stop from inside the process (e.g. the master is gone).
+  // A fast stop: stop accepting and end every connection now, without
+  // waiting for what is in flight.
+  static bool fast() noexcept;
+  // Ask for a graceful stop from inside the process (e.g. the master is gone).
   void request() noexcept;
 
-  // Starts a thread that never takes the stop signals, so that they go to
-  // the accepting thread and interrupt its accept(). (The mask is set
+  // Readable once USR1 came; for one watcher (a one-thread worker's
+  // connection), which then calls on_reopen_readable().
+  int reopen_fd() const noexcept { return reopen_fd_; }
+  // USR1: calls reopen_log() if it was asked since the last call (by any
+  // thread; one call reopens). For the loops, never the handler.
+  static void reopen_log_if_asked();
+  // The same after poll() found reopen_fd() readable: empties it first.
+  static void on_reopen_readable(int fd);
+
+  // In a fork-per-connection child, right after fork: its TERM/INT/QUIT end
+  // its own connection only (they make the child's own eventfds readable,
+  // no longer the worker's, which the child still watches: its worker's
+  // stop reaches it too), and it ignores USR1 (it writes to the worker's
+  // log for the life of one connection). Returns the child's eventfds,
+  // {stop, fast}; -1 each if they cannot be made (logged: the child then
+  // hears only its worker's stop).
+  std::array<int, 2> become_connection_child() noexcept;
+
+  // Holds the worker's signals blocked while it lives: around fork(), so
+  // that a signal cannot reach the child before become_connection_child()
+  // (the inherited handler would wake the worker as if it were signalled).
+  // The child calls restore() once it is ready.
+  class Held {
+   public:
+    Held() noexcept;
+    ~Held() { restore(); }
+    Held(const Held&) = delete;
+    Held& operator=(const Held&) = delete;
+    void restore() noexcept;
+
+   private:
+    sigset_t previous_;
+    bool restored_ = false;
+  };
+
+  // Starts a thread that never takes the worker's signals, so that they go
+  // to the accepting thread and interrupt its accept(). (The mask is set
   // before the thread exists: blocking them inside it would leave a window.)
   template <typename Function>
   static std::thread thread_without_signals(Function&& function) {
@@ -40,6 +88,8 @@ class StopSignal {
  private:
   static void block(sigset_t& set, sigset_t& previous) noexcept;
   int fd_ = -1;
+  int fast_fd_ = -1;
+  int reopen_fd_ = -1;
 };
 
 }  // namespace prefork

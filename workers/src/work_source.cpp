@@ -116,6 +116,8 @@ WorkSource::~WorkSource() {
 
 Work WorkSource::next() {
   for (;;) {
+    // USR1, between pieces of work (it interrupts the wait for them).
+    StopSignal::reopen_log_if_asked();
     // pass: what the master already accepted and sent is in flight: serve
     // it before stopping (it would be reset when the master exits).
     if (stop_.requested()) return strategy_ == Accept::pass ? receive_passed(MSG_DONTWAIT) : Work{};

@@ -77,6 +77,7 @@ class EventRuntime final : public Runtime {
   std::unordered_map<Watch*, std::unique_ptr<Watch>> connections_;
   std::vector<Watch*> closed_;  // freed after the batch that closed them
   bool draining_ = false;
+  bool fast_stop_ = false;  // INT, QUIT: leave the loop at once
   // After EMFILE and the like: stop watching the listeners for a while.
   bool accept_paused_ = false;
   Clock::time_point accept_resume_at_{};
@@ -86,7 +87,7 @@ class EventRuntime final : public Runtime {
 EventRuntime::EventRuntime(const WorkerSetup& setup)
     : setup_(setup),
       stats_(setup.slot, false, setup.params.worker_stats),
-      signals_({SIGTERM, SIGINT, SIGQUIT}),
+      signals_({SIGTERM, SIGINT, SIGQUIT, SIGUSR1}),
       epoll_(::epoll_create1(EPOLL_CLOEXEC)),
       stream_{.handler = setup.handler,
               .stats = stats_,
@@ -96,6 +97,7 @@ EventRuntime::EventRuntime(const WorkerSetup& setup)
           .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size} {
   if (!epoll_) throw SystemError("epoll_create1", errno);
   ::signal(SIGPIPE, SIG_IGN);
+  stats_.retire_after(setup.params.max_requests);
   start_serving();
 }
 
@@ -135,7 +137,7 @@ void EventRuntime::start_serving() {
 int EventRuntime::serve() {
   beat_heartbeat();
   epoll_event events[64];
-  while (!draining_ || !connections_.empty()) {
+  while ((!draining_ || !connections_.empty()) && !fast_stop_) {
     int timeout = 1000;
     if (draining_) {
       auto left =
@@ -156,12 +158,16 @@ int EventRuntime::serve() {
       log_sys_error("epoll_wait", errno);
       return 1;
     }
-    for (int i = 0; i < n; ++i) serve_event(events[i]);
+    for (int i = 0; i < n && !fast_stop_; ++i) serve_event(events[i]);
     for (Watch* watch : closed_) connections_.erase(watch);
     closed_.clear();
     resume_accepting_if_due();
     beat_heartbeat();
   }
+  // A fast stop leaves here with connections open: destroying them closes
+  // each (its session hears worker_stopping), whatever was in flight.
+  if (fast_stop_ && !connections_.empty())
+    log_info("fast stop: closing %zu connections", connections_.size());
   return 0;
 }
 
@@ -281,11 +287,20 @@ void EventRuntime::close_connection(Watch& watch) {
   closed_.push_back(&watch);
 }
 
+// What each signal means: worker_signals.hpp.
 void EventRuntime::handle_signals() {
   while (int number = signals_.next()) {
-    if (!draining_) {
-      log_info("received %s: finishing in-flight requests", ::strsignal(number));
-      begin_drain();
+    if (number == SIGUSR1) {
+      reopen_log();
+    } else if (number == SIGTERM) {
+      if (!draining_) {
+        log_info("received %s: finishing in-flight requests", ::strsignal(number));
+        begin_drain();
+      }
+    } else if (!fast_stop_) {
+      log_info("received %s: stopping now", ::strsignal(number));
+      stats_.state(WorkerState::stopping);
+      fast_stop_ = true;
     }
   }
 }

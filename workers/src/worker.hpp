@@ -29,6 +29,10 @@ class Runtime {
   virtual ~Runtime() = default;
   // Serves until a stop and its drain; returns the worker's exit status.
   virtual int serve() = 0;
+  // After serve(): true when a fast stop left threads in the handler's code
+  // (not waited for). The process must then end without destroying the
+  // runtime or calling the handler's finish(): they are still in use.
+  virtual bool left_threads_serving() const noexcept { return false; }
 };
 
 // One epoll loop per process (worker.cpp).

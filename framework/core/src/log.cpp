@@ -225,7 +225,10 @@ void configure_log(const LogSettings& wanted) {
 const LogSettings& log_settings() noexcept { return settings; }
 
 bool reopen_log() {
-  if (settings.file.empty()) return true;
+  if (settings.file.empty()) {
+    log_info("reopening log files: none, the log goes to stderr");
+    return true;
+  }
   const int fd = ::open(settings.file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) {
     log_sys_error("open", errno, "log file %s: still writing to the file it had",

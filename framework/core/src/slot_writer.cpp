@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include <prefork/core/robust_mutex.hpp>
+#include <prefork/log.hpp>
 
 namespace prefork {
 
@@ -59,7 +60,18 @@ void SlotWriter::started(std::uint64_t generation) noexcept {
   slot_->heartbeat_ns.store(now, std::memory_order_relaxed);
   slot_->rss_bytes.store(resident_bytes(), std::memory_order_relaxed);
   slot_->generation.store(generation, std::memory_order_relaxed);
+  slot_->retire_requested.store(0, std::memory_order_relaxed);
   state(WorkerState::starting);
+}
+
+bool SlotWriter::request_retire() noexcept {
+  if (slot_->retire_requested.exchange(1, std::memory_order_relaxed) != 0) return false;
+  if (retire_after_ != 0)
+    log_info("served %llu requests (--max-requests): asking the master for a replacement",
+             static_cast<unsigned long long>(retire_after_));
+  else
+    log_info("asking the master for a replacement");
+  return true;
 }
 
 bool SlotWriter::beat() noexcept {

@@ -47,6 +47,7 @@ class SlotWriter {
   // that has its reply never sees it uncounted (a worker may be killed
   // right after its write).
   void request(std::size_t index, std::uint64_t datagram_bytes = 0) noexcept {
+    count_toward_retire();
     update(index, [datagram_bytes](Counters& slot, ListenerCounters& listener) {
       add(slot.requests, 1);
       add(listener.requests, 1);
@@ -86,7 +87,29 @@ class SlotWriter {
     else
       slot_->waiting.fetch_sub(1, std::memory_order_relaxed);
   }
-  // Claims the slot for this process, as `starting`.
+  // Recycling (--max-requests): once `limit` requests have started, the
+  // slot asks the master for a replacement (request_retire()) and goes on
+  // serving. Counted whether the counters are enabled or not, across every
+  // thread that shares this writer; 0 (the default): never.
+  void retire_after(std::uint64_t limit) noexcept { retire_after_ = limit; }
+  // One request toward that limit: request() counts it; a worker that
+  // hands each connection to a child of its own counts it there instead
+  // (and the child, which has a copy of this writer, sets no limit). The
+  // whole cost when there is no limit: one compare.
+  void count_toward_retire() noexcept {
+    if (retire_after_ == 0) return;
+    if (shared_) {
+      if (served_.fetch_add(1, std::memory_order_relaxed) + 1 == retire_after_) request_retire();
+    } else {
+      const std::uint64_t served = served_.load(std::memory_order_relaxed) + 1;
+      served_.store(served, std::memory_order_relaxed);
+      if (served == retire_after_) request_retire();
+    }
+  }
+  // Sets Slot::retire_requested and logs it; true for the call that set it.
+  bool request_retire() noexcept;
+
+  // Claims the slot for this process, as `starting` (not retiring).
   void started(std::uint64_t generation) noexcept;
   // Writes the heartbeat and RSS at most once a second, from any thread;
   // true when this call wrote them.
@@ -124,6 +147,8 @@ class SlotWriter {
   bool shared_;
   bool enabled_;
   std::atomic<std::int64_t> next_beat_{0};  // steady clock, ns
+  std::uint64_t retire_after_ = 0;
+  std::atomic<std::uint64_t> served_{0};  // requests counted toward retire_after_
 };
 
 // Counts and times the requests answered in one go (one read, one write):
