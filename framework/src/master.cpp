@@ -13,6 +13,8 @@
 
 #include <prefork/log.hpp>
 
+#include "systemd_notify.hpp"
+
 namespace prefork {
 
 namespace {
@@ -61,7 +63,9 @@ int Master::run() {
   log_info("starting %zu workers (%s mode, model %s, accept %s)", workers_.size(),
            config_.start == StartMode::fork ? "fork" : "spawn", model_name(plan_.model()).data(),
            accept_name(plan_.accept()).data());
+  systemd::ReadyNotifier ready;  // sd_notify READY=1 once all workers are first ready
   while (!stopping_ || live_workers() > 0) {
+    if (!stopping_) ready.check(scoreboard_);
     start_due_workers();
     publish_metrics();
     wait_for_events();
@@ -243,6 +247,7 @@ void Master::kill_lingering_workers() {
 void Master::begin_stop(int exit_status, const char* why) {
   if (stopping_) return;
   stopping_ = true;
+  systemd::notify_stopping();  // sd_notify STOPPING=1
   exit_status_ = exit_status;
   kill_at_ = Clock::now() + config_.graceful_timeout;
   log_info("stopping (%s): %u workers finish their requests, up to %lld ms", why, live_workers(),

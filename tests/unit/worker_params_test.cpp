@@ -47,6 +47,7 @@ WorkerParams unusual() {
       .max_message = 65536,
       .graceful_timeout = std::chrono::milliseconds(2500),
       .worker_stats = false,
+      .run_as = prefork::Credentials{.uid = 65534, .gid = 65533, .groups = {65533, 27, 100}},
   };
 }
 
@@ -64,11 +65,12 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.max_message == sent.max_message);
   BOOST_TEST(received.graceful_timeout.count() == sent.graceful_timeout.count());
   BOOST_TEST(received.worker_stats == sent.worker_stats);
+  BOOST_TEST((received.run_as == sent.run_as));
   BOOST_TEST((received == sent));
 }
 
 BOOST_AUTO_TEST_CASE(defaults_survive_too) {
-  const WorkerParams sent{.master_pid = 1, .stats_name = "x"};
+  const WorkerParams sent{.master_pid = 1, .stats_name = "x", .run_as = {}};
   Environment env(sent.to_environment());
   BOOST_TEST((WorkerParams::from_environment(env.lookup()) == sent));
 }
@@ -118,4 +120,29 @@ BOOST_AUTO_TEST_CASE(a_worker_environment_is_recognised) {
   BOOST_TEST(!WorkerParams::in_environment(env.lookup()));  // no LISTEN_FDS yet
   env.values.emplace("LISTEN_FDS", std::string_view("1"));
   BOOST_TEST(WorkerParams::in_environment(env.lookup()));
+}
+
+BOOST_AUTO_TEST_CASE(the_identity_to_drop_to_survives_with_and_without_groups) {
+  WorkerParams sent = unusual();
+  sent.run_as->groups.clear();
+  Environment env(sent.to_environment());
+  BOOST_TEST(env.values.at("PREFORK_RUN_AS") == "65534:65533:");
+  BOOST_TEST((WorkerParams::from_environment(env.lookup()) == sent));
+  sent.run_as.reset();
+  Environment none(sent.to_environment());
+  BOOST_TEST(none.values.count("PREFORK_RUN_AS") == 0u);
+  BOOST_TEST((WorkerParams::from_environment(none.lookup()).run_as == std::nullopt));
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_identity_is_named) {
+  for (const char* bad : {"", "65534", "65534:", "x:1:", "1:2:3,", "1:2:,3", "1:2:3:4", "-1:2:"}) {
+    Environment env(unusual().to_environment());
+    env.values["PREFORK_RUN_AS"] = bad;
+    try {
+      WorkerParams::from_environment(env.lookup());
+      BOOST_ERROR("PREFORK_RUN_AS='" << bad << "' was accepted");
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(std::string(e.what()).find("PREFORK_RUN_AS") != std::string::npos, e.what());
+    }
+  }
 }

@@ -1,6 +1,7 @@
 #include <prefork/core/environment.hpp>
 #include <prefork/core/worker_params.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <stdexcept>
@@ -21,6 +22,7 @@ constexpr const char* threads = "PREFORK_THREADS";
 constexpr const char* max_message = "PREFORK_MAX_MESSAGE";
 constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
 constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting off
+constexpr const char* run_as = "PREFORK_RUN_AS";              // "UID:GID:G1,G2,..."; absent: none
 }  // namespace name
 
 const char* get(const WorkerParams::Lookup& lookup, const char* variable) {
@@ -44,6 +46,41 @@ std::uint64_t number(const WorkerParams::Lookup& lookup, const char* variable) {
   return value;
 }
 
+std::string run_as_text(const Credentials& credentials) {
+  std::string text = std::to_string(credentials.uid) + ':' + std::to_string(credentials.gid) + ':';
+  for (std::size_t i = 0; i < credentials.groups.size(); ++i)
+    text.append(i == 0 ? "" : ",").append(std::to_string(credentials.groups[i]));
+  return text;
+}
+
+std::optional<Credentials> run_as_from(const WorkerParams::Lookup& lookup) {
+  const char* value = get(lookup, name::run_as);
+  if (value == nullptr) return std::nullopt;
+  const std::string_view text(value);
+  auto id = [&](std::string_view part) {
+    std::uint32_t id = 0;
+    auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), id);
+    if (part.empty() || error != std::errc() || end != part.data() + part.size())
+      throw std::runtime_error(std::string(name::run_as) + " is not UID:GID:GROUP,...: '" +
+                               std::string(text) + "'");
+    return id;
+  };
+  // UID:GID:GROUPS, GROUPS comma-separated and possibly empty.
+  const std::size_t first = text.find(':');
+  const std::size_t second = first == text.npos ? text.npos : text.find(':', first + 1);
+  if (second == text.npos) id({});  // throws
+  Credentials credentials{.uid = id(text.substr(0, first)),
+                          .gid = id(text.substr(first + 1, second - first - 1)),
+                          .groups = {}};
+  for (std::size_t at = second + 1; at < text.size();) {
+    const std::size_t end = std::min(text.find(',', at), text.size());
+    credentials.groups.push_back(id(text.substr(at, end - at)));
+    at = end + 1;
+    if (end + 1 == text.size()) id({});  // a trailing comma
+  }
+  return credentials;
+}
+
 }  // namespace
 
 std::vector<std::string> WorkerParams::to_environment() const {
@@ -53,7 +90,7 @@ std::vector<std::string> WorkerParams::to_environment() const {
     out += value;
     return out;
   };
-  return {
+  std::vector<std::string> entries{
       entry(name::slot, std::to_string(slot)),
       entry(name::generation, std::to_string(generation)),
       entry(name::master_pid, std::to_string(master_pid)),
@@ -65,6 +102,8 @@ std::vector<std::string> WorkerParams::to_environment() const {
       entry(name::graceful_timeout_ms, std::to_string(graceful_timeout.count())),
       entry(name::worker_stats, worker_stats ? "1" : "0"),
   };
+  if (run_as) entries.push_back(entry(name::run_as, run_as_text(*run_as)));
+  return entries;
 }
 
 WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
@@ -84,6 +123,7 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .max_message = static_cast<std::size_t>(number(lookup, name::max_message)),
       .graceful_timeout = std::chrono::milliseconds(number(lookup, name::graceful_timeout_ms)),
       .worker_stats = std::string_view(required(lookup, name::worker_stats)) != "0",
+      .run_as = run_as_from(lookup),
   };
 }
 

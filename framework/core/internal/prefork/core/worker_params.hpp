@@ -5,6 +5,7 @@
 // The descriptors cross an exec separately, as LISTEN_FDS (environment.hpp).
 #pragma once
 
+#include <prefork/core/credentials.hpp>
 #include <prefork/models.hpp>
 
 #include <sys/types.h>
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +31,9 @@ struct WorkerParams {
   std::size_t max_message = 1 << 20;  // the most a connection may buffer of one message
   std::chrono::milliseconds graceful_timeout{10'000};
   bool worker_stats = true;  // false: leave the slot's counters alone (--worker-stats off)
+  // --user/--group: whom the worker becomes once its set-up is done; none:
+  // it keeps the master's identity.
+  std::optional<Credentials> run_as;
 
   // "NAME=value" entries, PREFORK_* names.
   std::vector<std::string> to_environment() const;
