@@ -194,7 +194,8 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, bool& help, bool& vers
        }});
   service.flags.push_back({{"group", "NAME", "workers drop to this group (default: the user's)"},
                            [&config](const std::string& v) {
-                             if (v.empty()) throw UsageError("--group wants a group name or number");
+                             if (v.empty())
+                               throw UsageError("--group wants a group name or number");
                              config.group = v;
                            }});
   service.flags.push_back(

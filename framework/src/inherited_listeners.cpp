@@ -93,16 +93,15 @@ std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<Listen
                                                         std::size_t count) {
   const std::size_t per_set = specs.size();
   if (per_set == 0 || count % per_set != 0)
-    throw std::runtime_error("LISTEN_FDS passes " + std::to_string(count) +
-                             " descriptors for " + std::to_string(per_set) +
+    throw std::runtime_error("LISTEN_FDS passes " + std::to_string(count) + " descriptors for " +
+                             std::to_string(per_set) +
                              " listeners: give one --tcp/--framed/--udp flag per inherited "
                              "socket (or per socket of each set)");
   std::vector<std::pair<std::size_t, std::size_t>> places(count);
-  const bool by_name = names.size() == count && std::all_of(names.begin(), names.end(),
-                                                            [](const std::string& name) {
-                                                              return protocol_from_name(name)
-                                                                  .has_value();
-                                                            });
+  const bool by_name =
+      names.size() == count && std::all_of(names.begin(), names.end(), [](const std::string& name) {
+        return protocol_from_name(name).has_value();
+      });
   if (!by_name) {
     for (std::size_t i = 0; i < count; ++i) places[i] = {i / per_set, i % per_set};
     return places;
@@ -124,11 +123,11 @@ std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<Listen
       ++seen;
     }
     if (seen != of_protocol.size() * (count / per_set))
-      throw std::runtime_error(
-          "LISTEN_FDNAMES names " + std::to_string(seen) + " descriptors '" +
-          std::string(protocol_name(protocol)) + "' for " + std::to_string(of_protocol.size()) +
-          " --" + std::string(protocol_name(protocol)) + " listeners (in " +
-          std::to_string(count / per_set) + " sets)");
+      throw std::runtime_error("LISTEN_FDNAMES names " + std::to_string(seen) + " descriptors '" +
+                               std::string(protocol_name(protocol)) + "' for " +
+                               std::to_string(of_protocol.size()) + " --" +
+                               std::string(protocol_name(protocol)) + " listeners (in " +
+                               std::to_string(count / per_set) + " sets)");
   }
   return places;
 }

@@ -71,7 +71,6 @@ bool runs_this_program(pid_t pid) {
   auto our_name = command_of(::getpid());
   if (their_name && our_name) return *their_name == *our_name;
   return true;  // cannot tell: assume a master
-
 }
 
 PidFile::PidFile(std::string path) : path_(std::move(path)), owner_(::getpid()) {
@@ -79,8 +78,8 @@ PidFile::PidFile(std::string path) : path_(std::move(path)), owner_(::getpid()) 
     if (runs_this_program(*pid))
       throw std::runtime_error("pid file " + path_ + " names running master " +
                                std::to_string(*pid) + "; stop it first or give another --pid-file");
-    log_info("pid file %s names pid %d, which is not a running master: replacing it",
-             path_.c_str(), static_cast<int>(*pid));
+    log_info("pid file %s names pid %d, which is not a running master: replacing it", path_.c_str(),
+             static_cast<int>(*pid));
   }
   const std::string temporary = path_ + ".tmp." + std::to_string(owner_);
   UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));

@@ -22,9 +22,9 @@ namespace prefork::systemd {
 // notification is advice, not a reason to stop serving).
 bool notify(std::string_view state);
 
-bool notify_ready();      // READY=1: every worker has reported ready
-bool notify_reloading();  // RELOADING=1 with MONOTONIC_USEC (Type=notify-reload)
-bool notify_stopping();   // STOPPING=1: a stop began
+bool notify_ready();                        // READY=1: every worker has reported ready
+bool notify_reloading();                    // RELOADING=1 with MONOTONIC_USEC (Type=notify-reload)
+bool notify_stopping();                     // STOPPING=1: a stop began
 bool notify_status(std::string_view text);  // STATUS=<text>, one line
 bool notify_mainpid(pid_t pid);             // MAINPID=<pid>: after a binary upgrade
 

@@ -108,8 +108,8 @@ struct FakeNotifySocket {
     std::memcpy(address.sun_path, name.data(), name.size());
     if (abstract) address.sun_path[0] = '\0';
     if (!abstract) ::unlink(name.c_str());
-    socklen_t length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() +
-                                              (abstract ? 0 : 1));
+    socklen_t length =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + name.size() + (abstract ? 0 : 1));
     BOOST_REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&address), length) == 0);
     ::setenv("NOTIFY_SOCKET", name.c_str(), 1);
   }
@@ -138,9 +138,7 @@ struct TempDir {
   ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
 };
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void write_text(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 }  // namespace
 
@@ -195,8 +193,7 @@ BOOST_AUTO_TEST_CASE(handed_over_listeners_come_back_as_the_same_sockets) {
       if (::fcntl(fd, F_GETFD) & FD_CLOEXEC) return "fd " + std::to_string(fd) + " is CLOEXEC";
     auto got = take_inherited_listeners(three_listeners(), {}, 1);
     if (!got || got->size() != 1) return "not one set taken";
-    if (std::string error = same_sockets(got->front(), sets.front()); !error.empty())
-      return error;
+    if (std::string error = same_sockets(got->front(), sets.front()); !error.empty()) return error;
     return listen_variables_left();
   });
   BOOST_TEST(result.empty(), result);
@@ -274,8 +271,8 @@ BOOST_AUTO_TEST_CASE(named_sockets_are_matched_by_protocol_whatever_their_order)
     if (!got) return "none taken";
     std::vector<Listener> expected;
     for (int i : {1, 2, 0})
-      expected.push_back(Listener{sets[0][i].protocol, UniqueFd(::dup(sets[0][i].fd.get())),
-                                  sets[0][i].local});
+      expected.push_back(
+          Listener{sets[0][i].protocol, UniqueFd(::dup(sets[0][i].fd.get())), sets[0][i].local});
     return same_sockets(got->front(), expected);
   });
   BOOST_TEST(result.empty(), result);

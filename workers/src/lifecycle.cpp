@@ -4,8 +4,8 @@
 // master stops instead of restarting a worker that would fail the same way.
 #include <prefork/connection.hpp>
 #include <prefork/core/credentials.hpp>
-#include <prefork/error.hpp>
 #include <prefork/core/slot_writer.hpp>
+#include <prefork/error.hpp>
 #include <prefork/log.hpp>
 #include <prefork/worker.hpp>
 #include <prefork/workers/runtime.hpp>

@@ -18,8 +18,7 @@ namespace {
 std::optional<unsigned long> as_number(std::string_view text) {
   unsigned long value = 0;
   auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size())
-    return std::nullopt;
+  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
   return value;
 }
 
@@ -34,8 +33,7 @@ std::optional<Entry> find_entry(const char* call, const std::string& what, std::
     int error = lookup(&entry, buffer.data(), buffer.size(), &found);
     if (error == ERANGE && buffer.size() < (1u << 20)) continue;
     // "Not found" is 0 with a null result, or one of these (getpwnam_r(3)).
-    if (error == 0 || error == ENOENT || error == ESRCH || error == EBADF || error == EPERM)
-      break;
+    if (error == 0 || error == ENOENT || error == ESRCH || error == EBADF || error == EPERM) break;
     throw SystemError(call, error, what);
   }
   if (found == nullptr) return std::nullopt;
@@ -76,11 +74,11 @@ Credentials Credentials::lookup(const std::string& user, const std::string& grou
     }
   }
   if (!group.empty()) {
-    auto entry = find_entry<struct group>("getgrnam_r", "group " + group, group_buffer,
-                                          [&](struct group* e, char* b, std::size_t n,
-                                              struct group** f) {
-                                            return ::getgrnam_r(group.c_str(), e, b, n, f);
-                                          });
+    auto entry =
+        find_entry<struct group>("getgrnam_r", "group " + group, group_buffer,
+                                 [&](struct group* e, char* b, std::size_t n, struct group** f) {
+                                   return ::getgrnam_r(group.c_str(), e, b, n, f);
+                                 });
     std::optional<gid_t> gid;
     if (entry)
       gid = entry->gr_gid;
