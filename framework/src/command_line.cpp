@@ -253,9 +253,9 @@ void print_help(const CommandLineDefaults& defaults, const po::options_descripti
   std::printf("\n--model NAME, and the --accept strategies that go with it:\n%s", models.c_str());
   std::printf("\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n");
   std::printf(
-      "Under systemd: the listeners may be inherited (LISTEN_FDS, named tcp/framed/udp or in "
-      "flag order)\nand READY=1/STOPPING=1 go to NOTIFY_SOCKET (README, \"Running under "
-      "systemd\").\n");
+      "Under systemd: listeners may be inherited (LISTEN_FDS: named tcp, framed, udp,\n"
+      "or in the order of the flags); READY=1 and STOPPING=1 go to NOTIFY_SOCKET.\n"
+      "See README, \"Running under systemd\".\n");
 }
 
 }  // namespace

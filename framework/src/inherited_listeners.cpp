@@ -87,21 +87,29 @@ Listener adopt(int fd, const ListenerSpec& spec, const ListenOptions& options) {
   return Listener{spec.protocol, UniqueFd(fd), local};
 }
 
-// Which listener (set, index in the set) each inherited descriptor is.
+constexpr std::size_t not_a_listener = static_cast<std::size_t>(-1);
+
+bool names_a_protocol(const std::string& name) { return protocol_from_name(name).has_value(); }
+
+// Which listener (set, index in the set) each inherited descriptor is;
+// {not_a_listener, _} for the others (by name only, when `others_allowed`).
 std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<ListenerSpec>& specs,
                                                         const std::vector<std::string>& names,
-                                                        std::size_t count) {
+                                                        std::size_t all, bool others_allowed) {
+  const bool by_name =
+      names.size() == all && std::any_of(names.begin(), names.end(), names_a_protocol) &&
+      (others_allowed || std::all_of(names.begin(), names.end(), names_a_protocol));
+  const std::size_t count =
+      by_name
+          ? static_cast<std::size_t>(std::count_if(names.begin(), names.end(), names_a_protocol))
+          : all;
   const std::size_t per_set = specs.size();
   if (per_set == 0 || count % per_set != 0)
     throw std::runtime_error("LISTEN_FDS passes " + std::to_string(count) + " descriptors for " +
                              std::to_string(per_set) +
                              " listeners: give one --tcp/--framed/--udp flag per inherited "
                              "socket (or per socket of each set)");
-  std::vector<std::pair<std::size_t, std::size_t>> places(count);
-  const bool by_name =
-      names.size() == count && std::all_of(names.begin(), names.end(), [](const std::string& name) {
-        return protocol_from_name(name).has_value();
-      });
+  std::vector<std::pair<std::size_t, std::size_t>> places(all, {not_a_listener, 0});
   if (!by_name) {
     for (std::size_t i = 0; i < count; ++i) places[i] = {i / per_set, i % per_set};
     return places;
@@ -113,7 +121,7 @@ std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<Listen
     for (std::size_t i = 0; i < per_set; ++i)
       if (specs[i].protocol == protocol) of_protocol.push_back(i);
     std::size_t seen = 0;
-    for (std::size_t i = 0; i < count; ++i) {
+    for (std::size_t i = 0; i < all; ++i) {
       if (protocol_from_name(names[i]) != protocol) continue;
       if (of_protocol.empty())
         throw std::runtime_error("LISTEN_FDNAMES names fd " +
@@ -135,7 +143,8 @@ std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<Listen
 }  // namespace
 
 std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
-    const std::vector<ListenerSpec>& specs, const ListenOptions& options, unsigned sets) {
+    const std::vector<ListenerSpec>& specs, const ListenOptions& options, unsigned sets,
+    std::vector<std::pair<std::string, UniqueFd>>* others) {
   const auto pid = number_from_env(env::listen_pid);
   const auto count = number_from_env(env::listen_fds);
   const std::vector<std::string> names = split_names(std::getenv(env::listen_fdnames));
@@ -164,12 +173,18 @@ std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
   for (std::size_t i = 0; i < total; ++i)
     owned.emplace_back(env::listen_fds_start + static_cast<int>(i));
 
-  const auto places = assign(specs, names, total);
-  const std::size_t inherited_sets = total / specs.size();
+  const auto places = assign(specs, names, total, others != nullptr);
+  std::size_t inherited_sets = 0;
+  for (auto [set, index] : places)
+    if (set != not_a_listener) inherited_sets = std::max(inherited_sets, set + 1);
   std::vector<std::vector<std::optional<Listener>>> found(inherited_sets);
   for (auto& set : found) set.resize(specs.size());
   for (std::size_t i = 0; i < total; ++i) {
     auto [set, index] = places[i];
+    if (set == not_a_listener) {
+      others->emplace_back(names[i], std::move(owned[i]));
+      continue;
+    }
     found[set][index] = adopt(owned[i].get(), specs[index], options);
     owned[i].release();
   }
@@ -204,7 +219,8 @@ std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
   return result;
 }
 
-void hand_over_listeners(std::span<const std::vector<Listener>> sets) {
+void hand_over_listeners(std::span<const std::vector<Listener>> sets,
+                         std::span<const NamedSocket> others) {
   std::vector<int> sources;
   std::string names;
   for (const auto& set : sets)
@@ -212,6 +228,13 @@ void hand_over_listeners(std::span<const std::vector<Listener>> sets) {
       sources.push_back(listener.fd.get());
       names.append(names.empty() ? "" : ":").append(protocol_name(listener.protocol));
     }
+  for (const NamedSocket& other : others) {
+    if (other.name.empty() || names_a_protocol(other.name) ||
+        other.name.find(':') != std::string::npos)
+      throw std::invalid_argument("cannot hand over a socket named '" + other.name + "'");
+    sources.push_back(other.fd);
+    names.append(names.empty() ? "" : ":").append(other.name);
+  }
   // Every source is first copied above the target range, so that a dup2()
   // onto 3+i never closes a source not yet moved.
   const int first_free = env::listen_fds_start + static_cast<int>(sources.size());

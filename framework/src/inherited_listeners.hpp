@@ -29,9 +29,18 @@
 
 #include <optional>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace prefork {
+
+// A descriptor that crosses the exec beside the listeners, under its own
+// name (not a protocol's, no ':'): e.g. "metrics", the --metrics socket.
+struct NamedSocket {
+  std::string name;
+  int fd;
+};
 
 // For the master, before it binds anything: the inherited sockets as
 // `sets` sets of listeners for `specs` (reuseport: one per slot, else 1),
@@ -40,8 +49,12 @@ namespace prefork {
 // LISTEN_PID and LISTEN_FDNAMES in any case, so that no child inherits them.
 // Throws std::runtime_error (or SystemError) on a malformed environment or a
 // descriptor that does not fit its listener, naming both.
+// `others`: when given and the sockets are named by protocol, descriptors
+// with any other name are not matched but returned there (close-on-exec),
+// for the caller to use or close (an upgrading master's "metrics").
 std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
-    const std::vector<ListenerSpec>& specs, const ListenOptions& options, unsigned sets);
+    const std::vector<ListenerSpec>& specs, const ListenOptions& options, unsigned sets,
+    std::vector<std::pair<std::string, UniqueFd>>* others = nullptr);
 
 // In a forked child about to exec a new master (the binary upgrade): moves
 // every socket of `sets` (all of them, set after set) to descriptors 3, 4,
@@ -49,7 +62,9 @@ std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
 // LISTEN_FDS, LISTEN_FDNAMES and LISTEN_PID (this process) in the
 // environment. The original descriptors stay close-on-exec; the Listener
 // objects must not be used afterwards: the child execs or _exit()s. Throws
-// SystemError naming the failing call.
-void hand_over_listeners(std::span<const std::vector<Listener>> sets);
+// SystemError naming the failing call. `others` follow the listeners, under
+// their own names.
+void hand_over_listeners(std::span<const std::vector<Listener>> sets,
+                         std::span<const NamedSocket> others = {});
 
 }  // namespace prefork

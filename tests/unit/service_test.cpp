@@ -199,6 +199,34 @@ BOOST_AUTO_TEST_CASE(handed_over_listeners_come_back_as_the_same_sockets) {
   BOOST_TEST(result.empty(), result);
 }
 
+BOOST_AUTO_TEST_CASE(other_named_sockets_cross_beside_the_listeners) {
+  auto sent = open_listeners(three_listeners());
+  auto metrics = open_listeners({{Protocol::stream, Address::parse("127.0.0.1:0")}});
+  std::string result = in_child([&]() -> std::string {
+    std::vector<std::vector<Listener>> sets;
+    sets.push_back(std::move(sent));
+    const NamedSocket extra{"metrics", metrics[0].fd.get()};
+    hand_over_listeners(sets, std::span(&extra, 1));
+    if (std::string(std::getenv("LISTEN_FDNAMES")) != "tcp:framed:udp:metrics")
+      return std::string("LISTEN_FDNAMES=") + std::getenv("LISTEN_FDNAMES");
+    std::vector<std::pair<std::string, UniqueFd>> others;
+    auto got = take_inherited_listeners(three_listeners(), {}, 1, &others);
+    if (!got) return "none taken";
+    if (std::string error = same_sockets(got->front(), sets.front()); !error.empty()) return error;
+    if (others.size() != 1 || others[0].first != "metrics") return "metrics not returned";
+    if (Address::of_socket(others[0].second.get()).port() != metrics[0].local.port())
+      return "metrics is another socket";
+    try {
+      const NamedSocket bad{"udp", metrics[0].fd.get()};
+      hand_over_listeners(sets, std::span(&bad, 1));
+      return "a socket named after a protocol was handed over";
+    } catch (const std::invalid_argument&) {
+    }
+    return {};
+  });
+  BOOST_TEST(result.empty(), result);
+}
+
 BOOST_AUTO_TEST_CASE(reuseport_sets_are_handed_over_whole_and_completed_or_trimmed) {
   for (unsigned wanted : {3u, 5u, 1u}) {
     ListenOptions reuse{.reuseport = true};
