@@ -213,6 +213,11 @@ def named_sockets():
         environ = open(f"/proc/{service.pid}/environ", "rb").read()
         check(b"LISTEN_PID=" + str(service.pid).encode() in environ,
               "named: the test really passed LISTEN_PID = the exec'd pid")
+        if MODE == "spawn":  # only the master speaks for the service
+            children = open(f"/proc/{service.pid}/task/{service.pid}/children").read().split()
+            check(len(children) == 2 and all(
+                b"NOTIFY_SOCKET=" not in open(f"/proc/{c}/environ", "rb").read()
+                for c in children), f"named: spawned workers {children} have no NOTIFY_SOCKET")
         os.kill(service.pid, signal.SIGTERM)
         check(service.notification_with("STOPPING=1") is not None, "named: STOPPING=1 at SIGTERM")
         check(service.wait_exit() == 0, f"named: exit status 0 (got {service.status})")
