@@ -158,6 +158,18 @@ def command_text(cmd):
     return " ".join(rel(c) for c in cmd)
 
 
+def root_flags(bins, _known={}):
+    """["--allow-root"] when run as root by a bench_server that knows the flag (builds since
+    issue 9 refuse root workers without it; an older build compared against does not know it)."""
+    if os.geteuid() != 0:
+        return []
+    if bins not in _known:
+        out = subprocess.run([os.path.join(bins, "bench_server"), "--help"], check=False,
+                             capture_output=True, text=True).stdout
+        _known[bins] = ["--allow-root"] if "--allow-root" in out else []
+    return _known[bins]
+
+
 class Server:
     """One bench_server listening on 127.0.0.1, port 0, with its scoreboard named `prefix`
     and a number; a direct child of this script, so that wait4 gets the rusage of the
@@ -173,7 +185,7 @@ class Server:
         self.workers = workers  # worker slots to wait for at start
         self.cmd = ([] if pin is None else ["taskset", "-c", str(pin)]) + list(wrapper) + [
             os.path.join(bins, "bench_server"), listen_flag, "127.0.0.1:0", *args,
-            "--stats", self.name, "--graceful-timeout", "5"]
+            "--stats", self.name, "--graceful-timeout", "5", *root_flags(bins)]
         self.top = os.path.join(bins, "prefork-top")
         self.log = os.path.join(logdir, self.name + ".err")
         self.proc = None

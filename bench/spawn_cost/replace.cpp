@@ -336,7 +336,7 @@ int run_replace(const ReplaceOptions& options) {
   const std::string segment = "prefork_spawncost_" + std::to_string(::getpid());
   ServerProcess server(options.server,
                        {"--framed", "127.0.0.1:0", "--workers", "1", "--start", options.mode,
-                        "--stats", segment, "--graceful-timeout", "2"},
+                        "--stats", segment, "--graceful-timeout", "2", "--allow-root"},
                        segment);
   const int port = server.framed_port();
   // The segment exists before the server prints its listening lines.

@@ -222,7 +222,39 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
         "append the log to PATH, opened again by reopen_log() after logrotate (default stderr)"},
        [&config](const std::string& v) { config.log.file = v; }});
 
-  std::vector<FlagGroup> groups{listeners, workers, observing, logging};
+  // ---- Running as a system service (issue 9: privileges, pid file) -------
+  // Socket activation needs no flag: LISTEN_FDS is read by WorkerPlan.
+  FlagGroup service{"Running as a service", {}};
+  service.flags.push_back(
+      {{"user", "NAME",
+        "workers drop to this user (and its groups) once set up; the master, which binds, "
+        "keeps its identity (needs root)"},
+       [&config](const std::string& v) {
+         if (v.empty()) throw UsageError("--user wants a user name or number");
+         config.user = v;
+       }});
+  service.flags.push_back({{"group", "NAME", "workers drop to this group (default: the user's)"},
+                           [&config](const std::string& v) {
+                             if (v.empty())
+                               throw UsageError("--group wants a group name or number");
+                             config.group = v;
+                           }});
+  service.flags.push_back(
+      {{"allow-root", "",
+        "let workers run as root when the master is root and no --user is given (refused "
+        "otherwise)"},
+       [&config](const std::string&) { config.allow_root = true; }});
+  service.flags.push_back(
+      {{"pid-file", "PATH",
+        "write the master's pid here once listening (atomically), remove it at exit; refuse to "
+        "start if it names a running master"},
+       [&config](const std::string& v) {
+         if (v.empty()) throw UsageError("--pid-file wants a path");
+         config.pid_file = v;
+       }});
+  // ---- end of the system-service block ------------------------------------
+
+  std::vector<FlagGroup> groups{listeners, workers, observing, logging, service};
   if (!defaults.options.empty()) {
     FlagGroup own{defaults.program + "'s own options", {}};
     for (const ExtraOption& option : defaults.options) {
@@ -280,6 +312,10 @@ void print_help(const CommandLineDefaults& defaults, const po::options_descripti
   }
   std::printf("\n--model NAME, and the --accept strategies that go with it:\n%s", models.c_str());
   std::printf("\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n");
+  std::printf(
+      "Under systemd: listeners may be inherited (LISTEN_FDS: named tcp, framed, udp,\n"
+      "or in the order of the flags); READY=1 and STOPPING=1 go to NOTIFY_SOCKET.\n"
+      "See README, \"Running under systemd\".\n");
 }
 
 // Two words that say yes and no, as a flag's value name spells them

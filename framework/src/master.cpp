@@ -14,6 +14,7 @@
 #include <prefork/log.hpp>
 
 #include "config_check.hpp"
+#include "systemd_notify.hpp"
 
 namespace prefork {
 
@@ -73,8 +74,10 @@ int Master::run() {
   log_info("starting %u workers (%s mode, model %s, accept %s)", plan_.workers(),
            config_.start == StartMode::fork ? "fork" : "spawn", model_name(plan_.model()).data(),
            accept_name(plan_.accept()).data());
+  systemd::ReadyNotifier ready;  // sd_notify READY=1 once all workers are first ready
   while (!supervisor_.finished()) {
     supervisor_.tick();
+    if (!supervisor_.stopping()) ready.check(supervisor_.ready_workers(), supervisor_.seats());
     publish_metrics();
     if (supervisor_.finished()) break;
     wait_for_events();
@@ -289,6 +292,7 @@ void Master::close_listeners() {
 }
 
 void Master::draining() {
+  systemd::notify_stopping();
   for (MasterService* service : services_) service->on_drain();
 }
 

@@ -13,6 +13,8 @@
 #include "dispatcher.hpp"
 #include "master.hpp"
 #include "metrics_endpoint.hpp"
+#include "pid_file.hpp"
+#include "privileges.hpp"
 #include "start_worker.hpp"
 #include "worker_plan.hpp"
 
@@ -63,14 +65,24 @@ int serve(const ServerConfig& requested, Handler& handler) {
   }
   ServerConfig config = requested;
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
+  WorkerIdentity identity = worker_identity(config, ::geteuid());
+  if (!identity.error.empty()) {
+    log_info("invalid configuration: %s", identity.error.c_str());
+    return exit_usage;
+  }
 
   try {
     // Handlers first: a signal from now on is an orderly stop.
     SignalPipe signals(master_signals());
     ::signal(SIGPIPE, SIG_IGN);
-    WorkerPlan plan(config);  // the listeners, opened here
+    WorkerPlan plan(config, identity.run_as);  // the listeners, opened (or inherited) here
+    if (plan.inherited())
+      log_info("serving on %zu inherited sockets (LISTEN_FDS) instead of binding",
+               plan.listener_sets().size() * plan.announced().size());
     Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.slots(), plan.announced());
     plan.attach(scoreboard);
+    std::optional<PidFile> pid_file;
+    if (!config.pid_file.empty()) pid_file.emplace(config.pid_file);
 
     std::optional<MetricsEndpoint> metrics;
     if (config.metrics) metrics.emplace(*config.metrics, config.stats_name);

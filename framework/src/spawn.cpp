@@ -104,8 +104,9 @@ struct ListenerHandover {
   }
 };
 
+// Also NOTIFY_SOCKET: only the master speaks for the service to systemd.
 bool is_ours(const char* entry) {
-  for (const char* prefix : {"LISTEN_", "PREFORK_"})
+  for (const char* prefix : {"LISTEN_", "PREFORK_", "NOTIFY_SOCKET="})
     if (std::strncmp(entry, prefix, std::strlen(prefix)) == 0) return true;
   return false;
 }

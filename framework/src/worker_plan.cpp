@@ -11,6 +11,8 @@
 
 #include <prefork/workers/runtime.hpp>
 
+#include "inherited_listeners.hpp"
+
 namespace prefork {
 
 namespace {
@@ -34,7 +36,7 @@ bool blocking_accept(const ServerConfig& config, Accept accept) {
 
 }  // namespace
 
-WorkerPlan::WorkerPlan(const ServerConfig& config) {
+WorkerPlan::WorkerPlan(const ServerConfig& config, std::optional<Credentials> run_as) {
   std::string why;
   auto accept = resolve_accept(config.model, config.accept, why);
   if (!accept) throw std::invalid_argument(why);
@@ -48,6 +50,7 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
       .graceful_timeout = config.graceful_timeout,
       .worker_stats = config.worker_stats,
       .log = config.log,
+      .run_as = std::move(run_as),
   };
   workers_ =
       config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
@@ -63,8 +66,14 @@ WorkerPlan::WorkerPlan(const ServerConfig& config) {
   ListenOptions options{.backlog = config.backlog,
                         .blocking = blocking_accept(config, strategy),
                         .reuseport = strategy == Accept::reuseport};
-  sets_.push_back(open_listeners(config.listeners, options));
-  if (strategy == Accept::reuseport) {
+  const unsigned sets = strategy == Accept::reuseport ? workers_ : 1;
+  if (auto inherited = take_inherited_listeners(config.listeners, options, sets)) {
+    sets_ = std::move(*inherited);
+    inherited_ = true;
+  } else {
+    sets_.push_back(open_listeners(config.listeners, options));
+  }
+  if (!inherited_ && strategy == Accept::reuseport) {
     // The others bind exactly what the first set got (port 0 resolved).
     std::vector<ListenerSpec> bound;
     for (const Listener& listener : sets_.front())

@@ -4,6 +4,7 @@
 // once by serve() and read by both start modes.
 #pragma once
 
+#include <prefork/core/credentials.hpp>
 #include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/core/worker_params.hpp>
 #include <prefork/listener.hpp>
@@ -11,6 +12,7 @@
 #include <prefork/unique_fd.hpp>
 
 #include <map>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,9 +23,12 @@ namespace prefork {
 
 class WorkerPlan {
  public:
-  // Opens the listeners; throws SystemError (e.g. bind) or
-  // std::invalid_argument (a model/strategy pair that does not go together).
-  explicit WorkerPlan(const ServerConfig& config);
+  // Opens the listeners, or takes those inherited by socket activation
+  // (LISTEN_FDS: inherited_listeners.hpp); throws SystemError (e.g. bind),
+  // std::invalid_argument (a model/strategy pair that does not go together)
+  // or std::runtime_error (inherited sockets that do not fit). `run_as`:
+  // whom the workers become once set up (--user/--group).
+  explicit WorkerPlan(const ServerConfig& config, std::optional<Credentials> run_as = {});
 
   // After the scoreboard exists: the lock lives in its header.
   void attach(Scoreboard& scoreboard);
@@ -52,6 +57,8 @@ class WorkerPlan {
   // Every listening socket the master holds: one set, or one per slot
   // (reuseport); empty after close_all().
   std::span<const std::vector<Listener>> listener_sets() const noexcept { return sets_; }
+  // True when the listeners came from LISTEN_FDS instead of bind().
+  bool inherited() const noexcept { return inherited_; }
   // pass: the worker's end of its channel (-1 otherwise).
   int worker_channel(unsigned slot) const noexcept;
   // pass: the master's ends, one per slot.
@@ -70,6 +77,7 @@ class WorkerPlan {
   unsigned workers_;
   unsigned max_workers_;
   unsigned slots_;
+  bool inherited_ = false;
   std::vector<std::vector<Listener>> sets_;  // one, or one per slot (reuseport)
   std::vector<UniqueFd> master_channels_;
   std::vector<UniqueFd> worker_channels_;

@@ -38,7 +38,7 @@ expect_flag_error "$bench" --no-such-flag
 expect_flag_error "$bench" --connections --json  # a missing value, not "--json"
 
 "$server" --tcp 127.0.0.1:0 --framed 127.0.0.1:0 --udp 127.0.0.1:0 --workers 2 --stats "$name" \
-  >"$work/server.out" 2>"$work/server.err" &
+  --allow-root >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 for _ in $(seq 100); do
   [[ $(grep -c '^listening ' "$work/server.out") -ge 3 ]] && break

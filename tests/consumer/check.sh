@@ -94,7 +94,7 @@ serve_once() {
   local -a workers=()
   echo "== start $consumer --start $mode"
   "$consumer" --framed 127.0.0.1:0 --workers 1 --start "$mode" --stats "$stats" \
-    >"$work/server.out" 2>"$work/server.err" &
+    --allow-root >"$work/server.out" 2>"$work/server.err" &
   server_pid=$!
 
   for _ in $(seq 200); do

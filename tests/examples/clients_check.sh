@@ -65,7 +65,7 @@ start_server() {
   server_name=clients_check_$$_$runs  # per pid and run: parallel runs never share a segment
   names+=("$server_name")
   server_out=$work/server$runs
-  "$program" "$@" --graceful-timeout 2 --stats "$server_name" \
+  "$program" "$@" --graceful-timeout 2 --stats "$server_name" --allow-root \
     >"$server_out.out" 2>"$server_out.err" &
   server_pid=$!
   for _ in $(seq 100); do

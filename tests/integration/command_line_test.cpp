@@ -37,7 +37,7 @@ struct Run {
     status = process.wait_exit(state_timeout);
   }
   std::vector<std::string> with_mode(std::vector<std::string> args) const {
-    std::vector<std::string> all{"--start", start_mode(), "--stats", shm.name()};
+    std::vector<std::string> all{"--start", start_mode(), "--stats", shm.name(), "--allow-root"};
     all.insert(all.end(), args.begin(), args.end());
     return all;
   }
@@ -167,8 +167,9 @@ BOOST_AUTO_TEST_CASE(version_exits_0) {
 BOOST_AUTO_TEST_CASE(workers_auto_starts_one_worker_per_cpu) {
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   ShmGuard shm(unique_stats_name());
-  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
-                                                  "--workers", "auto", "--framed", "127.0.0.1:0"});
+  ServerProcess server(bin_path("upper_server"),
+                       {"--start", start_mode(), "--stats", shm.name(), "--allow-root", "--workers",
+                        "auto", "--framed", "127.0.0.1:0"});
   server.wait_for_listening(1, start_timeout);
   auto ready = scoreboard_when(
       shm.name(),

@@ -79,8 +79,9 @@ BOOST_AUTO_TEST_CASE(an_idle_connection_ends_on_a_graceful_stop) {
 // Not a blocking model: a usage error, before anything is served.
 BOOST_AUTO_TEST_CASE(the_event_model_refuses_a_blocking_handler) {
   ShmGuard shm(unique_stats_name());
-  ServerProcess server(bin_path("echo_blocking"), {"--start", start_mode(), "--stats", shm.name(),
-                                                   "--model", "event", "--tcp", "127.0.0.1:0"});
+  ServerProcess server(bin_path("echo_blocking"),
+                       {"--start", start_mode(), "--stats", shm.name(), "--allow-root", "--model",
+                        "event", "--tcp", "127.0.0.1:0"});
   BOOST_TEST(status_or_running(server.wait_exit(15'000ms)) == 2);
   BOOST_TEST(server.stderr_text().find("needs a blocking model") != std::string::npos,
              server.stderr_text());

@@ -72,8 +72,11 @@ namespace {
 
 std::vector<std::string> server_arguments(const std::string& stats, unsigned workers,
                                           std::vector<std::string> args) {
-  std::vector<std::string> all{"--start", start_mode(), "--stats",
-                               stats,     "--workers",  std::to_string(workers)};
+  // CI runs as root: the workers may stay root here (the privileges test
+  // drops them with --user, which --allow-root leaves in force).
+  std::vector<std::string> all{"--start",     start_mode(), "--stats",
+                               stats,         "--workers",  std::to_string(workers),
+                               "--allow-root"};
   auto model = model_arguments();
   all.insert(all.end(), model.begin(), model.end());
   all.insert(all.end(), args.begin(), args.end());

@@ -140,8 +140,8 @@ BOOST_AUTO_TEST_CASE(master_gives_up_when_workers_cannot_start,
   const std::string stats = unique_stats_name();
   ShmGuard shm(stats);
   ServerProcess server(bin_path("upper_server"),
-                       {"--start", "spawn", "--stats", stats, "--workers", "2", "--worker-exe",
-                        "/bin/false", "--framed", "127.0.0.1:0"});
+                       {"--start", "spawn", "--stats", stats, "--workers", "2", "--allow-root",
+                        "--worker-exe", "/bin/false", "--framed", "127.0.0.1:0"});
   // /bin/false dies at once, every time: the master must stop restarting it.
   auto status = server.wait_exit(20'000ms);
   BOOST_TEST_REQUIRE(status.has_value(), "still running: " << server.describe());
@@ -157,9 +157,9 @@ BOOST_AUTO_TEST_CASE(worker_boot_error_stops_the_master_at_once,
   const std::string stats = unique_stats_name();
   ShmGuard shm(stats);
   ServerProcess server(bin_path("upper_server"),
-                       {"--start", "spawn", "--stats", stats, "--workers", "2", "--worker-exe",
-                        bin_path("prefork-worker"), "--framed", "127.0.0.1:0", "--", "--handler",
-                        "no-such-handler"});
+                       {"--start", "spawn", "--stats", stats, "--workers", "2", "--allow-root",
+                        "--worker-exe", bin_path("prefork-worker"), "--framed", "127.0.0.1:0", "--",
+                        "--handler", "no-such-handler"});
   auto status = server.wait_exit(20'000ms);
   BOOST_TEST_REQUIRE(status.has_value(), "still running: " << server.describe());
   BOOST_TEST(*status == 3, server.describe());

@@ -159,6 +159,9 @@ class WorkerChild {
         .threads = 2,
         .graceful_timeout = std::chrono::milliseconds(5'000),
         .max_requests = max_requests,
+        .worker_stats = true,
+        .log = {},
+        .run_as = std::nullopt,
     };
     if (params.accept == Accept::lock) init_accept_lock(board.scoreboard.header());
     pid_ = ::fork();

@@ -51,6 +51,7 @@ WorkerParams unusual() {
       .log = {.level = prefork::LogLevel::warning,
               .format = prefork::LogFormat::json,
               .file = "/var/log/prefork test.log"},
+      .run_as = prefork::Credentials{.uid = 65534, .gid = 65533, .groups = {65533, 27, 100}},
   };
 }
 
@@ -70,11 +71,12 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.max_requests == sent.max_requests);
   BOOST_TEST(received.worker_stats == sent.worker_stats);
   BOOST_TEST((received.log == sent.log));
+  BOOST_TEST((received.run_as == sent.run_as));
   BOOST_TEST((received == sent));
 }
 
 BOOST_AUTO_TEST_CASE(defaults_survive_too) {
-  const WorkerParams sent{.master_pid = 1, .stats_name = "x"};
+  const WorkerParams sent{.master_pid = 1, .stats_name = "x", .run_as = {}};
   Environment env(sent.to_environment());
   BOOST_TEST((WorkerParams::from_environment(env.lookup()) == sent));
 }
@@ -150,4 +152,29 @@ BOOST_AUTO_TEST_CASE(a_bad_log_level_is_named) {
   }
   env.values.erase("PREFORK_LOG_LEVEL");
   BOOST_CHECK_THROW(WorkerParams::from_environment(env.lookup()), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(the_identity_to_drop_to_survives_with_and_without_groups) {
+  WorkerParams sent = unusual();
+  sent.run_as->groups.clear();
+  Environment env(sent.to_environment());
+  BOOST_TEST(env.values.at("PREFORK_RUN_AS") == "65534:65533:");
+  BOOST_TEST((WorkerParams::from_environment(env.lookup()) == sent));
+  sent.run_as.reset();
+  Environment none(sent.to_environment());
+  BOOST_TEST(none.values.count("PREFORK_RUN_AS") == 0u);
+  BOOST_TEST((WorkerParams::from_environment(none.lookup()).run_as == std::nullopt));
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_identity_is_named) {
+  for (const char* bad : {"", "65534", "65534:", "x:1:", "1:2:3,", "1:2:,3", "1:2:3:4", "-1:2:"}) {
+    Environment env(unusual().to_environment());
+    env.values["PREFORK_RUN_AS"] = bad;
+    try {
+      WorkerParams::from_environment(env.lookup());
+      BOOST_ERROR("PREFORK_RUN_AS='" << bad << "' was accepted");
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(std::string(e.what()).find("PREFORK_RUN_AS") != std::string::npos, e.what());
+    }
+  }
 }

@@ -3,14 +3,18 @@
 // -> stopping -> finish. A set-up failure is a boot error (exit 3): the
 // master stops instead of restarting a worker that would fail the same way.
 #include <prefork/connection.hpp>
+#include <prefork/core/credentials.hpp>
 #include <prefork/core/slot_writer.hpp>
+#include <prefork/error.hpp>
 #include <prefork/log.hpp>
 #include <prefork/worker.hpp>
 #include <prefork/workers/runtime.hpp>
 
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <stdexcept>
 
 #include "worker.hpp"
@@ -29,6 +33,18 @@ std::unique_ptr<Runtime> make_runtime(const WorkerSetup& setup) {
     return make_event_runtime(setup);
   }
   return make_blocking_runtime(setup);
+}
+
+// --user/--group: after the runtime has opened what needs the master's
+// rights (a spawned worker's scoreboard slot, the --accept flock file), before
+// the handler's code runs. False when the master died meanwhile.
+bool become_unprivileged(const WorkerParams& params) {
+  if (!params.run_as) return true;
+  drop_privileges(*params.run_as);
+  // A change of credentials clears the parent-death signal (prctl(2)).
+  if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
+    throw SystemError("prctl(PR_SET_PDEATHSIG)", errno, "after dropping privileges");
+  return ::getppid() == params.master_pid;
 }
 
 }  // namespace
@@ -52,6 +68,7 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   std::unique_ptr<Runtime> runtime;
   try {
     runtime = make_runtime(setup);
+    if (!become_unprivileged(params)) return 0;  // orphaned: nothing to serve for
     handler.setup(setup.info);
   } catch (const std::exception& e) {
     log_info("worker set-up failed: %s", e.what());

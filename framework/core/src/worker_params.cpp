@@ -1,6 +1,7 @@
 #include <prefork/core/environment.hpp>
 #include <prefork/core/worker_params.hpp>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <stdexcept>
@@ -25,6 +26,7 @@ constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting o
 constexpr const char* log_level = "PREFORK_LOG_LEVEL";
 constexpr const char* log_format = "PREFORK_LOG_FORMAT";
 constexpr const char* log_file = "PREFORK_LOG_FILE";  // empty: stderr
+constexpr const char* run_as = "PREFORK_RUN_AS";              // "UID:GID:G1,G2,..."; absent: none
 }  // namespace name
 
 const char* get(const WorkerParams::Lookup& lookup, const char* variable) {
@@ -48,6 +50,41 @@ std::uint64_t number(const WorkerParams::Lookup& lookup, const char* variable) {
   return value;
 }
 
+std::string run_as_text(const Credentials& credentials) {
+  std::string text = std::to_string(credentials.uid) + ':' + std::to_string(credentials.gid) + ':';
+  for (std::size_t i = 0; i < credentials.groups.size(); ++i)
+    text.append(i == 0 ? "" : ",").append(std::to_string(credentials.groups[i]));
+  return text;
+}
+
+std::optional<Credentials> run_as_from(const WorkerParams::Lookup& lookup) {
+  const char* value = get(lookup, name::run_as);
+  if (value == nullptr) return std::nullopt;
+  const std::string_view text(value);
+  auto id = [&](std::string_view part) {
+    std::uint32_t id = 0;
+    auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), id);
+    if (part.empty() || error != std::errc() || end != part.data() + part.size())
+      throw std::runtime_error(std::string(name::run_as) + " is not UID:GID:GROUP,...: '" +
+                               std::string(text) + "'");
+    return id;
+  };
+  // UID:GID:GROUPS, GROUPS comma-separated and possibly empty.
+  const std::size_t first = text.find(':');
+  const std::size_t second = first == text.npos ? text.npos : text.find(':', first + 1);
+  if (second == text.npos) id({});  // throws
+  Credentials credentials{.uid = id(text.substr(0, first)),
+                          .gid = id(text.substr(first + 1, second - first - 1)),
+                          .groups = {}};
+  for (std::size_t at = second + 1; at < text.size();) {
+    const std::size_t end = std::min(text.find(',', at), text.size());
+    credentials.groups.push_back(id(text.substr(at, end - at)));
+    at = end + 1;
+    if (end + 1 == text.size()) id({});  // a trailing comma
+  }
+  return credentials;
+}
+
 }  // namespace
 
 std::vector<std::string> WorkerParams::to_environment() const {
@@ -57,7 +94,7 @@ std::vector<std::string> WorkerParams::to_environment() const {
     out += value;
     return out;
   };
-  return {
+  std::vector<std::string> entries{
       entry(name::slot, std::to_string(slot)),
       entry(name::generation, std::to_string(generation)),
       entry(name::master_pid, std::to_string(master_pid)),
@@ -73,6 +110,8 @@ std::vector<std::string> WorkerParams::to_environment() const {
       entry(name::log_format, log_format_name(log.format)),
       entry(name::log_file, log.file),
   };
+  if (run_as) entries.push_back(entry(name::run_as, run_as_text(*run_as)));
+  return entries;
 }
 
 WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
@@ -101,6 +140,7 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .max_requests = number(lookup, name::max_requests),
       .worker_stats = std::string_view(required(lookup, name::worker_stats)) != "0",
       .log = LogSettings{.level = *level, .format = *format, .file = file},
+      .run_as = run_as_from(lookup),
   };
 }
 

@@ -97,6 +97,23 @@ struct ServerConfig {
   // file, the flags still overriding the file; nothing is printed. Empty
   // for a configuration made by hand.
   std::function<std::optional<ServerConfig>(std::string& error)> reload{};
+
+  // ---- Running as a system service (issue 9: privileges, pid file) -------
+  // The master binds as whoever starts it and keeps that identity (a reload
+  // or a binary upgrade may bind a privileged port again, as nginx's master
+  // does); each worker drops to `user` (its groups too) and/or `group` once
+  // set up, before any handler code runs. Names or numbers; both need a
+  // master running as root.
+  std::string user;
+  std::string group;
+  // A master running as root without `user` refuses to start its workers
+  // as root (exit_usage) unless this is set.
+  bool allow_root = false;
+  // The master's pid, written atomically once the listeners are open and
+  // removed at exit; serve() refuses (exit_setup_failed) when it names a
+  // running master. Empty: none.
+  std::string pid_file;
+  // ---- end of the system-service block ------------------------------------
 };
 
 // For callers: runs the master until it is stopped; returns its exit status.

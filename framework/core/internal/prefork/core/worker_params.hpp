@@ -6,6 +6,7 @@
 #pragma once
 
 #include <prefork/log.hpp>
+#include <prefork/core/credentials.hpp>
 #include <prefork/models.hpp>
 
 #include <sys/types.h>
@@ -14,6 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -34,6 +36,9 @@ struct WorkerParams {
   std::uint64_t max_requests = 0;
   bool worker_stats = true;  // false: leave the slot's counters alone (--worker-stats off)
   LogSettings log{};         // --log-level, --log-format, --log-file
+  // --user/--group: whom the worker becomes once its set-up is done; none:
+  // it keeps the master's identity.
+  std::optional<Credentials> run_as;
 
   // "NAME=value" entries, PREFORK_* names.
   std::vector<std::string> to_environment() const;
