@@ -97,6 +97,101 @@ struct FlagGroup {
   std::vector<Flag> flags;
 };
 
+std::string seconds_text(std::chrono::milliseconds duration) {
+  std::string text = std::to_string(duration.count() / 1000);
+  if (duration.count() % 1000 != 0) text += "." + std::to_string(duration.count() % 1000 / 100);
+  return text;
+}
+
+// The supervisor's settings (README "Supervision").
+FlagGroup supervision_flags(ServerConfig& config, const ServerConfig& initial) {
+  FlagGroup group{"Supervision", {}};
+  auto duration = [&group](std::string name, std::string help,
+                           std::chrono::milliseconds ServerConfig::*field,
+                           ServerConfig& target) {
+    group.flags.push_back({{name, "SECONDS", std::move(help)},
+                           [&target, name, field](const std::string& v) {
+                             target.*field = flags::seconds("--" + name, v, 0, 86400);
+                           }});
+  };
+  duration("timeout",
+           "a worker silent this long (busy, not waiting for work) is aborted and replaced; 0: "
+           "never (default " +
+               seconds_text(initial.timeout) + ")",
+           &ServerConfig::timeout, config);
+  duration("start-timeout",
+           "a worker not ready this long after its start is killed, a failed start; 0: never "
+           "(default " +
+               seconds_text(initial.start_timeout) + ")",
+           &ServerConfig::start_timeout, config);
+  group.flags.push_back(
+      {{"max-requests", "N", "recycle a worker after N requests (plus the jitter); 0: never"},
+       [&config](const std::string& v) {
+         config.max_requests = flags::number<std::uint64_t>("--max-requests", v, 0, 1ull << 62);
+       }});
+  group.flags.push_back(
+      {{"max-requests-jitter", "N", "add a random 0..N to each worker's --max-requests"},
+       [&config](const std::string& v) {
+         config.max_requests_jitter =
+             flags::number<std::uint64_t>("--max-requests-jitter", v, 0, 1ull << 62);
+       }});
+  group.flags.push_back(
+      {{"max-recycling", "K",
+        "at most K workers replaced at once (recycling, reload), each by one ready first "
+        "(default " +
+            std::to_string(initial.max_recycling) + ")"},
+       [&config](const std::string& v) {
+         config.max_recycling = flags::number("--max-recycling", v, 1u, 1024u);
+       }});
+  group.flags.push_back(
+      {{"max-workers", "N",
+        "the most workers SIGTTIN or the dynamic pool may reach (default twice --workers)"},
+       [&config](const std::string& v) {
+         config.max_workers = flags::number("--max-workers", v, 1u, 4096u);
+       }});
+  group.flags.push_back(
+      {{"pool", "fixed|dynamic",
+        "fixed: --workers, changed by SIGTTIN/SIGTTOU; dynamic: keep --min-spare..--max-spare "
+        "idle workers (default fixed)"},
+       [&config](const std::string& v) {
+         config.pool =
+             first_of_two("--pool", v, "fixed", "dynamic") ? PoolMode::fixed : PoolMode::dynamic;
+       }});
+  group.flags.push_back({{"min-spare", "N",
+                          "dynamic: start workers while fewer are idle (default " +
+                              std::to_string(initial.min_spare) + ")"},
+                         [&config](const std::string& v) {
+                           config.min_spare = flags::number("--min-spare", v, 0u, 4096u);
+                         }});
+  group.flags.push_back({{"max-spare", "N",
+                          "dynamic: retire a worker a second while more are idle (default " +
+                              std::to_string(initial.max_spare) + ")"},
+                         [&config](const std::string& v) {
+                           config.max_spare = flags::number("--max-spare", v, 1u, 4096u);
+                         }});
+  group.flags.push_back({{"spawn-rate", "N",
+                          "dynamic: at most N workers started a second (default " +
+                              std::to_string(initial.spawn_rate) + ")"},
+                         [&config](const std::string& v) {
+                           config.spawn_rate = flags::number("--spawn-rate", v, 1u, 1024u);
+                         }});
+  group.flags.push_back(
+      {{"max-start-failures", "N",
+        "give up (exit 3) after N failed starts within --restart-window while no worker serves "
+        "(default " +
+            std::to_string(initial.max_start_failures) + ")"},
+       [&config](const std::string& v) {
+         config.max_start_failures = flags::number("--max-start-failures", v, 1u, 1u << 20);
+       }});
+  duration("restart-window", "the window --max-start-failures counts in (default " +
+                                 seconds_text(initial.restart_window) + ")",
+           &ServerConfig::restart_window, config);
+  duration("drain-delay",
+           "on SIGTERM, GET /health answers 503 this long before the listeners close (default 0)",
+           &ServerConfig::drain_delay, config);
+  return group;
+}
+
 // Every flag of a server, as --help lists them, each changing `config`;
 // --help and --version set `help` and `version`.
 std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
@@ -178,6 +273,8 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
                                  flags::seconds("--graceful-timeout", v, 0, 86400);
                            }});
 
+  FlagGroup supervision = supervision_flags(config, initial);
+
   FlagGroup observing{"Scoreboard and metrics", {}};
   observing.flags.push_back(
       {{"stats", "NAME",
@@ -254,7 +351,7 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
        }});
   // ---- end of the system-service block ------------------------------------
 
-  std::vector<FlagGroup> groups{listeners, workers, observing, logging, service};
+  std::vector<FlagGroup> groups{listeners, workers, supervision, observing, logging, service};
   if (!defaults.options.empty()) {
     FlagGroup own{defaults.program + "'s own options", {}};
     for (const ExtraOption& option : defaults.options) {

@@ -39,6 +39,8 @@ std::string config_error(const ServerConfig& config, const Handler* handler) {
     return "--worker-exe needs --start spawn";
   // It would give up at the first exit of any worker, even a clean recycle.
   if (config.max_start_failures == 0) return "max_start_failures must be at least 1";
+  if (config.pool == PoolMode::dynamic && config.max_spare < config.min_spare)
+    return "--max-spare must be at least --min-spare";
   std::string why;
   if (!resolve_accept(config.model, config.accept, why)) return why;
   if (dynamic_cast<const ConnectionHandler*>(handler) != nullptr && !facts(config.model).blocking) {
