@@ -7,7 +7,7 @@ lines it prints), drives continuous load from many clients (framed TCP
 keep-alive and connection-per-request, UDP), counts every request, and runs
 each scenario against a fresh server:
 
-  kill9          kill -9 random ready, serving workers every 200-400 ms: the
+  kill9          kill -9 random ready, serving workers every few hundred ms: the
                  master keeps respawning, all slots ready at the end, no request
                  lost on a connection whose worker was not killed
   sigterm        SIGTERM mid-load: every request sent on an accepted connection
@@ -19,6 +19,14 @@ each scenario against a fresh server:
   hup            SIGHUP ten times: nothing refused or lost (needs a HUP reload)
   upgrade        SIGUSR2 binary upgrade, then one to a program that fails: nothing
                  refused or lost, rollback (needs a USR2 upgrade)
+
+A request is lost when it failed and its fault does not explain it (see
+attribution.py): killed or stopped with its worker; sent after SIGTERM on a
+connection the server then closed cleanly; a reused keep-alive connection closed
+before any byte of the reply during a reload or upgrade (the race HTTP clients
+retry); a connection begun during the descriptor flood. Any lost request fails
+its scenario. UDP is lossy: counted, and only required to be answered after
+each fault.
 
 A scenario whose feature the server lacks (from --help, or a flag refused with
 exit status 2) is reported "unsupported". Which failures a fault explains is
@@ -56,7 +64,6 @@ import server  # noqa: E402
 from clients import end_load  # noqa: E402
 from benchlib import RESULTS, ROOT, loadavg  # noqa: E402
 
-TODAY = "kill9,sigterm,stop_master,fd_exhaustion"  # what today's engine can run
 
 
 def parse_args(argv):

@@ -22,7 +22,8 @@ import attribution
 import procfs
 from attribution import Cut, Policy
 from clients import Load, framed_probe, udp_probe
-from server import ServerError, ServerProcess, accepts_flag, copy_program, help_text, shm_names
+from server import (ServerError, ServerProcess, accepts_flag, copy_program, help_text,
+                    shm_names)
 
 
 @dataclass
@@ -144,9 +145,13 @@ class Scenario:
         finally:
             if self.server is not None:
                 killed = self.server.end()
-                if killed and result.status in ("pass", "fail"):
-                    result.check("the server ended on SIGTERM", False,
-                                 "had to SIGKILL " + "; ".join(killed))
+                if result.status in ("pass", "fail"):
+                    if killed:
+                        result.check("the server ended on SIGTERM", False,
+                                     "had to SIGKILL " + "; ".join(killed))
+                    elif self.server.segment_left and self.server.status == 0:
+                        result.check("its scoreboard segment removed at exit", False,
+                                     self.server.segment())
         result.seconds = round(time.monotonic() - began, 1)
         return result
 

@@ -80,6 +80,7 @@ class ServerProcess:
         self.pids = set()  # every master and worker pid seen
         self.groups = set()  # their sessions and process groups
         self.stopped = set()  # pids this harness SIGSTOPped and has not continued
+        self.segment_left = False  # end() found the scoreboard segment still there
 
     # --- starting --------------------------------------------------------------------
 
@@ -273,8 +274,9 @@ class ServerProcess:
     def end(self, grace=15.0):
         """Ends everything this server started: SIGCONT what this harness stopped, SIGTERM
         to the masters, then after `grace` SIGKILL to every process left in its sessions
-        and groups, each by pid. Removes its scoreboard segment if a killed master left it.
-        Returns the processes that had to be killed (a description each)."""
+        and groups, each by pid. Removes its scoreboard segment if it is still there
+        (segment_left says so). Returns the processes that had to be killed (a
+        description each)."""
         for pid in list(self.stopped):
             self.signal(pid, signal.SIGCONT)
         masters = {self.proc.pid} if not self.exited() else set()
@@ -300,7 +302,10 @@ class ServerProcess:
         while self.members() and time.monotonic() < end:
             self.reap_adopted()
             time.sleep(0.05)
-        if killed and os.path.exists(self.segment()):
+        # a master killed by a signal (or by this harness) leaves its segment: it is this
+        # run's own name, so remove it; after a clean exit the caller hears of it
+        self.segment_left = os.path.exists(self.segment())
+        if self.segment_left:
             os.unlink(self.segment())
         LIVE.pop(self.proc.pid, None)
         if self.proc.stdout:
