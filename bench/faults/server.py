@@ -197,9 +197,9 @@ class ServerProcess:
     def wait_ready(self, timeout=30.0):
         board, ok = self.wait_for(self.all_ready, timeout)
         if not ok:
-            raise ServerError(f"{self.workers} workers not ready within {timeout} s "
-                              f"(master {'exited ' + str(self.status) if self.exited() else 'running'})"
-                              + self.log_tail())
+            master = f"exited {self.status}" if self.exited() else "running"
+            raise ServerError(f"{self.workers} workers not ready within {timeout} s (master "
+                              f"{master})" + self.log_tail())
         return board
 
     def worker_pids(self, board):
