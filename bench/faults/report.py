@@ -95,15 +95,17 @@ def markdown(doc, results):
         "",
         f"`{doc['command']}` (bench/faults/run.py), {m['date']}, commit `{m['commit'][:12]}`.",
         "",
-        f"**Verdict: {doc['verdict']}** (every scenario that ran passed; unsupported ones "
-        "need a server feature that is not there yet).",
+        f"**Verdict: {doc['verdict']}** (" + ("every scenario that ran passed" if
+                                               doc["verdict"] == "PASS" else
+                                               "a scenario that ran failed") +
+        "; unsupported ones need a server feature that is not there yet).",
         "",
         "## Machine and conditions",
         "",
         f"- {cpus_text(m)}{virtual_text(m)}, {m['cpu']}, {m['memory_gib']} GiB RAM, Linux "
         f"{m['kernel']}, {m['os']}, {m['libc']}; built {m['build_type']}.",
         f"- Load average (1, 5, 15 min): {m['load_average_before']} before the run, "
-        f"{doc['load_average_after']} after. The load clients (Python threads) share the "
+        f"{doc['load_average_after']} after. The load clients (threads in two Python processes) share the "
         "CPUs with the server and with whatever else runs on this machine: no assertion uses "
         "a time, only counts.",
         f"- Load per scenario: {s['keepalive']} keep-alive framed TCP clients, "
@@ -122,11 +124,12 @@ def markdown(doc, results):
             "Requests are counted by the clients: *sent* is every request begun (a refused "
             "connect counts, as the request it carried), *failed* = refused + reset (ECONNRESET, "
             "EPIPE, or EOF before the whole reply) + timeout + other. *lost* is a failure that "
-            "the fault does not explain (see bench/faults/attribution.py): a connection held by "
-            "a killed or stopped worker, a request sent after SIGTERM on a connection the "
-            "server then closed, a keep-alive connection closed idle during a reload, a "
-            "connection that waited out a descriptor flood. UDP is lossy by nature: counted, "
-            "never asserted, except that it is answered after each fault.",
+            "its fault does not explain (bench/faults/attribution.py). What a fault explains: "
+            "a connection held by a killed or stopped worker; a request sent after SIGTERM on a "
+            "connection the server then closed cleanly, or a connect refused after it; a "
+            "reused keep-alive connection closed before any reply byte during a reload or "
+            "upgrade; a connection begun during the descriptor flood. UDP is lossy by nature: "
+            "counted, never asserted, except that it is answered after each fault.",
             ""]
     for r in results:
         out += [f"## {r.name}: {status_word(r)}", ""]

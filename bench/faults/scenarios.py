@@ -272,7 +272,8 @@ class SigTerm(Scenario):
         r.check("every request accepted before SIGTERM answered",
                 counts.get(attribution.LOST, 0) == 0, "")
         r.check("the master exited 0", status == 0,
-                "still running" if status is None else f"status {status}" + s.log_tail())
+                "still running" if status is None else
+                "" if status == 0 else f"status {status}" + s.log_tail())
         r.check("no process left", not left,
                 "; ".join(f"pid {p.pid} ppid {p.ppid} state {p.state}" for p in left))
         r.check("no zombie", not zombies, "; ".join(f"pid {p.pid} ppid {p.ppid}" for p in zombies))
@@ -515,7 +516,8 @@ class Upgrade(Scenario):
                           if ok else None})
         r.check("prefork-top NAME shows a new master, all slots ready", ok,
                 f"master_pid {board['master_pid'] if board else '?'}")
-        r.check("the old master exited 0", status == 0, f"status {status}" + s.log_tail())
+        r.check("the old master exited 0", status == 0,
+                "" if status == 0 else f"status {status}" + s.log_tail())
         self.probes(r)
         self.pause(self.s.phase_s)
         if new_master is None:
