@@ -58,6 +58,14 @@ def accepts_flag(exe, flag, value):
         return False
 
 
+def root_flags(exe):
+    """["--allow-root"] when run as root by a server that knows the flag: a root master
+    refuses root workers without it (the harness's clients need nothing of root)."""
+    if os.geteuid() != 0:
+        return []
+    return ["--allow-root"] if "--allow-root" in help_text(exe) else []
+
+
 class ServerError(RuntimeError):
     pass
 
@@ -70,7 +78,7 @@ class ServerProcess:
         self.top = top
         self.cmd = [exe, "--framed", "127.0.0.1:0", "--udp", "127.0.0.1:0",
                     "--metrics", "127.0.0.1:0", "--workers", str(workers), "--stats", name,
-                    "--graceful-timeout", "10", *extra_args]
+                    "--graceful-timeout", "10", *root_flags(exe), *extra_args]
         self.nofile = nofile
         self.log = os.path.join(logdir, name + ".err")
         self.proc = None
@@ -177,8 +185,13 @@ class ServerProcess:
                     self.groups |= {s.pgid, s.sid}
 
     def all_ready(self, board):
-        return bool(board) and len(board["workers"]) == self.workers and all(
-            w["state"] == "ready" and w["pid"] > 0 for w in board["workers"])
+        """As many live workers as asked for, every one ready. The table may show empty
+        slots too: it has room for replacements started before the old worker stops."""
+        if not board:
+            return False
+        live = [w for w in board["workers"] if w["state"] != "empty"]
+        return len(live) == self.workers and all(
+            w["state"] == "ready" and w["pid"] > 0 for w in live)
 
     def wait_for(self, predicate, timeout, source=None):
         """Polls the board (stats() by default) until predicate(board); the last board,

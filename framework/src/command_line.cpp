@@ -408,7 +408,15 @@ void print_help(const CommandLineDefaults& defaults, const po::options_descripti
     at = end + 1;
   }
   std::printf("\n--model NAME, and the --accept strategies that go with it:\n%s", models.c_str());
-  std::printf("\nSignals: TERM or INT stops gracefully (twice: at once), QUIT stops at once.\n");
+  std::printf(
+      "\nSignals to the master (README, \"Signals and exit statuses\"):\n"
+      "  TERM        graceful stop (/health 503 for --drain-delay, then drain; twice: kill)\n"
+      "  INT, QUIT   fast stop\n"
+      "  HUP         reload the configuration and roll the workers, each replaced by a ready one\n"
+      "  TTIN, TTOU  one worker more, one less\n"
+      "  USR1        reopen the log file\n"
+      "  USR2        binary upgrade (not in this build: ignored)\n"
+      "  others      ignored (faults such as SEGV keep their default)\n");
   std::printf(
       "Under systemd: listeners may be inherited (LISTEN_FDS: named tcp, framed, udp,\n"
       "or in the order of the flags); READY=1 and STOPPING=1 go to NOTIFY_SOCKET.\n"
