@@ -107,12 +107,11 @@ std::string seconds_text(std::chrono::milliseconds duration) {
 FlagGroup supervision_flags(ServerConfig& config, const ServerConfig& initial) {
   FlagGroup group{"Supervision", {}};
   auto duration = [&group](std::string name, std::string help,
-                           std::chrono::milliseconds ServerConfig::*field,
-                           ServerConfig& target) {
-    group.flags.push_back({{name, "SECONDS", std::move(help)},
-                           [&target, name, field](const std::string& v) {
-                             target.*field = flags::seconds("--" + name, v, 0, 86400);
-                           }});
+                           std::chrono::milliseconds ServerConfig::*field, ServerConfig& target) {
+    group.flags.push_back(
+        {{name, "SECONDS", std::move(help)}, [&target, name, field](const std::string& v) {
+           target.*field = flags::seconds("--" + name, v, 0, 86400);
+         }});
   };
   duration("timeout",
            "a worker silent this long (busy, not waiting for work) is aborted and replaced; 0: "
@@ -183,8 +182,9 @@ FlagGroup supervision_flags(ServerConfig& config, const ServerConfig& initial) {
        [&config](const std::string& v) {
          config.max_start_failures = flags::number("--max-start-failures", v, 1u, 1u << 20);
        }});
-  duration("restart-window", "the window --max-start-failures counts in (default " +
-                                 seconds_text(initial.restart_window) + ")",
+  duration("restart-window",
+           "the window --max-start-failures counts in (default " +
+               seconds_text(initial.restart_window) + ")",
            &ServerConfig::restart_window, config);
   duration("drain-delay",
            "on SIGTERM, GET /health answers 503 this long before the listeners close (default 0)",
