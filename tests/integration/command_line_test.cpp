@@ -268,8 +268,9 @@ BOOST_AUTO_TEST_CASE(a_bad_config_file_exits_2_naming_the_file_line_and_key) {
 BOOST_AUTO_TEST_CASE(a_server_runs_from_its_config_file_and_flags_override_it) {
   TempFile file(".toml", "framed = [\"127.0.0.1:0\"]\nworkers = 3\ngraceful-timeout = 1.5\n");
   ShmGuard shm(unique_stats_name());
-  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
-                                                  "--workers", "2", "--config", file.path});
+  ServerProcess server(bin_path("upper_server"),
+                       {"--start", start_mode(), "--stats", shm.name(), "--allow-root", "--workers",
+                        "2", "--config", file.path});
   const std::vector<Endpoint> endpoints = server.wait_for_listening(1, start_timeout);
   BOOST_TEST(endpoints.at(0).protocol == "framed");
   prefork::ScoreboardSnapshot last;
@@ -287,8 +288,9 @@ BOOST_AUTO_TEST_CASE(a_server_runs_from_its_config_file_and_flags_override_it) {
 // Text on stderr by default: time, level, pid, role.
 BOOST_AUTO_TEST_CASE(log_lines_carry_time_level_pid_and_role) {
   ShmGuard shm(unique_stats_name());
-  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
-                                                  "--workers", "1", "--framed", "127.0.0.1:0"});
+  ServerProcess server(bin_path("upper_server"),
+                       {"--start", start_mode(), "--stats", shm.name(), "--allow-root", "--workers",
+                        "1", "--framed", "127.0.0.1:0"});
   server.wait_for_listening(1, start_timeout);
   const std::regex starting(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info prefork\[)" +
                             std::to_string(server.pid()) + R"(\] master: starting 1 workers)");
@@ -306,8 +308,8 @@ BOOST_AUTO_TEST_CASE(log_settings_reach_the_workers) {
   ShmGuard shm(unique_stats_name());
   ServerProcess server(
       bin_path("upper_server"),
-      {"--start", start_mode(), "--stats", shm.name(), "--workers", "2", "--framed", "127.0.0.1:0",
-       "--log-level", "debug", "--log-format", "json", "--log-file", log.path});
+      {"--start", start_mode(), "--stats", shm.name(), "--allow-root", "--workers", "2", "--framed",
+       "127.0.0.1:0", "--log-level", "debug", "--log-format", "json", "--log-file", log.path});
   server.wait_for_listening(1, start_timeout);
   auto worker_ready = [&](unsigned slot) {
     return std::regex(R"(\{"time":"[0-9T:.Z-]+","level":"debug","pid":\d+,"role":"worker",)"

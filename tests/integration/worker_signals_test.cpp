@@ -67,7 +67,9 @@ std::size_t reopened(const std::string& log, pid_t pid) {
   while ((at = log.find("reopening log files", at)) != std::string::npos) {
     const std::size_t line = log.rfind('\n', at);
     const std::size_t start = line == std::string::npos ? 0 : line + 1;
-    if (log.compare(start, prefix.size(), prefix) == 0) ++count;
+    // The line's prefix: "[time level ]prefork[PID] worker ...".
+    const std::size_t own = log.find(prefix, start);
+    if (own != std::string::npos && own < at) ++count;
     at += 1;
   }
   return count;

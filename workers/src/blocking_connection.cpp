@@ -70,7 +70,13 @@ class Socket {
   // a message received yet), else to a fast stop only. false: the
   // connection ended, `reason` says why.
   bool receive(bool idle, std::optional<CloseReason>& reason) {
-    if (!wait_for_input(fd_, context_, idle)) {
+    // Waiting on the client is no hang of the worker's: the heartbeat
+    // (--timeout) leaves it alone meanwhile, as it does a worker asleep in
+    // accept(). A client too slow is the read and idle timeouts' business.
+    context_.stream.stats.waiting(true);
+    const bool readable = wait_for_input(fd_, context_, idle);
+    context_.stream.stats.waiting(false);
+    if (!readable) {
       reason = CloseReason::worker_stopping;
       return false;
     }
