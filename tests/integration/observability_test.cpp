@@ -299,12 +299,15 @@ BOOST_AUTO_TEST_CASE(workers_asleep_in_accept_are_marked_waiting) {
                        [](const prefork::SlotSnapshot& slot) { return slot.waiting == 1; });
   };
   BOOST_TEST_REQUIRE(server.when(all_waiting).has_value());
-  // A connection being served (the worker now waits on it, not in accept).
+  // A connection being served: its worker now waits on the client, not in
+  // accept(), and that is waiting too (for the heartbeat, an idle
+  // keep-alive client is no hang of the worker's).
   TcpClient client = TcpClient::connect(server.endpoint("framed"));
   BOOST_TEST(client.request_frame("busy") == "BUSY");
   auto one_busy = server.when([](const prefork::ScoreboardSnapshot& s) {
-    return std::count_if(s.slots.begin(), s.slots.end(),
-                         [](const prefork::SlotSnapshot& slot) { return slot.waiting == 0; }) == 1;
+    return std::count_if(s.slots.begin(), s.slots.end(), [](const prefork::SlotSnapshot& slot) {
+             return slot.connections_active == 1 && slot.waiting == 1;
+           }) == 1;
   });
   BOOST_TEST(one_busy.has_value());
   client.close();

@@ -54,8 +54,9 @@ struct alignas(64) Slot {
   std::atomic<std::uint64_t> rss_bytes{0};     // with the heartbeat
   std::atomic<std::uint64_t> connections_active{0};
   // Threads of the worker asleep in accept() or recvmsg() waiting for work
-  // (Stevens' designs): the kernel wakes them, so their heartbeat, written
-  // when they get work, is not expected to move meanwhile.
+  // (Stevens' designs), or in a blocking model waiting on their client: the
+  // kernel wakes them, so their heartbeat, written when they get work, is
+  // not expected to move meanwhile (the master's --timeout spares them).
   std::atomic<std::uint32_t> waiting{0};
   // Set by a worker that has served its --max-requests: it goes on serving
   // until the master has a replacement ready and sends it SIGTERM, so the
