@@ -26,7 +26,7 @@ constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting o
 constexpr const char* log_level = "PREFORK_LOG_LEVEL";
 constexpr const char* log_format = "PREFORK_LOG_FORMAT";
 constexpr const char* log_file = "PREFORK_LOG_FILE";  // empty: stderr
-constexpr const char* run_as = "PREFORK_RUN_AS";              // "UID:GID:G1,G2,..."; absent: none
+constexpr const char* run_as = "PREFORK_RUN_AS";      // "UID:GID:G1,G2,..."; absent: none
 }  // namespace name
 
 const char* get(const WorkerParams::Lookup& lookup, const char* variable) {

@@ -13,8 +13,7 @@ namespace prefork {
 class SignalPipe {
  public:
   // Installs handlers for `signals`; throws SystemError.
-  explicit SignalPipe(std::initializer_list<int> signals)
-      : SignalPipe(std::vector<int>(signals)) {}
+  explicit SignalPipe(std::initializer_list<int> signals) : SignalPipe(std::vector<int>(signals)) {}
   explicit SignalPipe(std::vector<int> signals);
   ~SignalPipe();
   SignalPipe(const SignalPipe&) = delete;

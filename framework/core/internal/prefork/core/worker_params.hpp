@@ -5,8 +5,8 @@
 // The descriptors cross an exec separately, as LISTEN_FDS (environment.hpp).
 #pragma once
 
-#include <prefork/log.hpp>
 #include <prefork/core/credentials.hpp>
+#include <prefork/log.hpp>
 #include <prefork/models.hpp>
 
 #include <sys/types.h>
