@@ -103,18 +103,12 @@ void Supervisor::reap_workers() {
 }
 
 void Supervisor::on_exit(unsigned slot, int status) {
-  Worker& worker = workers_[slot];
-  Worker dead = worker;
+  Worker dead = workers_[slot];
   // It may have reported ready after the last look: a worker that served
   // must never count as failing to start.
   if (dead.state == State::starting && host_.observe(slot).ready) dead.state = State::ready;
-  worker = Worker{.generation = dead.generation};
-  host_.released(slot);
-  if (dead.seat != none) {
-    Seat& seat = seats_[static_cast<std::size_t>(dead.seat)];
-    if (seat.worker == static_cast<int>(slot)) seat.worker = none;
-    if (seat.replacement == static_cast<int>(slot)) seat.replacement = none;
-  }
+  leave_seat(slot);
+  free_slot(slot);
   const std::string what =
       name(slot) + " (pid " + std::to_string(dead.pid) + ") " + describe_status(status);
   if (phase_ == Phase::stopping) {
@@ -279,14 +273,25 @@ void Supervisor::fit_seats(unsigned count) {
   seats_.resize(count);
 }
 
+// The worker in `slot` no longer fills (or is about to fill) its seat.
+void Supervisor::leave_seat(unsigned slot) {
+  Worker& worker = workers_[slot];
+  if (worker.seat == none) return;
+  Seat& seat = seats_[static_cast<std::size_t>(worker.seat)];
+  if (seat.worker == static_cast<int>(slot)) seat.worker = none;
+  if (seat.replacement == static_cast<int>(slot)) seat.replacement = none;
+  worker.seat = none;
+}
+
+// The slot holds no worker any more; its generation counts on.
+void Supervisor::free_slot(unsigned slot) {
+  workers_[slot] = Worker{.generation = workers_[slot].generation};
+  host_.released(slot);
+}
+
 void Supervisor::retire(unsigned slot, const char* why) {
   Worker& worker = workers_[slot];
-  if (worker.seat != none) {
-    Seat& seat = seats_[static_cast<std::size_t>(worker.seat)];
-    if (seat.worker == static_cast<int>(slot)) seat.worker = none;
-    if (seat.replacement == static_cast<int>(slot)) seat.replacement = none;
-  }
-  worker.seat = none;
+  leave_seat(slot);
   worker.state = State::retiring;
   worker.kill_at = host_.now() + settings_.graceful_timeout;
   log_info("%s (pid %d) %s: stopping it gracefully", name(slot).c_str(), worker.pid, why);
@@ -385,8 +390,7 @@ bool Supervisor::start(int seat_index, bool replacement) {
                                            .config = config_,
                                            .max_requests = max_requests});
   if (pid < 0) {
-    worker = Worker{.generation = worker.generation};
-    host_.released(slot);
+    free_slot(slot);
     on_start_failure(slot, seat_index, -1, config_);
     return phase_ == Phase::running;
   }

@@ -175,6 +175,8 @@ class Supervisor {
   void escalate();
   bool start(int seat, bool replacement);
   void retire(unsigned slot, const char* why);
+  void leave_seat(unsigned slot);
+  void free_slot(unsigned slot);
   void begin_stopping();
   bool give_up_if_broken(const std::string& what);
   void drop_seat(std::size_t seat);
@@ -193,7 +195,6 @@ class Supervisor {
   Clock::time_point phase_deadline_{};  // draining: until; stopping: SIGKILL then
   Clock::time_point last_tick_{};
   Clock::time_point next_pool_check_{};
-  unsigned started_this_second_ = 0;
   Stop stop_how_ = Stop::graceful;
   std::string stop_why_;
   std::uint64_t config_ = 1;
