@@ -90,7 +90,7 @@ std::optional<Dispatcher::Clock::time_point> Dispatcher::next_deadline() const {
   return std::nullopt;
 }
 
-void Dispatcher::forget(unsigned slot) {
+void Dispatcher::on_slot_released(unsigned slot) {
   idle_.erase(std::remove(idle_.begin(), idle_.end(), slot), idle_.end());
   char bytes[64];
   while (::recv(plan_.master_channels()[slot].get(), bytes, sizeof bytes, MSG_DONTWAIT) > 0) {

@@ -32,7 +32,7 @@ class Dispatcher final : public MasterService {
   std::optional<Clock::time_point> next_deadline() const override;
   void on_stop() override { stopped_ = true; }
   // A worker died: forget its idle reports and drop what it left unread.
-  void forget(unsigned slot);
+  void on_slot_released(unsigned slot) override;
 
  private:
   void collect_idle(unsigned slot);

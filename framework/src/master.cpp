@@ -56,15 +56,13 @@ std::vector<int> master_signals() {
 }
 
 Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-               WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services,
-               Dispatcher* dispatcher)
+               WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services)
     : config_(config),
       plan_(plan),
       scoreboard_(scoreboard),
       starter_(starter),
       signals_(signals),
       services_(std::move(services)),
-      dispatcher_(dispatcher),
       supervisor_(plan.supervisor_settings(config), plan.slots(), *this),
       random_(std::random_device{}()) {
   scoreboard_.header().slots_in_use.store(plan.workers(), std::memory_order_release);
@@ -281,7 +279,7 @@ WorkerView Master::observe(unsigned slot) {
 // Its counts fold into the totals before anything reuses the slot.
 void Master::released(unsigned slot) {
   scoreboard_.retire(slot);
-  if (dispatcher_) dispatcher_->forget(slot);
+  for (MasterService* service : services_) service->on_slot_released(slot);
 }
 
 // Our copies of the listeners close, so that once the workers close theirs

@@ -14,7 +14,6 @@
 #include <random>
 #include <vector>
 
-#include "dispatcher.hpp"
 #include "master_service.hpp"
 #include "start_worker.hpp"
 #include "supervisor.hpp"
@@ -32,8 +31,7 @@ class Master final : private SupervisorHost {
  public:
   // `services` (the dispatcher, the metrics endpoint) live as long as run().
   Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-         WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services,
-         Dispatcher* dispatcher);
+         WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services);
   // Returns the master's exit status.
   int run();
 
@@ -61,7 +59,6 @@ class Master final : private SupervisorHost {
   WorkerStarter& starter_;
   SignalPipe& signals_;
   std::vector<MasterService*> services_;
-  Dispatcher* dispatcher_;  // also in services_; told when a worker's slot is free
   Supervisor supervisor_;
   std::vector<pollfd> poll_set_;
   std::vector<std::size_t> service_ends_;  // where each service's entries end

@@ -29,6 +29,8 @@ class MasterService {
   virtual void on_drain() {}
   // The stop began: stop taking new work (the workers drain).
   virtual void on_stop() {}
+  // The worker of `slot` is gone (reaped, or never started).
+  virtual void on_slot_released(unsigned /*slot*/) {}
   // In a forked worker: these descriptors are the master's.
   virtual void close_in_child() noexcept {}
 };

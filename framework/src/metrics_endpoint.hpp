@@ -45,8 +45,8 @@ class MetricsEndpoint final : public MasterService {
   // The earliest client deadline, for the master's poll timeout.
   std::optional<Clock::time_point> next_deadline() const override;
   // /health says "draining" from now on.
+  // (The supervisor always reports draining before a stop begins.)
   void on_drain() override { draining_ = true; }
-  void on_stop() override { draining_ = true; }
   void close_in_child() noexcept override;
 
  private:

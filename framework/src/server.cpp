@@ -103,8 +103,7 @@ int serve(const ServerConfig& requested, Handler& handler) {
       starter = make_spawn_starter(config, plan, signals);
 
     announce(plan.announced(), metrics ? &metrics->local() : nullptr);
-    Master master(config, plan, scoreboard, *starter, signals, services,
-                  dispatcher ? &*dispatcher : nullptr);
+    Master master(config, plan, scoreboard, *starter, signals, services);
     return master.run();
   } catch (const std::exception& e) {
     log_error("%s", e.what());
