@@ -34,6 +34,15 @@ bool blocking_accept(const ServerConfig& config, Accept accept) {
   return one_tcp_listener && one_accepting_thread && accepts_itself;
 }
 
+// The workers' settings that a reload (HUP) may change.
+void take_settings(WorkerParams& params, const ServerConfig& config) {
+  params.threads = config.threads == 0 ? default_threads : config.threads;
+  params.max_message = config.max_message;
+  params.graceful_timeout = config.graceful_timeout;
+  params.worker_stats = config.worker_stats;
+  params.log = config.log;
+}
+
 }  // namespace
 
 WorkerPlan::WorkerPlan(const ServerConfig& config, std::optional<Credentials> run_as) {
@@ -45,13 +54,9 @@ WorkerPlan::WorkerPlan(const ServerConfig& config, std::optional<Credentials> ru
       .stats_name = config.stats_name,
       .model = config.model,
       .accept = *accept,
-      .threads = config.threads == 0 ? default_threads : config.threads,
-      .max_message = config.max_message,
-      .graceful_timeout = config.graceful_timeout,
-      .worker_stats = config.worker_stats,
-      .log = config.log,
       .run_as = std::move(run_as),
   };
+  take_settings(base_, config);
   workers_ =
       config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
   if (!facts(config.model).pool) workers_ = 1;
@@ -146,12 +151,8 @@ std::string WorkerPlan::reload_error(const ServerConfig& config) const {
 
 void WorkerPlan::add_config(std::uint64_t id, const ServerConfig& config) {
   WorkerParams params = base_;
-  params.threads = config.threads == 0 ? default_threads : config.threads;
-  params.max_message = config.max_message;
-  params.graceful_timeout = config.graceful_timeout;
-  params.worker_stats = config.worker_stats;
-  params.log = config.log;
-  configs_[id] = params;
+  take_settings(params, config);
+  configs_[id] = std::move(params);
 }
 
 std::span<Listener> WorkerPlan::listeners_for(unsigned seat) noexcept {
