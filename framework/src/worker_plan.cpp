@@ -34,6 +34,21 @@ bool blocking_accept(const ServerConfig& config, Accept accept) {
   return one_tcp_listener && one_accepting_thread && accepts_itself;
 }
 
+struct PoolSize {
+  unsigned workers;      // at start
+  unsigned max_workers;  // the most TTIN or the dynamic pool may reach
+};
+
+// With reuseport each seat owns its sockets: closing one would drop the
+// connections queued on it, so that pool never changes size.
+PoolSize pool_size(const ServerConfig& config, Accept accept) {
+  if (!facts(config.model).pool) return {1, 1};
+  const unsigned workers =
+      config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
+  if (accept == Accept::reuseport) return {workers, workers};
+  return {workers, config.max_workers == 0 ? 2 * workers : std::max(config.max_workers, workers)};
+}
+
 // The workers' settings that a reload (HUP) may change.
 void take_settings(WorkerParams& params, const ServerConfig& config) {
   params.threads = config.threads == 0 ? default_threads : config.threads;
@@ -57,14 +72,10 @@ WorkerPlan::WorkerPlan(const ServerConfig& config, std::optional<Credentials> ru
       .run_as = std::move(run_as),
   };
   take_settings(base_, config);
-  workers_ =
-      config.workers == 0 ? std::max(1u, std::thread::hardware_concurrency()) : config.workers;
-  if (!facts(config.model).pool) workers_ = 1;
   const Accept strategy = *accept;
-  // With reuseport each seat owns its sockets: closing one would drop the
-  // connections queued on it, so that pool never changes size.
-  max_workers_ = config.max_workers == 0 ? 2 * workers_ : std::max(config.max_workers, workers_);
-  if (!facts(config.model).pool || strategy == Accept::reuseport) max_workers_ = workers_;
+  const PoolSize pool = pool_size(config, strategy);
+  workers_ = pool.workers;
+  max_workers_ = pool.max_workers;
   slots_ = max_workers_ + std::max(1u, config.max_recycling);
   configs_[1] = base_;
 
@@ -103,10 +114,12 @@ void WorkerPlan::attach(Scoreboard& scoreboard) {
     init_accept_lock(scoreboard.header());
 }
 
+// From `config` itself, not the plan's start: a reload may change the pool.
 SupervisorSettings WorkerPlan::supervisor_settings(const ServerConfig& config) const {
+  const PoolSize pool = pool_size(config, accept());
   return SupervisorSettings{
-      .workers = workers_,
-      .max_workers = max_workers_,
+      .workers = pool.workers,
+      .max_workers = pool.max_workers,
       .max_recycling = std::max(1u, config.max_recycling),
       .resizable = facts(config.model).pool && accept() != Accept::reuseport,
       .pool = config.pool,

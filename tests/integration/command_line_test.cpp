@@ -15,6 +15,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -281,6 +282,39 @@ BOOST_AUTO_TEST_CASE(a_server_runs_from_its_config_file_and_flags_override_it) {
       },
       start_timeout, &last);
   BOOST_TEST(ready.has_value(), describe(last) << server.describe());
+  server.signal(SIGTERM);
+  BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
+}
+
+// SIGHUP reads the file again: a new pool size is the reloaded pool's.
+BOOST_AUTO_TEST_CASE(a_reload_takes_the_pool_size_from_the_file_again) {
+  TempFile file(".toml", "framed = [\"127.0.0.1:0\"]\nworkers = 2\n");
+  ShmGuard shm(unique_stats_name());
+  ServerProcess server(bin_path("upper_server"), {"--start", start_mode(), "--stats", shm.name(),
+                                                  "--allow-root", "--config", file.path});
+  server.wait_for_listening(1, start_timeout);
+  // `count` workers, all ready, none of them one of `old`: the roll is over.
+  std::set<pid_t> old;
+  auto rolled_to = [&old](std::size_t count) {
+    return [&old, count](const prefork::ScoreboardSnapshot& s) {
+      std::size_t ready = 0;
+      for (const prefork::SlotSnapshot& slot : s.slots) {
+        if (slot.state == prefork::WorkerState::empty) continue;
+        if (slot.state != prefork::WorkerState::ready || old.count(slot.pid)) return false;
+        ++ready;
+      }
+      return ready == count;
+    };
+  };
+  prefork::ScoreboardSnapshot last;
+  BOOST_TEST_REQUIRE(scoreboard_when(shm.name(), rolled_to(2), start_timeout, &last).has_value(),
+                     describe(last) << server.describe());
+  for (const prefork::SlotSnapshot& slot : last.slots)
+    if (slot.pid > 0) old.insert(slot.pid);
+  { std::ofstream(file.path) << "framed = [\"127.0.0.1:0\"]\nworkers = 3\n"; }
+  server.signal(SIGHUP);
+  BOOST_TEST(scoreboard_when(shm.name(), rolled_to(3), start_timeout, &last).has_value(),
+             describe(last) << server.describe());
   server.signal(SIGTERM);
   BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
 }
