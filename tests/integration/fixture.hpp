@@ -7,6 +7,8 @@
 #include "clients.hpp"
 #include "server_process.hpp"
 
+#include <prefork/models.hpp>
+
 #include <boost/test/unit_test.hpp>
 
 #include <functional>
@@ -30,6 +32,9 @@ bool spawn_mode();
 // `--model X --accept Y` from `model=X accept=Y` after `--`: the serving
 // model under test (the server's default when absent).
 std::vector<std::string> model_arguments();
+// The serving model under test: `model=X` after `--`, or the server's
+// default (event) when absent. Throws on a name prefork does not know.
+prefork::Model model_under_test();
 // The models that run in one process (their scoreboard has one slot).
 bool one_process_model();
 // For spawn-only test cases: `* boost::unit_test::precondition(only_in_spawn_mode)`

@@ -42,12 +42,7 @@ std::string ask(TcpClient& client, std::string_view line) {
 }
 
 // A model that forks a process per connection gives each its own store.
-bool store_per_connection() {
-  auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); ++i)
-    if (flags[i] == "--model") return flags[i + 1] == "fork-per-connection";
-  return false;
-}
+bool store_per_connection() { return model_under_test() == prefork::Model::fork_per_connection; }
 
 std::uint64_t closes(const prefork::ScoreboardSnapshot& s, CloseReason reason) {
   return s.totals.closes[static_cast<unsigned>(reason)];

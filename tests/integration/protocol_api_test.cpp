@@ -128,14 +128,7 @@ prefork::ScoreboardSnapshot after_closes(UpperServer& server, std::uint64_t coun
   return *seen;
 }
 
-bool blocking_model() {
-  auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
-    if (flags[i] == "--model")
-      if (auto model = prefork::model_from_name(flags[i + 1]))
-        return prefork::facts(*model).blocking;
-  return false;  // the default: event
-}
+bool blocking_model() { return prefork::facts(model_under_test()).blocking; }
 
 boost::test_tools::assertion_result only_in_blocking_models(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result result(blocking_model());

@@ -34,20 +34,14 @@ UpperServer start() {
                      options);
 }
 
-std::string model() {
-  const auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
-    if (flags[i] == "--model") return flags[i + 1];
-  return "event";
-}
-
 // Whether a handler that never returns blocks only its own thread or
 // process, not the worker's loop (the event model and the one-thread
 // blocking ones call the handler in the loop's thread).
 bool handler_runs_beside_the_loop() {
-  const std::string name = model();
-  return name == "fork-per-connection" || name == "thread-per-connection" ||
-         name == "prethreaded" || name == "hybrid";
+  using prefork::Model;
+  const Model model = model_under_test();
+  return model == Model::fork_per_connection || model == Model::thread_per_connection ||
+         model == Model::prethreaded || model == Model::hybrid;
 }
 
 // Every catchable signal that is neither a stop nor USR1 nor a fault.
@@ -112,7 +106,7 @@ BOOST_AUTO_TEST_CASE(every_other_signal_leaves_the_worker_serving) {
   auto client = greeted(server);
   // fork-per-connection: the child serving this connection gets them too.
   std::vector<pid_t> targets = {worker};
-  if (model() == "fork-per-connection") {
+  if (model_under_test() == prefork::Model::fork_per_connection) {
     const auto children = children_of(worker);
     BOOST_TEST_REQUIRE(children.size() == 1u, "the connection's child of worker " << worker);
     targets.push_back(children[0]);
