@@ -107,18 +107,6 @@ Transcript read_to_end(TcpClient& client, Milliseconds timeout = io_timeout) {
   }
 }
 
-std::uint64_t closes(const prefork::ScoreboardSnapshot& s, CloseReason reason) {
-  return s.totals.closes[static_cast<unsigned>(reason)];
-}
-std::uint64_t all_closes(const prefork::ScoreboardSnapshot& s) {
-  std::uint64_t all = 0;
-  for (std::uint64_t n : s.totals.closes) all += n;
-  return all;
-}
-std::uint64_t errors(const prefork::ScoreboardSnapshot& s, ErrorKind kind) {
-  return s.totals.error_kinds[static_cast<unsigned>(kind)];
-}
-
 // The scoreboard once `count` connections have ended (workers count a close
 // just after the client sees it).
 prefork::ScoreboardSnapshot after_closes(UpperServer& server, std::uint64_t count) {
