@@ -14,6 +14,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <stdexcept>
 
 using namespace prefork::test;
 
@@ -78,19 +79,14 @@ TcpClient greeted(UpperServer& server) {
   return client;
 }
 
-// Reads to the end of the connection (EOF or a reset).
+// Reads to the end of the connection (EOF or a reset); throws when it is
+// still open after io_timeout.
 std::string rest_until_closed(TcpClient& client) {
-  std::string all;
-  try {
-    for (std::string some = client.recv_some(); !some.empty(); some = client.recv_some())
-      all += some;
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    // A reset ends it too; a timeout is a connection left open.
-    if (what.find("timed out") != std::string::npos || what.find("timeout") != std::string::npos)
-      throw;
-  }
-  return all;
+  Transcript rest = client.read_to_end();
+  if (rest.end == End::still_open)
+    throw std::runtime_error("the connection is still open after " +
+                             std::to_string(io_timeout.count()) + " ms");
+  return rest.bytes;
 }
 
 prefork::SlotSnapshot the_worker(const prefork::ScoreboardSnapshot& snapshot) {
