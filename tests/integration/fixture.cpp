@@ -70,8 +70,6 @@ bool current_test_failing() {
   return !boost::unit_test::results_collector.results(id).passed();
 }
 
-namespace {
-
 std::vector<std::string> server_arguments(const std::string& stats, unsigned workers,
                                           std::vector<std::string> args) {
   // CI runs as root: the workers may stay root here (the privileges test
@@ -84,6 +82,8 @@ std::vector<std::string> server_arguments(const std::string& stats, unsigned wor
   all.insert(all.end(), args.begin(), args.end());
   return all;
 }
+
+namespace {
 
 std::size_t listener_count(const std::vector<std::string>& args) {
   std::size_t count = 0;

@@ -53,6 +53,12 @@ std::string bin_path(const std::string& name);
 std::string lib_path(const std::string& name);
 std::string source_path(const std::string& relative);
 
+// What UpperServer starts a program with: --start (the test's mode), --stats,
+// --workers, --allow-root and the model under test, then `args`. For tests
+// that start a server expected to fail.
+std::vector<std::string> server_arguments(const std::string& stats, unsigned workers,
+                                          std::vector<std::string> args);
+
 // An upper_server in the test's start mode, ready to serve.
 class UpperServer {
  public:

@@ -328,10 +328,8 @@ BOOST_AUTO_TEST_CASE(connection_handler_refused_by_the_event_model,
                        return result;
                      })) {
   ShmGuard shm(unique_stats_name());
-  std::vector<std::string> args = {"--start",   start_mode(), "--stats",     shm.name(),
-                                   "--workers", "1",          "--allow-root"};
-  for (const auto& flag : model_arguments()) args.push_back(flag);
-  for (const char* arg : {"--tcp", "127.0.0.1:0", "--handler", "connection"}) args.push_back(arg);
-  ServerProcess process(bin_path("protocol_server"), args);
+  ServerProcess process(
+      bin_path("protocol_server"),
+      server_arguments(shm.name(), 1, {"--tcp", "127.0.0.1:0", "--handler", "connection"}));
   BOOST_TEST(status_or_running(process.wait_exit(io_timeout)) == 2);
 }
