@@ -46,7 +46,7 @@ std::vector<std::string> probe_args() { return {"--tcp", "127.0.0.1:0"}; }
 std::size_t served_at_once() {
   if (model_under_test() == prefork::Model::iterative) return 1;
   if (model_under_test() == prefork::Model::prefork) return workers;
-  return 4;  // prethreaded's default --threads; the others serve more
+  return prefork::default_threads;  // prethreaded's --threads; the others serve more
 }
 
 // "<n> <calls> <overlaps> <out of order>", as the probe answers line n.
