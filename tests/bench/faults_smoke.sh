@@ -69,11 +69,5 @@ sys.exit(1 if problems else 0)
 PY
 
 # The run's scoreboards are named prefork_faults_<its pid>_<scenario>.
-left=$(list_segments | LC_ALL=C comm -13 "$out/shm.before" - |
-  grep -E "^prefork_faults_${bench_pid}_" || true)
-if [[ -n $left ]]; then
-  echo "FAIL: bench/faults/run.py left scoreboard segments in /dev/shm: ${left//$'\n'/ }" >&2
-  while read -r segment; do rm -f "/dev/shm/$segment"; done <<<"$left"
-  exit 1
-fi
+expect_no_segments faults '.*'
 echo "faults_smoke: ok ($scenarios)"

@@ -54,13 +54,14 @@ list_segments() {
 }
 
 # No scoreboard segment of the run of bench/NAME is left in /dev/shm: its
-# servers' are named prefork_NAME_<its pid>_<n>. Those that were not there
-# before the run are reported (and removed: they are the run's own); others'
-# segments, such as those of tests running meanwhile, are not looked at.
+# servers' are named prefork_NAME_<its pid>_<TAIL>, TAIL a regex ([0-9]+
+# unless given). Those that were not there before the run are reported (and
+# removed: they are the run's own); others' segments, such as those of tests
+# running meanwhile, are not looked at.
 expect_no_segments() {
-  local name=$1 left segment
+  local name=$1 tail=${2:-[0-9]+} left segment
   left=$(list_segments | LC_ALL=C comm -13 "$out/shm.before" - |
-    grep -E "^prefork_${name}_${bench_pid}_[0-9]+\$" || true)
+    grep -E "^prefork_${name}_${bench_pid}_${tail}\$" || true)
   if [[ -n $left ]]; then
     echo "FAIL: bench/$name left scoreboard segments in /dev/shm: ${left//$'\n'/ }" >&2
     while read -r segment; do rm -f "/dev/shm/$segment"; done <<<"$left"

@@ -1,7 +1,5 @@
 #include "fixture.hpp"
 
-#include <prefork/models.hpp>
-
 #include <boost/test/results_collector.hpp>
 
 #include <signal.h>
@@ -24,13 +22,17 @@ std::string start_mode() {
 
 bool spawn_mode() { return start_mode() == "spawn"; }
 
-bool one_process_model() {
-  auto flags = model_arguments();
+prefork::Model model_under_test() {
+  const auto flags = model_arguments();
   for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
-    if (flags[i] == "--model")
-      if (auto model = prefork::model_from_name(flags[i + 1])) return !prefork::facts(*model).pool;
-  return false;
+    if (flags[i] == "--model") {
+      if (auto model = prefork::model_from_name(flags[i + 1])) return *model;
+      throw std::runtime_error("unknown model on the test's command line: " + flags[i + 1]);
+    }
+  return prefork::Model::event;
 }
+
+bool one_process_model() { return !prefork::facts(model_under_test()).pool; }
 
 std::vector<std::string> model_arguments() {
   // `model=NAME` and `accept=NAME` after `--` on the test's command line.
@@ -68,8 +70,6 @@ bool current_test_failing() {
   return !boost::unit_test::results_collector.results(id).passed();
 }
 
-namespace {
-
 std::vector<std::string> server_arguments(const std::string& stats, unsigned workers,
                                           std::vector<std::string> args) {
   // CI runs as root: the workers may stay root here (the privileges test
@@ -82,6 +82,8 @@ std::vector<std::string> server_arguments(const std::string& stats, unsigned wor
   all.insert(all.end(), args.begin(), args.end());
   return all;
 }
+
+namespace {
 
 std::size_t listener_count(const std::vector<std::string>& args) {
   std::size_t count = 0;

@@ -7,6 +7,8 @@
 #include "clients.hpp"
 #include "server_process.hpp"
 
+#include <prefork/models.hpp>
+
 #include <boost/test/unit_test.hpp>
 
 #include <functional>
@@ -30,6 +32,9 @@ bool spawn_mode();
 // `--model X --accept Y` from `model=X accept=Y` after `--`: the serving
 // model under test (the server's default when absent).
 std::vector<std::string> model_arguments();
+// The serving model under test: `model=X` after `--`, or the server's
+// default (event) when absent. Throws on a name prefork does not know.
+prefork::Model model_under_test();
 // The models that run in one process (their scoreboard has one slot).
 bool one_process_model();
 // For spawn-only test cases: `* boost::unit_test::precondition(only_in_spawn_mode)`
@@ -47,6 +52,12 @@ inline int status_or_running(const std::optional<int>& status) {
 std::string bin_path(const std::string& name);
 std::string lib_path(const std::string& name);
 std::string source_path(const std::string& relative);
+
+// What UpperServer starts a program with: --start (the test's mode), --stats,
+// --workers, --allow-root and the model under test, then `args`. For tests
+// that start a server expected to fail.
+std::vector<std::string> server_arguments(const std::string& stats, unsigned workers,
+                                          std::vector<std::string> args);
 
 // An upper_server in the test's start mode, ready to serve.
 class UpperServer {

@@ -42,16 +42,7 @@ std::string ask(TcpClient& client, std::string_view line) {
 }
 
 // A model that forks a process per connection gives each its own store.
-bool store_per_connection() {
-  auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); ++i)
-    if (flags[i] == "--model") return flags[i + 1] == "fork-per-connection";
-  return false;
-}
-
-std::uint64_t closes(const prefork::ScoreboardSnapshot& s, CloseReason reason) {
-  return s.totals.closes[static_cast<unsigned>(reason)];
-}
+bool store_per_connection() { return model_under_test() == prefork::Model::fork_per_connection; }
 
 }  // namespace
 
@@ -176,10 +167,6 @@ BOOST_AUTO_TEST_CASE(each_connection_end_is_counted_by_its_reason) {
   BOOST_TEST(closes(*counted, CloseReason::handler_closed) == 1u);
   BOOST_TEST(closes(*counted, CloseReason::limit_exceeded) == 1u);
   BOOST_TEST(closes(*counted, CloseReason::peer_closed) == 1u);
-  BOOST_TEST(
-      counted->totals.error_kinds[static_cast<unsigned>(prefork::ErrorKind::oversized_frame)] ==
-      1u);
-  std::uint64_t all = 0;
-  for (std::uint64_t n : counted->totals.closes) all += n;
-  BOOST_TEST(all == 3u);
+  BOOST_TEST(errors(*counted, prefork::ErrorKind::oversized_frame) == 1u);
+  BOOST_TEST(all_closes(*counted) == 3u);
 }

@@ -14,12 +14,7 @@
 #include <prefork/close_reason.hpp>
 #include <prefork/models.hpp>
 
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-
-#include <cerrno>
-#include <cstring>
 
 using namespace prefork::test;
 using prefork::CloseReason;
@@ -59,66 +54,6 @@ std::string cat(std::initializer_list<std::string_view> pieces) {
 std::string exact_limit_answer() { return std::string(line_limit - 5, 'e'); }
 std::string exact_limit_echo() { return cat({"ECHO ", exact_limit_answer(), "\n"}); }
 
-// How the server ended the connection, as the client sees it.
-enum class End { orderly, reset, still_open };
-
-std::ostream& operator<<(std::ostream& out, End end) {
-  switch (end) {
-    case End::orderly:
-      return out << "orderly close (EOF)";
-    case End::reset:
-      return out << "reset (ECONNRESET)";
-    case End::still_open:
-      return out << "still open";
-  }
-  return out;
-}
-
-struct Transcript {
-  std::string bytes;  // everything received until the end
-  End end = End::still_open;
-};
-
-// Reads everything the server sends until it ends the connection (or
-// `timeout` passes: still_open).
-Transcript read_to_end(TcpClient& client, Milliseconds timeout = io_timeout) {
-  Transcript transcript;
-  const auto deadline = Clock::now() + timeout;
-  char buffer[4096];
-  for (;;) {
-    const auto left = std::chrono::duration_cast<Milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return transcript;
-    pollfd p{client.fd(), POLLIN, 0};
-    const int ready = ::poll(&p, 1, static_cast<int>(left));
-    if (ready < 0 && errno != EINTR) throw std::runtime_error("poll failed");
-    if (ready <= 0) continue;
-    const ssize_t got = ::recv(client.fd(), buffer, sizeof buffer, MSG_DONTWAIT);
-    if (got > 0) {
-      transcript.bytes.append(buffer, static_cast<std::size_t>(got));
-    } else if (got == 0) {
-      transcript.end = End::orderly;
-      return transcript;
-    } else if (errno == ECONNRESET) {
-      transcript.end = End::reset;
-      return transcript;
-    } else if (errno != EINTR && errno != EAGAIN) {
-      throw std::runtime_error(std::string("recv: ") + std::strerror(errno));
-    }
-  }
-}
-
-std::uint64_t closes(const prefork::ScoreboardSnapshot& s, CloseReason reason) {
-  return s.totals.closes[static_cast<unsigned>(reason)];
-}
-std::uint64_t all_closes(const prefork::ScoreboardSnapshot& s) {
-  std::uint64_t all = 0;
-  for (std::uint64_t n : s.totals.closes) all += n;
-  return all;
-}
-std::uint64_t errors(const prefork::ScoreboardSnapshot& s, ErrorKind kind) {
-  return s.totals.error_kinds[static_cast<unsigned>(kind)];
-}
-
 // The scoreboard once `count` connections have ended (workers count a close
 // just after the client sees it).
 prefork::ScoreboardSnapshot after_closes(UpperServer& server, std::uint64_t count) {
@@ -128,14 +63,7 @@ prefork::ScoreboardSnapshot after_closes(UpperServer& server, std::uint64_t coun
   return *seen;
 }
 
-bool blocking_model() {
-  auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
-    if (flags[i] == "--model")
-      if (auto model = prefork::model_from_name(flags[i + 1]))
-        return prefork::facts(*model).blocking;
-  return false;  // the default: event
-}
+bool blocking_model() { return prefork::facts(model_under_test()).blocking; }
 
 boost::test_tools::assertion_result only_in_blocking_models(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result result(blocking_model());
@@ -152,7 +80,7 @@ BOOST_AUTO_TEST_CASE(greeting_replies_then_close_with_last_words) {
   auto client = connect(server);
   // In one send: what follows CLOSE is never handled.
   client.send_all("ECHO one two\nNOPE\nCLOSE\nECHO never\n");
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "HELLO\none two\nERR\nBYE\nEND handler_closed\n");
   BOOST_TEST(seen.end == End::orderly);
 
@@ -168,7 +96,7 @@ BOOST_AUTO_TEST_CASE(abort_resets_the_connection) {
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   client.send_all("ABORT\n");
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "");  // neither its reply nor last words
   BOOST_TEST(seen.end == End::reset);
 
@@ -183,7 +111,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_session_resets_and_counts_an_error) {
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   client.send_all("THROW\n");
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "");  // its half reply and the last words are dropped
   BOOST_TEST(seen.end == End::reset);
 
@@ -195,7 +123,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_session_resets_and_counts_an_error) {
   // The worker lives on: the next connection is served.
   auto next = connect(server);
   next.send_all("ECHO still here\nCLOSE\n");
-  BOOST_TEST(read_to_end(next).bytes == "HELLO\nstill here\nBYE\nEND handler_closed\n");
+  BOOST_TEST(next.read_to_end().bytes == "HELLO\nstill here\nBYE\nEND handler_closed\n");
 }
 
 BOOST_AUTO_TEST_CASE(a_client_half_close_gets_answers_and_last_words) {
@@ -203,7 +131,7 @@ BOOST_AUTO_TEST_CASE(a_client_half_close_gets_answers_and_last_words) {
   auto client = connect(server);
   client.send_all("ECHO a\nECHO b\n");
   client.shutdown_write();
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "HELLO\na\nb\nEND peer_closed\n");
   BOOST_TEST(seen.end == End::orderly);
 
@@ -219,7 +147,7 @@ BOOST_AUTO_TEST_CASE(a_line_over_the_limit_closes_with_last_words) {
   std::string lines = exact_limit_echo();
   lines += std::string(line_limit + 10, 'x');  // never ended: refused all the same
   client.send_all(lines);
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == cat({"HELLO\n", exact_limit_answer(), "\nEND limit_exceeded\n"}));
   BOOST_TEST(seen.end == End::orderly);
 
@@ -235,7 +163,7 @@ BOOST_AUTO_TEST_CASE(every_ending_counted_under_its_own_reason) {
   for (std::string_view command : {"CLOSE\n", "ABORT\n", "THROW\n", "CLOSE\n"}) {
     auto client = connect(server);
     client.send_all(command);
-    BOOST_TEST(read_to_end(client).end != End::still_open, command);
+    BOOST_TEST(client.read_to_end().end != End::still_open, command);
   }
   auto counted = after_closes(server, 4);
   BOOST_TEST(closes(counted, CloseReason::handler_closed) == 2u);
@@ -252,7 +180,7 @@ BOOST_AUTO_TEST_CASE(a_graceful_stop_ends_an_idle_connection_with_last_words) {
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   server.process().signal(SIGTERM);
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "END worker_stopping\n");
   BOOST_TEST(seen.end == End::orderly);
   BOOST_TEST(status_or_running(server.process().wait_exit(io_timeout)) == 0);
@@ -272,7 +200,7 @@ BOOST_AUTO_TEST_CASE(function_handler_replies_closes_aborts_and_fails) {
     BOOST_TEST(client.request_frame("again") == "1:again");
     client.send_frame("close");
     std::string bye = "\0\0\0\3bye"s;
-    Transcript seen = read_to_end(client);
+    Transcript seen = client.read_to_end();
     BOOST_TEST(seen.bytes == bye);
     BOOST_TEST(seen.end == End::orderly);
   }
@@ -280,7 +208,7 @@ BOOST_AUTO_TEST_CASE(function_handler_replies_closes_aborts_and_fails) {
     auto client = connect(server, "framed");
     BOOST_TEST(client.request_frame("x") == "2:x");
     client.send_frame("abort");
-    Transcript seen = read_to_end(client);
+    Transcript seen = client.read_to_end();
     BOOST_TEST(seen.bytes == "");
     BOOST_TEST(seen.end == End::reset);
   }
@@ -288,7 +216,7 @@ BOOST_AUTO_TEST_CASE(function_handler_replies_closes_aborts_and_fails) {
     auto client = connect(server, "framed");
     BOOST_TEST(client.request_frame("y") == "3:y");
     client.send_frame("throw");
-    Transcript seen = read_to_end(client);
+    Transcript seen = client.read_to_end();
     BOOST_TEST(seen.bytes == "");
     BOOST_TEST(seen.end == End::reset);
   }
@@ -309,7 +237,7 @@ BOOST_AUTO_TEST_CASE(close_after_replies) {
   UpperServer server = start("connection");
   auto client = connect(server);
   client.send_all("ECHO one\nCLOSE\nECHO never\n");
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "HELLO\none\nBYE\n");
   BOOST_TEST(seen.end == End::orderly);
   auto counted = after_closes(server, 1);
@@ -323,7 +251,7 @@ BOOST_AUTO_TEST_CASE(abort_resets) {
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   client.send_all("ABORT\n");
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "");
   BOOST_TEST(seen.end == End::reset);
   auto counted = after_closes(server, 1);
@@ -338,7 +266,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_handler_resets_and_counts_an_error) {
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   client.send_all("THROW\n");
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "");
   BOOST_TEST(seen.end == End::reset);
   auto counted = after_closes(server, 1);
@@ -353,7 +281,7 @@ BOOST_AUTO_TEST_CASE(a_client_half_close_ends_the_reads) {
   auto client = connect(server);
   client.send_all("ECHO a\n");
   client.shutdown_write();
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   // Writing after the reads ended still works: only the client's sending
   // side is closed (socketserver's "read to EOF, then answer").
   BOOST_TEST(seen.bytes == "HELLO\na\nEND peer_closed\n");
@@ -369,7 +297,7 @@ BOOST_AUTO_TEST_CASE(a_line_over_the_limit_ends_with_limit_exceeded) {
   std::string lines = exact_limit_echo();
   lines += std::string(line_limit + 10, 'y');
   client.send_all(lines);
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   // The line of exactly the limit is answered; the longer one refused, with
   // last words, as a session's.
   BOOST_TEST(seen.bytes == cat({"HELLO\n", exact_limit_answer(), "\nEND limit_exceeded\n"}));
@@ -384,7 +312,7 @@ BOOST_AUTO_TEST_CASE(a_graceful_stop_ends_the_reads_and_leaves_room_for_last_wor
   auto client = connect(server);
   BOOST_TEST(client.recv_exactly(6) == "HELLO\n");
   server.process().signal(SIGTERM);
-  Transcript seen = read_to_end(client);
+  Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "END worker_stopping\n");
   BOOST_TEST(seen.end == End::orderly);
   BOOST_TEST(status_or_running(server.process().wait_exit(io_timeout)) == 0);
@@ -400,10 +328,8 @@ BOOST_AUTO_TEST_CASE(connection_handler_refused_by_the_event_model,
                        return result;
                      })) {
   ShmGuard shm(unique_stats_name());
-  std::vector<std::string> args = {"--start",   start_mode(), "--stats",     shm.name(),
-                                   "--workers", "1",          "--allow-root"};
-  for (const auto& flag : model_arguments()) args.push_back(flag);
-  for (const char* arg : {"--tcp", "127.0.0.1:0", "--handler", "connection"}) args.push_back(arg);
-  ServerProcess process(bin_path("protocol_server"), args);
+  ServerProcess process(
+      bin_path("protocol_server"),
+      server_arguments(shm.name(), 1, {"--tcp", "127.0.0.1:0", "--handler", "connection"}));
   BOOST_TEST(status_or_running(process.wait_exit(io_timeout)) == 2);
 }

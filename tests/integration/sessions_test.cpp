@@ -41,19 +41,12 @@ UpperServer::Options probe_options() {
 
 std::vector<std::string> probe_args() { return {"--tcp", "127.0.0.1:0"}; }
 
-std::string model() {
-  const auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); ++i)
-    if (flags[i] == "--model") return flags[i + 1];
-  return "event";
-}
-
 // How many connections the model under test serves at once (more wait in
 // the backlog): the stop case holds this many open.
 std::size_t served_at_once() {
-  if (model() == "iterative") return 1;
-  if (model() == "prefork") return workers;
-  return 4;  // prethreaded's default --threads; the others serve more
+  if (model_under_test() == prefork::Model::iterative) return 1;
+  if (model_under_test() == prefork::Model::prefork) return workers;
+  return prefork::default_threads;  // prethreaded's --threads; the others serve more
 }
 
 // "<n> <calls> <overlaps> <out of order>", as the probe answers line n.

@@ -175,9 +175,8 @@ BOOST_AUTO_TEST_SUITE(connection_children)
 namespace {
 
 boost::test_tools::assertion_result only_fork_per_connection(utf::test_unit_id) {
-  const auto flags = model_arguments();
-  boost::test_tools::assertion_result result(
-      std::find(flags.begin(), flags.end(), "fork-per-connection") != flags.end());
+  boost::test_tools::assertion_result result(model_under_test() ==
+                                             prefork::Model::fork_per_connection);
   result.message() << "only meaningful with --model fork-per-connection";
   return result;
 }

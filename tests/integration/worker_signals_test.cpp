@@ -14,6 +14,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <stdexcept>
 
 using namespace prefork::test;
 
@@ -34,20 +35,14 @@ UpperServer start() {
                      options);
 }
 
-std::string model() {
-  const auto flags = model_arguments();
-  for (std::size_t i = 0; i + 1 < flags.size(); i += 2)
-    if (flags[i] == "--model") return flags[i + 1];
-  return "event";
-}
-
 // Whether a handler that never returns blocks only its own thread or
 // process, not the worker's loop (the event model and the one-thread
 // blocking ones call the handler in the loop's thread).
 bool handler_runs_beside_the_loop() {
-  const std::string name = model();
-  return name == "fork-per-connection" || name == "thread-per-connection" ||
-         name == "prethreaded" || name == "hybrid";
+  using prefork::Model;
+  const Model model = model_under_test();
+  return model == Model::fork_per_connection || model == Model::thread_per_connection ||
+         model == Model::prethreaded || model == Model::hybrid;
 }
 
 // Every catchable signal that is neither a stop nor USR1 nor a fault.
@@ -84,19 +79,14 @@ TcpClient greeted(UpperServer& server) {
   return client;
 }
 
-// Reads to the end of the connection (EOF or a reset).
+// Reads to the end of the connection (EOF or a reset); throws when it is
+// still open after io_timeout.
 std::string rest_until_closed(TcpClient& client) {
-  std::string all;
-  try {
-    for (std::string some = client.recv_some(); !some.empty(); some = client.recv_some())
-      all += some;
-  } catch (const std::exception& e) {
-    const std::string what = e.what();
-    // A reset ends it too; a timeout is a connection left open.
-    if (what.find("timed out") != std::string::npos || what.find("timeout") != std::string::npos)
-      throw;
-  }
-  return all;
+  Transcript rest = client.read_to_end();
+  if (rest.end == End::still_open)
+    throw std::runtime_error("the connection is still open after " +
+                             std::to_string(io_timeout.count()) + " ms");
+  return rest.bytes;
 }
 
 prefork::SlotSnapshot the_worker(const prefork::ScoreboardSnapshot& snapshot) {
@@ -112,7 +102,7 @@ BOOST_AUTO_TEST_CASE(every_other_signal_leaves_the_worker_serving) {
   auto client = greeted(server);
   // fork-per-connection: the child serving this connection gets them too.
   std::vector<pid_t> targets = {worker};
-  if (model() == "fork-per-connection") {
+  if (model_under_test() == prefork::Model::fork_per_connection) {
     const auto children = children_of(worker);
     BOOST_TEST_REQUIRE(children.size() == 1u, "the connection's child of worker " << worker);
     targets.push_back(children[0]);

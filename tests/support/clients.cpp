@@ -191,6 +191,27 @@ bool TcpClient::closed_by_peer(Milliseconds timeout) {
   }
 }
 
+Transcript TcpClient::read_to_end() {
+  Transcript transcript{std::exchange(lines_, {}), End::still_open};
+  const auto deadline = Clock::now() + timeout_;
+  char buffer[4096];
+  for (;;) {
+    if (!wait_for(POLLIN, deadline)) return transcript;
+    const ssize_t got = ::recv(fd_.get(), buffer, sizeof buffer, MSG_DONTWAIT);
+    if (got > 0) {
+      transcript.bytes.append(buffer, static_cast<std::size_t>(got));
+    } else if (got == 0) {
+      transcript.end = End::orderly;
+      return transcript;
+    } else if (errno == ECONNRESET) {
+      transcript.end = End::reset;
+      return transcript;
+    } else if (errno != EINTR && errno != EAGAIN) {
+      throw sys_error("recv", errno);
+    }
+  }
+}
+
 void TcpClient::shutdown_write() {
   if (::shutdown(fd_.get(), SHUT_WR) != 0) throw sys_error("shutdown", errno);
 }
@@ -245,6 +266,18 @@ std::string UdpClient::request(std::string_view datagram, Milliseconds timeout) 
   if (!reply)
     throw std::runtime_error("no UDP reply within " + std::to_string(timeout.count()) + " ms");
   return *reply;
+}
+
+std::ostream& operator<<(std::ostream& out, End end) {
+  switch (end) {
+    case End::orderly:
+      return out << "orderly close (EOF)";
+    case End::reset:
+      return out << "reset (ECONNRESET)";
+    case End::still_open:
+      return out << "still open";
+  }
+  return out;
 }
 
 std::string ascii_upper(std::string_view text) {

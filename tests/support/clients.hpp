@@ -12,12 +12,23 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 
 namespace prefork::test {
 
 inline constexpr Milliseconds default_io_timeout = 5000ms;
+
+// How the server ended a connection, as the client sees it.
+enum class End { orderly, reset, still_open };
+std::ostream& operator<<(std::ostream& out, End end);
+
+// What a connection received until its end.
+struct Transcript {
+  std::string bytes;
+  End end = End::still_open;
+};
 
 // A TCP connection, raw or framed.
 class TcpClient {
@@ -57,6 +68,10 @@ class TcpClient {
   // `timeout`; false when it is still open then. Throws if data arrives
   // instead: a close was expected, not an answer.
   bool closed_by_peer(Milliseconds timeout = default_io_timeout);
+  // Everything the peer sends (after what recv_line kept) until it closes
+  // (EOF: orderly; ECONNRESET: reset) or the connection's timeout passes
+  // (still_open). The timeout bounds the whole read, not each call.
+  Transcript read_to_end();
 
   void shutdown_write();
   void close() { fd_.reset(); }

@@ -432,6 +432,20 @@ std::vector<pid_t> worker_pids(const ScoreboardSnapshot& snapshot) {
   return pids;
 }
 
+std::uint64_t closes(const ScoreboardSnapshot& snapshot, CloseReason reason) {
+  return snapshot.totals.closes[static_cast<unsigned>(reason)];
+}
+
+std::uint64_t all_closes(const ScoreboardSnapshot& snapshot) {
+  std::uint64_t all = 0;
+  for (std::uint64_t n : snapshot.totals.closes) all += n;
+  return all;
+}
+
+std::uint64_t errors(const ScoreboardSnapshot& snapshot, ErrorKind kind) {
+  return snapshot.totals.error_kinds[static_cast<unsigned>(kind)];
+}
+
 std::string describe(const ScoreboardSnapshot& snapshot) {
   std::ostringstream out;
   out << "master " << snapshot.master_pid << ", restarts " << snapshot.worker_restarts

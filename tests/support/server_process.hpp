@@ -172,6 +172,11 @@ bool all_workers_ready(const ScoreboardSnapshot& snapshot);
 std::vector<pid_t> worker_pids(const ScoreboardSnapshot& snapshot);
 // One line per slot, for failure messages.
 std::string describe(const ScoreboardSnapshot& snapshot);
+// The totals' connections ended for `reason`, ended for any reason, and
+// errors of `kind`.
+std::uint64_t closes(const ScoreboardSnapshot& snapshot, CloseReason reason);
+std::uint64_t all_closes(const ScoreboardSnapshot& snapshot);
+std::uint64_t errors(const ScoreboardSnapshot& snapshot, ErrorKind kind);
 
 // /proc views of other processes.
 bool process_alive(pid_t pid);  // exists in /proc and is not a zombie
