@@ -88,7 +88,6 @@ StopSignal::StopSignal() {
   }
   // A spawned worker inherits its master's mask, which may hold them.
   ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 }
 
 StopSignal::~StopSignal() {
