@@ -169,8 +169,7 @@ class WholeConnection final : public Connection {
     end(CloseReason::handler_closed);
     timer_.finish(context_.stream.stats);
     // A failure resets the connection, as an abort does (connection.hpp).
-    close_connection(
-        fd_, reason_ == CloseReason::handler_aborted || reason_ == CloseReason::handler_failed);
+    close_connection(fd_, resets(*reason_));
   }
 
   const Request& request() const noexcept override { return request_; }

@@ -92,7 +92,8 @@ class BlockingRuntime final : public Runtime {
     stats_.beat();
   }
 
-  // iterative and prefork: Stevens' figure 30.9 loop.
+  // iterative and prefork: Stevens' figure 30.9 loop; also the loop of each
+  // thread of prethreaded --accept lock, which take turns at the gate.
   int one_at_a_time() {
     auto source = make_source(gate_.get());
     ConnectionBuffers buffers;
@@ -225,14 +226,8 @@ class BlockingRuntime final : public Runtime {
   int pool_taking_turns() {
     std::vector<std::thread> threads;
     for (unsigned i = 0; i < thread_count(); ++i)
-      threads.push_back(StopSignal::thread_without_signals([this] {
-        guarded([this] {
-          auto source = make_source(gate_.get());
-          ConnectionBuffers buffers;
-          for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next())
-            serve(work, *source, buffers);
-        });
-      }));
+      threads.push_back(
+          StopSignal::thread_without_signals([this] { guarded([this] { one_at_a_time(); }); }));
     pollfd stop{stop_.fd(), POLLIN, 0};
     while (!stop_.requested()) {
       if (::poll(&stop, 1, 1000) < 0 && errno != EINTR) log_sys_error("poll", errno);

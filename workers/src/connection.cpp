@@ -97,13 +97,12 @@ Connection::Next Connection::after_read(long n) {
 }
 
 Connection::Next Connection::flush() {
-  if (protocol_.flush_first() &&
-      !send_buffered(fd_.get(), out_, context_.stream.stats, protocol_.request().listener, peer_)) {
+  if (!protocol_.flush_first()) return Next::close;  // reset, abort, failure: at once
+  if (!send_buffered(fd_.get(), out_, context_.stream.stats, protocol_.request().listener, peer_)) {
     protocol_.end(CloseReason::peer_reset);
     return Next::close;
   }
-  if (!protocol_.flush_first()) return Next::close;  // reset, abort, failure: at once
-  if (!out_.empty()) return Next::keep;              // the rest when EPOLLOUT says so
+  if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
   // A slow reader made the buffer grow; do not keep that memory.
   if (out_.capacity() > 4 * high_watermark) out_.release();
   if (protocol_.ending()) return Next::close;  // all written: the graceful end

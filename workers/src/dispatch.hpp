@@ -55,6 +55,13 @@ void connection_failed(SlotWriter& stats, std::size_t listener, const char* call
 // by `codec` (its header written, its trailer after the room).
 std::span<char> append_reply(Buffer& out, const Codec& codec, std::size_t size);
 
+// Whether a connection that ends for `reason` is reset rather than closed:
+// the handler aborted it, or failed (its protocol state is unknown: the
+// peer must not take the end for an orderly one).
+constexpr bool resets(CloseReason reason) noexcept {
+  return reason == CloseReason::handler_aborted || reason == CloseReason::handler_failed;
+}
+
 // Ends a TCP connection: after a graceful ending, what the peer still
 // sends is read and dropped first (without waiting), so that close() does
 // not answer unread bytes with a reset that could destroy our last replies

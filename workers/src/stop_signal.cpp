@@ -11,6 +11,7 @@
 
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
+#include <prefork/unique_fd.hpp>
 
 namespace prefork {
 
@@ -50,26 +51,18 @@ extern "C" void on_worker_signal(int number) {
   errno = saved;
 }
 
-int make_eventfd() {
-  int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (fd < 0) throw SystemError("eventfd", errno);
+UniqueFd make_eventfd() {
+  UniqueFd fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd) throw SystemError("eventfd", errno);
   return fd;
 }
 }  // namespace
 
-StopSignal::StopSignal() {
-  fd_ = make_eventfd();
-  try {
-    fast_fd_ = make_eventfd();
-    reopen_fd_ = make_eventfd();
-  } catch (...) {
-    ::close(fd_);
-    if (fast_fd_ >= 0) ::close(fast_fd_);
-    throw;
-  }
-  stop_wake_fd.store(fd_);
-  fast_wake_fd.store(fast_fd_);
-  reopen_wake_fd.store(reopen_fd_);
+StopSignal::StopSignal()
+    : fd_(make_eventfd()), fast_fd_(make_eventfd()), reopen_fd_(make_eventfd()) {
+  stop_wake_fd.store(fd_.get());
+  fast_wake_fd.store(fast_fd_.get());
+  reopen_wake_fd.store(reopen_fd_.get());
   struct sigaction action {};
   action.sa_handler = on_worker_signal;
   ::sigemptyset(&action.sa_mask);
@@ -78,27 +71,22 @@ StopSignal::StopSignal() {
   ::sigemptyset(&set);
   for (int number : handled_signals) {
     if (::sigaction(number, &action, nullptr) != 0) {
-      int error = errno;
-      ::close(fd_);
-      ::close(fast_fd_);
-      ::close(reopen_fd_);
+      const int error = errno;
       throw SystemError("sigaction", error, ::strsignal(number));
     }
     ::sigaddset(&set, number);
   }
   // A spawned worker inherits its master's mask, which may hold them.
   ::sigprocmask(SIG_UNBLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
 }
 
+// The members close the descriptors after this: no handler writes to them
+// by then.
 StopSignal::~StopSignal() {
   for (int number : handled_signals) ::signal(number, number == SIGUSR1 ? SIG_IGN : SIG_DFL);
   stop_wake_fd.store(-1);
   fast_wake_fd.store(-1);
   reopen_wake_fd.store(-1);
-  ::close(fd_);
-  ::close(fast_fd_);
-  ::close(reopen_fd_);
 }
 
 bool StopSignal::requested() const noexcept { return stop_requested.load(); }
@@ -128,12 +116,10 @@ std::array<int, 2> StopSignal::become_connection_child() noexcept {
   reopen_wake_fd.store(-1);
   std::array<int, 2> own{-1, -1};
   try {
-    own[0] = make_eventfd();
-    own[1] = make_eventfd();
+    UniqueFd stop = make_eventfd(), fast = make_eventfd();
+    own = {stop.release(), fast.release()};
   } catch (const SystemError& e) {
     log_info("%s (a connection child)", e.what());
-    if (own[0] >= 0) ::close(own[0]);
-    own = {-1, -1};
   }
   stop_wake_fd.store(own[0]);
   fast_wake_fd.store(own[1]);

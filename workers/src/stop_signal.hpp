@@ -11,6 +11,8 @@
 // accept() returns EINTR.
 #pragma once
 
+#include <prefork/unique_fd.hpp>
+
 #include <signal.h>
 
 #include <array>
@@ -28,9 +30,9 @@ class StopSignal {
   StopSignal& operator=(const StopSignal&) = delete;
 
   // Readable (and stays readable) once a stop was asked.
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return fd_.get(); }
   // Readable once a fast stop (INT, QUIT) was asked.
-  int fast_fd() const noexcept { return fast_fd_; }
+  int fast_fd() const noexcept { return fast_fd_.get(); }
   bool requested() const noexcept;
   // A fast stop: stop accepting and end every connection now, without
   // waiting for what is in flight.
@@ -40,7 +42,7 @@ class StopSignal {
 
   // Readable once USR1 came; for one watcher (a one-thread worker's
   // connection), which then calls on_reopen_readable().
-  int reopen_fd() const noexcept { return reopen_fd_; }
+  int reopen_fd() const noexcept { return reopen_fd_.get(); }
   // USR1: calls reopen_log() if it was asked since the last call (by any
   // thread; one call reopens). For the loops, never the handler.
   static void reopen_log_if_asked();
@@ -87,9 +89,7 @@ class StopSignal {
 
  private:
   static void block(sigset_t& set, sigset_t& previous) noexcept;
-  int fd_ = -1;
-  int fast_fd_ = -1;
-  int reopen_fd_ = -1;
+  UniqueFd fd_, fast_fd_, reopen_fd_;
 };
 
 }  // namespace prefork

@@ -22,8 +22,7 @@ class Discard final : public ReplySink {
 };
 
 bool graceful(CloseReason reason) noexcept {
-  return reason != CloseReason::peer_reset && reason != CloseReason::handler_aborted &&
-         reason != CloseReason::handler_failed;
+  return reason != CloseReason::peer_reset && !resets(reason);
 }
 
 }  // namespace
@@ -106,6 +105,8 @@ bool StreamProtocol::handle(std::string_view message) {
 }
 
 bool StreamProtocol::flush_first() const noexcept { return !ending_ || graceful(*ending_); }
+
+bool StreamProtocol::reset() const noexcept { return ending_ && resets(*ending_); }
 
 void StreamProtocol::end(CloseReason reason) {
   if (ending_) return;

@@ -57,12 +57,8 @@ class StreamProtocol final : public ReplySink {
   // Whether the replies already laid out are still to be written before
   // the socket closes (not after a reset, an abort or a failure).
   bool flush_first() const noexcept;
-  // Whether the socket is reset rather than closed: the handler aborted it,
-  // or failed (its protocol state is unknown: the peer must not take the
-  // end for an orderly one).
-  bool reset() const noexcept {
-    return ending_ == CloseReason::handler_aborted || ending_ == CloseReason::handler_failed;
-  }
+  // Whether the socket is reset rather than closed (resets(), dispatch.hpp).
+  bool reset() const noexcept;
   // The runtime's decision (the peer closed or reset, the worker stops):
   // the session's on_close, with its last words, and the count; once.
   void end(CloseReason reason);

@@ -96,7 +96,6 @@ EventRuntime::EventRuntime(const WorkerSetup& setup)
       context_{
           .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size} {
   if (!epoll_) throw SystemError("epoll_create1", errno);
-  ::signal(SIGPIPE, SIG_IGN);
   stats_.retire_after(setup.params.max_requests);
   start_serving();
 }
