@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -19,29 +18,6 @@
 namespace prefork {
 
 namespace {
-
-std::optional<long> number_from_env(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr) return std::nullopt;
-  long value = 0;
-  std::string_view view(text);
-  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
-  if (view.empty() || error != std::errc() || end != view.data() + view.size())
-    throw std::runtime_error(std::string(name) + "='" + text + "' is not a number");
-  return value;
-}
-
-std::vector<std::string> split_names(const char* text) {
-  std::vector<std::string> names;
-  if (text == nullptr) return names;
-  std::string_view rest(text);
-  for (;;) {
-    const std::size_t colon = rest.find(':');
-    names.emplace_back(rest.substr(0, colon));
-    if (colon == rest.npos) return names;
-    rest.remove_prefix(colon + 1);
-  }
-}
 
 int socket_option(int fd, int option, const char* name) {
   int value = 0;
@@ -145,9 +121,9 @@ std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<Listen
 std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
     const std::vector<ListenerSpec>& specs, const ListenOptions& options, unsigned sets,
     std::vector<std::pair<std::string, UniqueFd>>* others) {
-  const auto pid = number_from_env(env::listen_pid);
-  const auto count = number_from_env(env::listen_fds);
-  const std::vector<std::string> names = split_names(std::getenv(env::listen_fdnames));
+  const auto pid = env::number(env::listen_pid);
+  const auto count = env::number(env::listen_fds);
+  const std::vector<std::string> names = env::listen_fd_names();
   // Read once, then gone: no child (worker, handler's subprocess) may take
   // them for its own.
   ::unsetenv(env::listen_pid);
