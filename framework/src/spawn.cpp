@@ -57,6 +57,7 @@ struct ListenerHandover {
   const char* const* envp;
   char* listen_pid_digits;  // the room reserved after "LISTEN_PID=" in envp
   pid_t master_pid;
+  SignalPipe& signals;  // the master's, every signal it catches
 
   bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
                           const char* const*) {
@@ -68,9 +69,11 @@ struct ListenerHandover {
 
   bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
                                const char* const*) {
-    // The master's handlers and mask must not carry over into the worker.
-    for (int number : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGPIPE})
-      ::signal(number, SIG_DFL);
+    // The master's handlers and mask must not carry over into the worker:
+    // as a forked worker does, drop every signal the master's pipe catches
+    // (a signal before the exec would otherwise wake the master's loop).
+    signals.abandon_in_child();
+    ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -151,7 +154,7 @@ class SpawnStarter final : public WorkerStarter {
     envp.push_back(nullptr);
     char* digits = environment.back().data() + std::strlen(env::listen_pid) + 1;
 
-    ListenerHandover handover{sources, moved, envp.data(), digits, master_pid_};
+    ListenerHandover handover{sources, moved, envp.data(), digits, master_pid_, signals_};
     bp::error_code error;
     bp::posix::default_launcher launcher;
     // (The overload taking an io_context drops the error_code in 1.81; the
