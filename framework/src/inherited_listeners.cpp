@@ -211,27 +211,37 @@ void hand_over_listeners(std::span<const std::vector<Listener>> sets,
     sources.push_back(other.fd);
     names.append(names.empty() ? "" : ":").append(other.name);
   }
-  // Every source is first copied above the target range, so that a dup2()
-  // onto 3+i never closes a source not yet moved.
-  const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
-  std::vector<int> moved;
-  for (int source : sources) {
-    int copy = ::fcntl(source, F_DUPFD_CLOEXEC, first_free);
-    if (copy < 0) throw SystemError("fcntl(F_DUPFD_CLOEXEC)", errno, "listener handover");
-    moved.push_back(copy);
-  }
-  for (std::size_t i = 0; i < moved.size(); ++i) {
-    // dup2() leaves the target without FD_CLOEXEC: it crosses the exec.
-    if (::dup2(moved[i], env::listen_fds_start + static_cast<int>(i)) < 0)
-      throw SystemError("dup2", errno, "listener handover");
-    ::close(moved[i]);
-  }
+  std::vector<int> scratch(sources.size());
+  int error = 0;
+  if (const char* call = move_to_listen_fds(sources, scratch, error))
+    throw SystemError(call, error, "listener handover");
   const std::string count = std::to_string(sources.size());
   const std::string pid = std::to_string(::getpid());
   if (::setenv(env::listen_fds, count.c_str(), 1) != 0 ||
       ::setenv(env::listen_fdnames, names.c_str(), 1) != 0 ||
       ::setenv(env::listen_pid, pid.c_str(), 1) != 0)
     throw SystemError("setenv", errno, "LISTEN_*");
+}
+
+const char* move_to_listen_fds(std::span<const int> sources, std::span<int> scratch,
+                               int& error) noexcept {
+  const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    scratch[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, first_free);
+    if (scratch[i] < 0) {
+      error = errno;
+      return "fcntl(F_DUPFD_CLOEXEC)";
+    }
+  }
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    // dup2() leaves the target without FD_CLOEXEC: it crosses the exec.
+    if (::dup2(scratch[i], env::listen_fds_start + static_cast<int>(i)) < 0) {
+      error = errno;
+      return "dup2";
+    }
+    ::close(scratch[i]);
+  }
+  return nullptr;
 }
 
 }  // namespace prefork

@@ -25,6 +25,7 @@
 
 #include <prefork/core/environment.hpp>
 
+#include "inherited_listeners.hpp"
 #include "start_worker.hpp"
 
 extern char** environ;
@@ -82,19 +83,9 @@ struct ListenerHandover {
     // A process group of its own: the master's stop reaches its children.
     if (::setpgid(0, 0) != 0) return {errno, bp::system_category()};
 
-    // Move every source above the target range first, so that a dup2 onto
-    // descriptor 3+i never closes a source not yet moved.
-    const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      moved[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, first_free);
-      if (moved[i] < 0) return {errno, bp::system_category()};
-    }
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
-      if (::dup2(moved[i], env::listen_fds_start + static_cast<int>(i)) < 0)
-        return {errno, bp::system_category()};
-    }
-    mark_close_on_exec_from(first_free);
+    int error = 0;
+    if (move_to_listen_fds(sources, moved, error) != nullptr) return {error, bp::system_category()};
+    mark_close_on_exec_from(env::listen_fds_start + static_cast<int>(sources.size()));
     // LISTEN_PID in plain decimal: sd_listen_fds() parses it with base 0,
     // where a leading zero would mean octal.
     char digits[pid_digits];
