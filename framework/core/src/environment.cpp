@@ -1,6 +1,6 @@
+#include <prefork/core/decimal.hpp>
 #include <prefork/core/environment.hpp>
 
-#include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 #include <string_view>
@@ -10,11 +10,8 @@ namespace prefork::env {
 std::optional<long> number(const char* name) {
   const char* text = std::getenv(name);
   if (text == nullptr) return std::nullopt;
-  long value = 0;
-  std::string_view view(text);
-  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
-  if (view.empty() || error != std::errc() || end != view.data() + view.size())
-    throw std::runtime_error(std::string(name) + "='" + text + "' is not a number");
+  auto value = parse_decimal<long>(text);
+  if (!value) throw std::runtime_error(std::string(name) + "='" + text + "' is not a number");
   return value;
 }
 
