@@ -10,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -103,51 +104,60 @@ std::string seconds_text(std::chrono::milliseconds duration) {
   return text;
 }
 
+// A flag whose value is a whole number in [low, high], kept in `field`.
+template <typename Number>
+Flag number_flag(ServerConfig& config, const std::string& name, std::string value_name,
+                 std::string help, Number ServerConfig::*field, std::type_identity_t<Number> low,
+                 std::type_identity_t<Number> high) {
+  std::string flag = "--";
+  flag += name;
+  return {{name, std::move(value_name), std::move(help)},
+          [&config, flag, field, low, high](const std::string& v) {
+            config.*field = flags::number(flag, v, low, high);
+          }};
+}
+
+// A flag whose value is seconds, from 0 to a day, kept in `field`.
+Flag seconds_flag(ServerConfig& config, const std::string& name, std::string help,
+                  std::chrono::milliseconds ServerConfig::*field) {
+  std::string flag = "--";
+  flag += name;
+  return {{name, "SECONDS", std::move(help)}, [&config, flag, field](const std::string& v) {
+            config.*field = flags::seconds(flag, v, 0, 86400);
+          }};
+}
+
 // The supervisor's settings (README "Supervision").
 FlagGroup supervision_flags(ServerConfig& config, const ServerConfig& initial) {
   FlagGroup group{"Supervision", {}};
-  auto duration = [&group](std::string name, std::string help,
-                           std::chrono::milliseconds ServerConfig::*field, ServerConfig& target) {
-    group.flags.push_back(
-        {{name, "SECONDS", std::move(help)}, [&target, name, field](const std::string& v) {
-           target.*field = flags::seconds("--" + name, v, 0, 86400);
-         }});
-  };
-  duration("timeout",
-           "a worker silent this long (busy, not waiting for work) is aborted and replaced; 0: "
-           "never (default " +
-               seconds_text(initial.timeout) + ")",
-           &ServerConfig::timeout, config);
-  duration("start-timeout",
-           "a worker not ready this long after its start is killed, a failed start; 0: never "
-           "(default " +
-               seconds_text(initial.start_timeout) + ")",
-           &ServerConfig::start_timeout, config);
+  group.flags.push_back(seconds_flag(
+      config, "timeout",
+      "a worker silent this long (busy, not waiting for work) is aborted and replaced; 0: "
+      "never (default " +
+          seconds_text(initial.timeout) + ")",
+      &ServerConfig::timeout));
+  group.flags.push_back(seconds_flag(
+      config, "start-timeout",
+      "a worker not ready this long after its start is killed, a failed start; 0: never "
+      "(default " +
+          seconds_text(initial.start_timeout) + ")",
+      &ServerConfig::start_timeout));
+  group.flags.push_back(number_flag(config, "max-requests", "N",
+                                    "recycle a worker after N requests (plus the jitter); 0: never",
+                                    &ServerConfig::max_requests, 0, 1ull << 62));
+  group.flags.push_back(number_flag(config, "max-requests-jitter", "N",
+                                    "add a random 0..N to each worker's --max-requests",
+                                    &ServerConfig::max_requests_jitter, 0, 1ull << 62));
   group.flags.push_back(
-      {{"max-requests", "N", "recycle a worker after N requests (plus the jitter); 0: never"},
-       [&config](const std::string& v) {
-         config.max_requests = flags::number<std::uint64_t>("--max-requests", v, 0, 1ull << 62);
-       }});
-  group.flags.push_back(
-      {{"max-requests-jitter", "N", "add a random 0..N to each worker's --max-requests"},
-       [&config](const std::string& v) {
-         config.max_requests_jitter =
-             flags::number<std::uint64_t>("--max-requests-jitter", v, 0, 1ull << 62);
-       }});
-  group.flags.push_back(
-      {{"max-recycling", "K",
-        "at most K workers replaced at once (recycling, reload), each by one ready first "
-        "(default " +
-            std::to_string(initial.max_recycling) + ")"},
-       [&config](const std::string& v) {
-         config.max_recycling = flags::number("--max-recycling", v, 1u, 1024u);
-       }});
-  group.flags.push_back(
-      {{"max-workers", "N",
-        "the most workers SIGTTIN or the dynamic pool may reach (default twice --workers)"},
-       [&config](const std::string& v) {
-         config.max_workers = flags::number("--max-workers", v, 1u, 4096u);
-       }});
+      number_flag(config, "max-recycling", "K",
+                  "at most K workers replaced at once (recycling, reload), each by one ready first "
+                  "(default " +
+                      std::to_string(initial.max_recycling) + ")",
+                  &ServerConfig::max_recycling, 1, 1024));
+  group.flags.push_back(number_flag(
+      config, "max-workers", "N",
+      "the most workers SIGTTIN or the dynamic pool may reach (default twice --workers)",
+      &ServerConfig::max_workers, 1, 4096));
   group.flags.push_back(
       {{"pool", "fixed|dynamic",
         "fixed: --workers, changed by SIGTTIN/SIGTTOU; dynamic: keep --min-spare..--max-spare "
@@ -156,39 +166,33 @@ FlagGroup supervision_flags(ServerConfig& config, const ServerConfig& initial) {
          config.pool =
              first_of_two("--pool", v, "fixed", "dynamic") ? PoolMode::fixed : PoolMode::dynamic;
        }});
-  group.flags.push_back({{"min-spare", "N",
-                          "dynamic: start workers while fewer are idle (default " +
-                              std::to_string(initial.min_spare) + ")"},
-                         [&config](const std::string& v) {
-                           config.min_spare = flags::number("--min-spare", v, 0u, 4096u);
-                         }});
-  group.flags.push_back({{"max-spare", "N",
-                          "dynamic: retire a worker a second while more are idle (default " +
-                              std::to_string(initial.max_spare) + ")"},
-                         [&config](const std::string& v) {
-                           config.max_spare = flags::number("--max-spare", v, 1u, 4096u);
-                         }});
-  group.flags.push_back({{"spawn-rate", "N",
-                          "dynamic: at most N workers started a second (default " +
-                              std::to_string(initial.spawn_rate) + ")"},
-                         [&config](const std::string& v) {
-                           config.spawn_rate = flags::number("--spawn-rate", v, 1u, 1024u);
-                         }});
+  group.flags.push_back(number_flag(config, "min-spare", "N",
+                                    "dynamic: start workers while fewer are idle (default " +
+                                        std::to_string(initial.min_spare) + ")",
+                                    &ServerConfig::min_spare, 0, 4096));
   group.flags.push_back(
-      {{"max-start-failures", "N",
-        "give up (exit 3) after N failed starts within --restart-window while no worker serves "
-        "(default " +
-            std::to_string(initial.max_start_failures) + ")"},
-       [&config](const std::string& v) {
-         config.max_start_failures = flags::number("--max-start-failures", v, 1u, 1u << 20);
-       }});
-  duration("restart-window",
-           "the window --max-start-failures counts in (default " +
-               seconds_text(initial.restart_window) + ")",
-           &ServerConfig::restart_window, config);
-  duration("drain-delay",
-           "on SIGTERM, GET /health answers 503 this long before the listeners close (default 0)",
-           &ServerConfig::drain_delay, config);
+      number_flag(config, "max-spare", "N",
+                  "dynamic: retire a worker a second while more are idle (default " +
+                      std::to_string(initial.max_spare) + ")",
+                  &ServerConfig::max_spare, 1, 4096));
+  group.flags.push_back(number_flag(config, "spawn-rate", "N",
+                                    "dynamic: at most N workers started a second (default " +
+                                        std::to_string(initial.spawn_rate) + ")",
+                                    &ServerConfig::spawn_rate, 1, 1024));
+  group.flags.push_back(number_flag(
+      config, "max-start-failures", "N",
+      "give up (exit 3) after N failed starts within --restart-window while no worker serves "
+      "(default " +
+          std::to_string(initial.max_start_failures) + ")",
+      &ServerConfig::max_start_failures, 1, 1u << 20));
+  group.flags.push_back(seconds_flag(config, "restart-window",
+                                     "the window --max-start-failures counts in (default " +
+                                         seconds_text(initial.restart_window) + ")",
+                                     &ServerConfig::restart_window));
+  group.flags.push_back(seconds_flag(
+      config, "drain-delay",
+      "on SIGTERM, GET /health answers 503 this long before the listeners close (default 0)",
+      &ServerConfig::drain_delay));
   return group;
 }
 
@@ -211,10 +215,9 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
                                true});
   }
   listeners.flags.push_back(
-      {{"backlog", "N", "listen queue length (default " + std::to_string(initial.backlog) + ")"},
-       [&config](const std::string& v) {
-         config.backlog = flags::number("--backlog", v, 1, 65535);
-       }});
+      number_flag(config, "backlog", "N",
+                  "listen queue length (default " + std::to_string(initial.backlog) + ")",
+                  &ServerConfig::backlog, 1, 65535));
   // --max-frame: its name before messages could be lines too.
   for (std::string flag : {"max-message", "max-frame"}) {
     const std::string text =
@@ -222,10 +225,8 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
                             : "largest message (frame, line) accepted; a larger one closes the "
                               "connection (default " +
                                   std::to_string(defaults.max_message) + ")";
-    listeners.flags.push_back({{flag, "BYTES", text}, [&config, flag](const std::string& v) {
-                                 config.max_message =
-                                     flags::number<std::size_t>("--" + flag, v, 0, 0xFFFFFFFFu);
-                               }});
+    listeners.flags.push_back(
+        number_flag(config, flag, "BYTES", text, &ServerConfig::max_message, 0, 0xFFFFFFFFu));
   }
 
   FlagGroup workers{"Workers", {}};
@@ -259,19 +260,15 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
        [&config](const std::string& v) {
          config.accept = parse_name("--accept", v, known_accepts(), accept_name);
        }});
-  workers.flags.push_back({{"threads", "N",
-                            "prethreaded, hybrid: threads per process (default " +
-                                std::to_string(default_threads) + ")"},
-                           [&config](const std::string& v) {
-                             config.threads = flags::number("--threads", v, 1u, 1024u);
-                           }});
-  workers.flags.push_back({{"graceful-timeout", "SECONDS",
-                            "on stop, how long workers may finish their requests (default " +
-                                std::to_string(initial.graceful_timeout.count() / 1000) + ")"},
-                           [&config](const std::string& v) {
-                             config.graceful_timeout =
-                                 flags::seconds("--graceful-timeout", v, 0, 86400);
-                           }});
+  workers.flags.push_back(number_flag(
+      config, "threads", "N",
+      "prethreaded, hybrid: threads per process (default " + std::to_string(default_threads) + ")",
+      &ServerConfig::threads, 1, 1024));
+  workers.flags.push_back(seconds_flag(config, "graceful-timeout",
+                                       "on stop, how long workers may finish their requests "
+                                       "(default " +
+                                           seconds_text(initial.graceful_timeout) + ")",
+                                       &ServerConfig::graceful_timeout));
 
   FlagGroup supervision = supervision_flags(config, initial);
 

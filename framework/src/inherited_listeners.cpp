@@ -10,7 +10,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -19,29 +18,6 @@
 namespace prefork {
 
 namespace {
-
-std::optional<long> number_from_env(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr) return std::nullopt;
-  long value = 0;
-  std::string_view view(text);
-  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
-  if (view.empty() || error != std::errc() || end != view.data() + view.size())
-    throw std::runtime_error(std::string(name) + "='" + text + "' is not a number");
-  return value;
-}
-
-std::vector<std::string> split_names(const char* text) {
-  std::vector<std::string> names;
-  if (text == nullptr) return names;
-  std::string_view rest(text);
-  for (;;) {
-    const std::size_t colon = rest.find(':');
-    names.emplace_back(rest.substr(0, colon));
-    if (colon == rest.npos) return names;
-    rest.remove_prefix(colon + 1);
-  }
-}
 
 int socket_option(int fd, int option, const char* name) {
   int value = 0;
@@ -145,9 +121,9 @@ std::vector<std::pair<std::size_t, std::size_t>> assign(const std::vector<Listen
 std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
     const std::vector<ListenerSpec>& specs, const ListenOptions& options, unsigned sets,
     std::vector<std::pair<std::string, UniqueFd>>* others) {
-  const auto pid = number_from_env(env::listen_pid);
-  const auto count = number_from_env(env::listen_fds);
-  const std::vector<std::string> names = split_names(std::getenv(env::listen_fdnames));
+  const auto pid = env::number(env::listen_pid);
+  const auto count = env::number(env::listen_fds);
+  const std::vector<std::string> names = env::listen_fd_names();
   // Read once, then gone: no child (worker, handler's subprocess) may take
   // them for its own.
   ::unsetenv(env::listen_pid);
@@ -235,27 +211,37 @@ void hand_over_listeners(std::span<const std::vector<Listener>> sets,
     sources.push_back(other.fd);
     names.append(names.empty() ? "" : ":").append(other.name);
   }
-  // Every source is first copied above the target range, so that a dup2()
-  // onto 3+i never closes a source not yet moved.
-  const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
-  std::vector<int> moved;
-  for (int source : sources) {
-    int copy = ::fcntl(source, F_DUPFD_CLOEXEC, first_free);
-    if (copy < 0) throw SystemError("fcntl(F_DUPFD_CLOEXEC)", errno, "listener handover");
-    moved.push_back(copy);
-  }
-  for (std::size_t i = 0; i < moved.size(); ++i) {
-    // dup2() leaves the target without FD_CLOEXEC: it crosses the exec.
-    if (::dup2(moved[i], env::listen_fds_start + static_cast<int>(i)) < 0)
-      throw SystemError("dup2", errno, "listener handover");
-    ::close(moved[i]);
-  }
+  std::vector<int> scratch(sources.size());
+  int error = 0;
+  if (const char* call = move_to_listen_fds(sources, scratch, error))
+    throw SystemError(call, error, "listener handover");
   const std::string count = std::to_string(sources.size());
   const std::string pid = std::to_string(::getpid());
   if (::setenv(env::listen_fds, count.c_str(), 1) != 0 ||
       ::setenv(env::listen_fdnames, names.c_str(), 1) != 0 ||
       ::setenv(env::listen_pid, pid.c_str(), 1) != 0)
     throw SystemError("setenv", errno, "LISTEN_*");
+}
+
+const char* move_to_listen_fds(std::span<const int> sources, std::span<int> scratch,
+                               int& error) noexcept {
+  const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    scratch[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, first_free);
+    if (scratch[i] < 0) {
+      error = errno;
+      return "fcntl(F_DUPFD_CLOEXEC)";
+    }
+  }
+  for (std::size_t i = 0; i < sources.size(); ++i) {
+    // dup2() leaves the target without FD_CLOEXEC: it crosses the exec.
+    if (::dup2(scratch[i], env::listen_fds_start + static_cast<int>(i)) < 0) {
+      error = errno;
+      return "dup2";
+    }
+    ::close(scratch[i]);
+  }
+  return nullptr;
 }
 
 }  // namespace prefork

@@ -67,4 +67,13 @@ std::optional<std::vector<std::vector<Listener>>> take_inherited_listeners(
 void hand_over_listeners(std::span<const std::vector<Listener>> sets,
                          std::span<const NamedSocket> others = {});
 
+// What hand_over_listeners() and a spawned worker's launch share: moves
+// `sources` to descriptors 3, 4, ... in order, without close-on-exec (each
+// is first copied above that range, so that a dup2() onto 3+i never closes
+// a source not yet moved). `scratch` has room for one descriptor per source.
+// Async-signal-safe, for a child between fork and exec: returns the failing
+// call's name with its errno in `error`, or nullptr.
+const char* move_to_listen_fds(std::span<const int> sources, std::span<int> scratch,
+                               int& error) noexcept;
+
 }  // namespace prefork

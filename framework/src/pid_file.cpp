@@ -1,5 +1,7 @@
 #include "pid_file.hpp"
 
+#include <prefork/core/decimal.hpp>
+
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 #include <prefork/unique_fd.hpp>
@@ -10,7 +12,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <fstream>
 #include <stdexcept>
 #include <string_view>
@@ -55,10 +56,8 @@ std::optional<pid_t> read_pid_file(const std::string& path) {
   if (n < 0) throw SystemError("read", errno, path);
   std::string_view view(text, static_cast<std::size_t>(n));
   while (!view.empty() && (view.back() == '\n' || view.back() == ' ')) view.remove_suffix(1);
-  pid_t pid = 0;
-  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), pid);
-  if (view.empty() || error != std::errc() || end != view.data() + view.size() || pid <= 0)
-    return std::nullopt;
+  auto pid = parse_decimal<pid_t>(view);
+  if (!pid || *pid <= 0) return std::nullopt;
   return pid;
 }
 

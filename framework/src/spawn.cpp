@@ -25,6 +25,7 @@
 
 #include <prefork/core/environment.hpp>
 
+#include "inherited_listeners.hpp"
 #include "start_worker.hpp"
 
 extern char** environ;
@@ -57,6 +58,7 @@ struct ListenerHandover {
   const char* const* envp;
   char* listen_pid_digits;  // the room reserved after "LISTEN_PID=" in envp
   pid_t master_pid;
+  SignalPipe& signals;  // the master's, every signal it catches
 
   bp::error_code on_setup(bp::posix::default_launcher& launcher, const bp::filesystem::path&,
                           const char* const*) {
@@ -68,9 +70,11 @@ struct ListenerHandover {
 
   bp::error_code on_exec_setup(bp::posix::default_launcher&, const bp::filesystem::path&,
                                const char* const*) {
-    // The master's handlers and mask must not carry over into the worker.
-    for (int number : {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGPIPE})
-      ::signal(number, SIG_DFL);
+    // The master's handlers and mask must not carry over into the worker:
+    // as a forked worker does, drop every signal the master's pipe catches
+    // (a signal before the exec would otherwise wake the master's loop).
+    signals.abandon_in_child();
+    ::signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     ::sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -79,19 +83,9 @@ struct ListenerHandover {
     // A process group of its own: the master's stop reaches its children.
     if (::setpgid(0, 0) != 0) return {errno, bp::system_category()};
 
-    // Move every source above the target range first, so that a dup2 onto
-    // descriptor 3+i never closes a source not yet moved.
-    const int first_free = env::listen_fds_start + static_cast<int>(sources.size());
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      moved[i] = ::fcntl(sources[i], F_DUPFD_CLOEXEC, first_free);
-      if (moved[i] < 0) return {errno, bp::system_category()};
-    }
-    for (std::size_t i = 0; i < sources.size(); ++i) {
-      // dup2 leaves the new descriptor without FD_CLOEXEC: it survives exec.
-      if (::dup2(moved[i], env::listen_fds_start + static_cast<int>(i)) < 0)
-        return {errno, bp::system_category()};
-    }
-    mark_close_on_exec_from(first_free);
+    int error = 0;
+    if (move_to_listen_fds(sources, moved, error) != nullptr) return {error, bp::system_category()};
+    mark_close_on_exec_from(env::listen_fds_start + static_cast<int>(sources.size()));
     // LISTEN_PID in plain decimal: sd_listen_fds() parses it with base 0,
     // where a leading zero would mean octal.
     char digits[pid_digits];
@@ -151,7 +145,7 @@ class SpawnStarter final : public WorkerStarter {
     envp.push_back(nullptr);
     char* digits = environment.back().data() + std::strlen(env::listen_pid) + 1;
 
-    ListenerHandover handover{sources, moved, envp.data(), digits, master_pid_};
+    ListenerHandover handover{sources, moved, envp.data(), digits, master_pid_, signals_};
     bp::error_code error;
     bp::posix::default_launcher launcher;
     // (The overload taking an io_context drops the error_code in 1.81; the

@@ -4,10 +4,10 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
-#include <charconv>
 #include <cstring>
 #include <stdexcept>
 
+#include <prefork/core/decimal.hpp>
 #include <prefork/error.hpp>
 
 namespace prefork {
@@ -31,11 +31,8 @@ Address Address::parse(std::string_view text) {
   std::string_view host = text.substr(0, colon);
   std::string_view port_text = text.substr(colon + 1);
 
-  unsigned port = 0;
-  auto [end, error] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || error != std::errc() || end != port_text.data() + port_text.size() ||
-      port > 65535)
-    bad(text, "port must be a number from 0 to 65535");
+  auto port = parse_decimal<unsigned>(port_text);
+  if (!port || *port > 65535) bad(text, "port must be a number from 0 to 65535");
 
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);

@@ -1,4 +1,5 @@
 #include <prefork/core/credentials.hpp>
+#include <prefork/core/decimal.hpp>
 #include <prefork/error.hpp>
 
 #include <grp.h>
@@ -6,7 +7,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <optional>
 #include <stdexcept>
 #include <string_view>
@@ -14,13 +14,6 @@
 namespace prefork {
 
 namespace {
-
-std::optional<unsigned long> as_number(std::string_view text) {
-  unsigned long value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size()) return std::nullopt;
-  return value;
-}
 
 // getpwnam_r/getgrnam_r and their by-id twins want a buffer that may be too
 // small (ERANGE): grow it until the entry fits.
@@ -51,7 +44,7 @@ Credentials Credentials::lookup(const std::string& user, const std::string& grou
                                       return ::getpwnam_r(user.c_str(), e, b, n, f);
                                     });
     if (!entry)
-      if (auto number = as_number(user))
+      if (auto number = parse_decimal<unsigned long>(user))
         entry = find_entry<passwd>("getpwuid_r", "uid " + user, user_buffer,
                                    [&](passwd* e, char* b, std::size_t n, passwd** f) {
                                      return ::getpwuid_r(static_cast<uid_t>(*number), e, b, n, f);
@@ -82,7 +75,7 @@ Credentials Credentials::lookup(const std::string& user, const std::string& grou
     std::optional<gid_t> gid;
     if (entry)
       gid = entry->gr_gid;
-    else if (auto number = as_number(group))
+    else if (auto number = parse_decimal<unsigned long>(group))
       gid = static_cast<gid_t>(*number);
     if (!gid) throw std::runtime_error("--group: no such group '" + group + "'");
     // The primary group replaced; the user's other groups stay (as nginx's

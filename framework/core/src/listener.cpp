@@ -5,7 +5,6 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
-#include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -63,17 +62,6 @@ Listener open_listener(const ListenerSpec& spec, const ListenOptions& options) {
   return Listener{spec.protocol, std::move(fd), local};
 }
 
-std::optional<long> number_from_env(const char* name) {
-  const char* text = std::getenv(name);
-  if (text == nullptr) return std::nullopt;
-  long value = 0;
-  std::string_view view(text);
-  auto [end, error] = std::from_chars(view.data(), view.data() + view.size(), value);
-  if (view.empty() || error != std::errc() || end != view.data() + view.size())
-    throw std::runtime_error(std::string(name) + "='" + text + "' is not a number");
-  return value;
-}
-
 Protocol protocol_of_inherited(int fd, std::string_view name) {
   if (!name.empty()) {
     if (auto protocol = protocol_from_name(name)) return *protocol;
@@ -99,21 +87,17 @@ std::vector<Listener> open_listeners(const std::vector<ListenerSpec>& specs,
 
 std::optional<std::vector<Listener>> listeners_from_environment(
     std::vector<std::pair<std::string, int>>* others) {
-  auto pid = number_from_env(env::listen_pid);
-  auto count = number_from_env(env::listen_fds);
+  auto pid = env::number(env::listen_pid);
+  auto count = env::number(env::listen_fds);
   if (!pid || !count || *pid != ::getpid()) return std::nullopt;
   if (*count < 0 || *count > 1024) throw std::runtime_error("LISTEN_FDS out of range");
 
-  std::string names = std::getenv(env::listen_fdnames) ? std::getenv(env::listen_fdnames) : "";
+  const std::vector<std::string> names = env::listen_fd_names();
   std::vector<Listener> listeners;
-  std::size_t name_start = 0;
   for (int i = 0; i < *count; ++i) {
     int fd = env::listen_fds_start + i;
-    std::size_t name_end = std::min(names.find(':', name_start), names.size());
-    std::string_view name = name_start < names.size()
-                                ? std::string_view(names).substr(name_start, name_end - name_start)
-                                : std::string_view();
-    name_start = name_end + 1;
+    const std::size_t index = static_cast<std::size_t>(i);
+    std::string_view name = index < names.size() ? std::string_view(names[index]) : "";
 
     // Ours now: no exec'd grandchild should inherit them. Their blocking
     // mode is the master's choice, shared by every worker: leave it.

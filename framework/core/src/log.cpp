@@ -163,10 +163,24 @@ void log_v(LogLevel level, const char* format, va_list args) noexcept {
   write_line(level, std::string_view(message, length));
 }
 
-int open_log_file(const std::string& path) {
+// Opens `path` and makes it the log's descriptor: a new one after stderr,
+// else the same number (dup3), so that a thread writing meanwhile never
+// meets a closed descriptor. 0, or the errno of the call named in `call`
+// (the log's descriptor unchanged).
+int install_log_file(const std::string& path, const char*& call) noexcept {
   const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) throw SystemError("open", errno, "log file " + path);
-  return fd;
+  if (fd < 0) {
+    call = "open";
+    return errno;
+  }
+  if (log_fd == STDERR_FILENO) {
+    log_fd = fd;
+    return 0;
+  }
+  const int error = ::dup3(fd, log_fd, O_CLOEXEC) < 0 ? errno : 0;
+  ::close(fd);
+  call = "dup3";
+  return error;
 }
 
 }  // namespace
@@ -206,16 +220,9 @@ void configure_log(const LogSettings& wanted) {
     if (log_fd != STDERR_FILENO) ::close(log_fd);
     log_fd = STDERR_FILENO;
   } else {
-    const int fd = open_log_file(wanted.file);
-    if (log_fd == STDERR_FILENO) {
-      log_fd = fd;
-    } else if (::dup3(fd, log_fd, O_CLOEXEC) < 0) {
-      const int error = errno;
-      ::close(fd);
-      throw SystemError("dup3", error, "log file " + wanted.file);
-    } else {
-      ::close(fd);
-    }
+    const char* call = nullptr;
+    if (const int error = install_log_file(wanted.file, call))
+      throw SystemError(call, error, "log file " + wanted.file);
   }
   settings = wanted;
   threshold.store(wanted.level, std::memory_order_relaxed);
@@ -229,20 +236,12 @@ bool reopen_log() {
     log_info("reopening log files: none, the log goes to stderr");
     return true;
   }
-  const int fd = ::open(settings.file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    log_sys_error("open", errno, "log file %s: still writing to the file it had",
+  const char* call = nullptr;
+  if (const int error = install_log_file(settings.file, call)) {
+    log_sys_error(call, error, "log file %s: still writing to the file it had",
                   settings.file.c_str());
     return false;
   }
-  if (::dup3(fd, log_fd, O_CLOEXEC) < 0) {
-    const int error = errno;
-    ::close(fd);
-    log_sys_error("dup3", error, "log file %s: still writing to the file it had",
-                  settings.file.c_str());
-    return false;
-  }
-  ::close(fd);
   log_info("reopened the log file %s", settings.file.c_str());
   return true;
 }

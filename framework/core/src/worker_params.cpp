@@ -1,8 +1,8 @@
+#include <prefork/core/decimal.hpp>
 #include <prefork/core/environment.hpp>
 #include <prefork/core/worker_params.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <cstdlib>
 #include <stdexcept>
 #include <string_view>
@@ -42,12 +42,11 @@ std::string_view required(const WorkerParams::Lookup& lookup, const char* variab
 
 std::uint64_t number(const WorkerParams::Lookup& lookup, const char* variable) {
   std::string_view text = required(lookup, variable);
-  std::uint64_t value = 0;
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (error != std::errc() || end != text.data() + text.size())
+  auto value = parse_decimal<std::uint64_t>(text);
+  if (!value)
     throw std::runtime_error(std::string(variable) + " is not a number: '" + std::string(text) +
                              "'");
-  return value;
+  return *value;
 }
 
 std::string run_as_text(const Credentials& credentials) {
@@ -62,12 +61,11 @@ std::optional<Credentials> run_as_from(const WorkerParams::Lookup& lookup) {
   if (value == nullptr) return std::nullopt;
   const std::string_view text(value);
   auto id = [&](std::string_view part) {
-    std::uint32_t id = 0;
-    auto [end, error] = std::from_chars(part.data(), part.data() + part.size(), id);
-    if (part.empty() || error != std::errc() || end != part.data() + part.size())
+    auto value = parse_decimal<std::uint32_t>(part);
+    if (!value)
       throw std::runtime_error(std::string(name::run_as) + " is not UID:GID:GROUP,...: '" +
                                std::string(text) + "'");
-    return id;
+    return *value;
   };
   // UID:GID:GROUPS, GROUPS comma-separated and possibly empty.
   const std::size_t first = text.find(':');

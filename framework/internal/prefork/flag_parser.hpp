@@ -9,10 +9,11 @@
 // never installed.
 #pragma once
 
+#include <prefork/core/decimal.hpp>
+
 #include <boost/program_options/options_description.hpp>
 #include <boost/program_options/parsers.hpp>
 
-#include <charconv>
 #include <chrono>
 #include <concepts>
 #include <stdexcept>
@@ -57,11 +58,8 @@ po::parsed_options parse(const std::vector<std::string>& words,
 template <std::integral Number>
 Number number(std::string_view flag, std::string_view text, Number low, Number high,
               std::string_view alternative = {}) {
-  Number value{};
-  auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (!text.empty() && error == std::errc() && end == text.data() + text.size() && value >= low &&
-      value <= high)
-    return value;
+  if (auto value = parse_decimal<Number>(text); value && *value >= low && *value <= high)
+    return *value;
   std::string message(flag);
   message += " wants a number from " + std::to_string(low) + " to " + std::to_string(high);
   if (!alternative.empty()) message.append(" or ").append(alternative);

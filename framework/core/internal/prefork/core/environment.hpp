@@ -3,6 +3,10 @@
 // by systemd. The rest of a spawned worker's environment is WorkerParams'.
 #pragma once
 
+#include <optional>
+#include <string>
+#include <vector>
+
 namespace prefork::env {
 
 inline constexpr int listen_fds_start = 3;
@@ -12,5 +16,13 @@ inline constexpr const char* listen_fdnames = "LISTEN_FDNAMES";
 
 // The LISTEN_FDNAMES name of the --accept pass channel to the master.
 inline constexpr const char* channel_name = "channel";
+
+// The variable `name` as a whole decimal number; nullopt when it is unset.
+// Throws std::runtime_error ("NAME='x' is not a number") for anything else.
+std::optional<long> number(const char* name);
+
+// LISTEN_FDNAMES split at its ':', in order (an empty name where two colons
+// meet); none when it is unset.
+std::vector<std::string> listen_fd_names();
 
 }  // namespace prefork::env
