@@ -34,6 +34,28 @@ std::optional<std::string> value_of(const std::vector<std::string>& environment,
 
 }  // namespace
 
+// A blocking worker busy with one connection for longer than --timeout,
+// each request well within it, makes progress: the master leaves it alone
+// (it once saw no heartbeat until the connection ended, and aborted it).
+BOOST_AUTO_TEST_CASE(a_blocking_worker_busy_within_its_timeout_is_not_aborted) {
+  if (!prefork::facts(model_under_test()).blocking) {
+    BOOST_TEST_MESSAGE("not a blocking model: skipped");
+    return;
+  }
+  UpperServer::Options options;
+  options.workers = 1;
+  options.program = "bench_server";
+  // Each request sleeps 0.4 s: the worker is busy almost all the time.
+  UpperServer server({"--framed", "127.0.0.1:0", "--timeout", "3", "--io-wait-us", "400000"},
+                     options);
+  const pid_t worker = server.snapshot().slots.at(0).pid;
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  for (int i = 0; i < 15; ++i) BOOST_TEST_REQUIRE(!client.request_frame("x").empty());
+  const prefork::ScoreboardSnapshot after = server.snapshot();
+  BOOST_TEST(after.exits_timed_out == 0u);
+  BOOST_TEST(after.slots.at(0).pid == worker);
+}
+
 BOOST_AUTO_TEST_CASE(killed_worker_is_replaced_and_its_counts_kept) {
   UpperServer server({"--framed", "127.0.0.1:0"});
   send_requests(server, 5);

@@ -73,9 +73,12 @@ class Socket {
     // Waiting on the client is no hang of the worker's: the heartbeat
     // (--timeout) leaves it alone meanwhile, as it does a worker asleep in
     // accept(). A client too slow is the read and idle timeouts' business.
+    // Once awake it works: it beats (at most once a second), so that a
+    // worker busy with one long connection shows its progress.
     context_.stream.stats.waiting(true);
     const bool readable = wait_for_input(fd_, context_, idle);
     context_.stream.stats.waiting(false);
+    context_.stream.stats.beat();
     if (!readable) {
       reason = CloseReason::worker_stopping;
       return false;
