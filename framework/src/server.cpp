@@ -69,7 +69,7 @@ int serve(const ServerConfig& requested, Handler& handler) {
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
   WorkerIdentity identity = worker_identity(config, ::geteuid());
   if (!identity.error.empty()) {
-    log_info("invalid configuration: %s", identity.error.c_str());
+    log_error("invalid configuration: %s", identity.error.c_str());
     return exit_usage;
   }
 

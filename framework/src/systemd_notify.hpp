@@ -9,7 +9,6 @@
 // server started by hand behaves exactly as before.
 #pragma once
 
-#include <prefork/core/scoreboard_segment.hpp>
 
 #include <sys/types.h>
 
