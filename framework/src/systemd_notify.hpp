@@ -9,7 +9,6 @@
 // server started by hand behaves exactly as before.
 #pragma once
 
-
 #include <sys/types.h>
 
 #include <string_view>
