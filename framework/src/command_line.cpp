@@ -138,7 +138,8 @@ FlagGroup supervision_flags(ServerConfig& config, const ServerConfig& initial) {
       &ServerConfig::timeout));
   group.flags.push_back(seconds_flag(
       config, "start-timeout",
-      "a worker not ready this long after its start is killed, a failed start; 0: never "
+      "a worker not ready this long after its start is killed, a failed start; also how "
+      "long a binary upgrade's new master has to be ready (0: 60 s); 0: never "
       "(default " +
           seconds_text(initial.start_timeout) + ")",
       &ServerConfig::start_timeout));
@@ -412,7 +413,7 @@ void print_help(const CommandLineDefaults& defaults, const po::options_descripti
       "  HUP         reload the configuration and roll the workers, each replaced by a ready one\n"
       "  TTIN, TTOU  one worker more, one less\n"
       "  USR1        reopen the log file\n"
-      "  USR2        binary upgrade (not in this build: ignored)\n"
+      "  USR2        binary upgrade: re-execute the program, hand over the listeners\n"
       "  others      ignored (faults such as SEGV keep their default)\n");
   std::printf(
       "Under systemd: listeners may be inherited (LISTEN_FDS: named tcp, framed, udp,\n"

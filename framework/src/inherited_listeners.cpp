@@ -5,6 +5,8 @@
 #include <prefork/log.hpp>
 
 #include <fcntl.h>
+#include <linux/close_range.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -242,6 +244,19 @@ const char* move_to_listen_fds(std::span<const int> sources, std::span<int> scra
     ::close(scratch[i]);
   }
   return nullptr;
+}
+
+// Boost.Process 1.81's launcher means to close every other descriptor but
+// skips some (its close_all misses those below the highest whitelisted one):
+// the spawn starter marks them too.
+void mark_close_on_exec_from(int first) noexcept {
+  if (::close_range(static_cast<unsigned>(first), ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
+  rlimit limit{};  // kernels before 5.11: one descriptor at a time
+  long last = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? static_cast<long>(limit.rlim_cur) : 1024;
+  for (long fd = first; fd < std::min(last, 1L << 16); ++fd) {
+    int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
+    if (flags >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
+  }
 }
 
 }  // namespace prefork

@@ -73,6 +73,11 @@ void hand_over_listeners(std::span<const std::vector<Listener>> sets,
 // a source not yet moved). `scratch` has room for one descriptor per source.
 // Async-signal-safe, for a child between fork and exec: returns the failing
 // call's name with its errno in `error`, or nullptr.
+// In a child about to exec: every descriptor from `first` up is marked
+// close-on-exec (close_range(2), or one at a time before Linux 5.11), so
+// that only what was moved below `first` crosses. Async-signal-safe.
+void mark_close_on_exec_from(int first) noexcept;
+
 const char* move_to_listen_fds(std::span<const int> sources, std::span<int> scratch,
                                int& error) noexcept;
 

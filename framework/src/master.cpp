@@ -14,7 +14,6 @@
 #include <prefork/log.hpp>
 
 #include "config_check.hpp"
-#include "systemd_notify.hpp"
 
 namespace prefork {
 
@@ -56,13 +55,16 @@ std::vector<int> master_signals() {
 }
 
 Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-               WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services)
+               WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services,
+               BinaryUpgrade* upgrade, std::function<void()> on_ready)
     : config_(config),
       plan_(plan),
       scoreboard_(scoreboard),
       starter_(starter),
       signals_(signals),
       services_(std::move(services)),
+      upgrade_(upgrade),
+      on_ready_(std::move(on_ready)),
       supervisor_(plan.supervisor_settings(config), plan.slots(), *this),
       random_(std::random_device{}()) {
   scoreboard_.header().slots_in_use.store(plan.workers(), std::memory_order_release);
@@ -72,18 +74,42 @@ int Master::run() {
   log_info("starting %u workers (%s mode, model %s, accept %s)", plan_.workers(),
            config_.start == StartMode::fork ? "fork" : "spawn", model_name(plan_.model()).data(),
            accept_name(plan_.accept()).data());
-  systemd::ReadyNotifier ready;  // sd_notify READY=1 once all workers are first ready
   while (!supervisor_.finished()) {
     supervisor_.tick();
-    if (!supervisor_.stopping()) ready.check(supervisor_.ready_workers(), supervisor_.seats());
+    check_ready();
     publish_metrics();
     if (supervisor_.finished()) break;
     wait_for_events();
     handle_signals();
     serve_services();
+    if (upgrade_)
+      if (pid_t new_master = upgrade_->take_handover()) hand_over(new_master);
   }
   log_info("stopped (exit status %d)", supervisor_.exit_status());
   return supervisor_.exit_status();
+}
+
+// The first time every seat has a ready worker: the upgrade's hand-over (a
+// new master), then systemd's READY=1; and READY=1 again after a reload.
+void Master::check_ready() {
+  if (reloading_ && !supervisor_.rolling() && !supervisor_.stopping()) {
+    reloading_ = false;
+    systemd::notify("READY=1\nSTATUS=reloaded: " + std::to_string(supervisor_.ready_workers()) +
+                    " workers");
+  }
+  if (ready_.sent() || supervisor_.stopping() || supervisor_.ready_workers() < supervisor_.seats())
+    return;
+  if (on_ready_) on_ready_();
+  ready_.check(supervisor_.ready_workers(), supervisor_.seats(), on_ready_ ? ::getpid() : 0);
+}
+
+// A binary upgrade's new master serves the same listeners and owns the
+// scoreboard's name now: this generation finishes its requests and goes.
+void Master::hand_over(pid_t new_master) {
+  scoreboard_.disown_name();
+  for (MasterService* service : services_) service->on_handed_over();
+  supervisor_.stop(Supervisor::Stop::handover, exit_ok,
+                   "upgraded: new master pid " + std::to_string(new_master) + " serves");
 }
 
 // Sleeps in poll() until a signal (the pipe), a service's descriptor, or the
@@ -141,7 +167,10 @@ void Master::handle_signals() {
         reopen_log();
         break;
       case SIGUSR2:
-        log_info("SIGUSR2: binary upgrade is not available in this build; ignored");
+        if (upgrade_ && !supervisor_.stopping())
+          upgrade_->start();
+        else
+          log_info("SIGUSR2: %s; ignored", upgrade_ ? "stopping" : "no binary upgrade here");
         break;
       case SIGCHLD:  // the supervisor reaps on every turn
         break;
@@ -176,6 +205,10 @@ void Master::reload() {
     next = std::move(*loaded);
   }
   if (next.log != config_.log) configure_log(next.log);
+  // systemd (Type=notify-reload, or ExecReload with Type=notify) waits for
+  // READY=1 again: sent when the roll is over (check_ready).
+  systemd::notify_reloading();
+  reloading_ = true;
   const std::uint64_t id = supervisor_.roll(plan_.supervisor_settings(next));
   plan_.add_config(id, next);
   config_ = std::move(next);
@@ -253,7 +286,9 @@ std::optional<ChildExit> Master::reap() {
       log_sys_error("waitpid", errno, "pid %d", pid);
       break;
     }
-    return ChildExit{.pid = pid, .status = status};
+    bool theirs = false;  // a service's child: the upgrade's new master
+    for (MasterService* service : services_) theirs = theirs || service->on_child_exit(pid, status);
+    if (!theirs) return ChildExit{.pid = pid, .status = status};
   }
 }
 

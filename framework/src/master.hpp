@@ -11,12 +11,15 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <random>
 #include <vector>
 
+#include "binary_upgrade.hpp"
 #include "master_service.hpp"
 #include "start_worker.hpp"
 #include "supervisor.hpp"
+#include "systemd_notify.hpp"
 #include "worker_plan.hpp"
 
 namespace prefork {
@@ -29,9 +32,14 @@ std::vector<int> master_signals();
 
 class Master final : private SupervisorHost {
  public:
-  // `services` (the dispatcher, the metrics endpoint) live as long as run().
+  // `services` (the dispatcher, the metrics endpoint, the upgrade) live as
+  // long as run(). `upgrade`, one of them, takes SIGUSR2 (none: refused).
+  // `on_ready`, a binary upgrade's new master's hand-over, runs once, when
+  // every seat first has a ready worker; systemd then hears MAINPID= with
+  // READY=1.
   Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scoreboard,
-         WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services);
+         WorkerStarter& starter, SignalPipe& signals, std::vector<MasterService*> services,
+         BinaryUpgrade* upgrade = nullptr, std::function<void()> on_ready = {});
   // Returns the master's exit status.
   int run();
 
@@ -41,6 +49,8 @@ class Master final : private SupervisorHost {
   void serve_services();
   void publish_metrics();
   void reload();
+  void check_ready();
+  void hand_over(pid_t new_master);
 
   // SupervisorHost
   Clock::time_point now() override { return Clock::now(); }
@@ -59,6 +69,10 @@ class Master final : private SupervisorHost {
   WorkerStarter& starter_;
   SignalPipe& signals_;
   std::vector<MasterService*> services_;
+  BinaryUpgrade* upgrade_;
+  std::function<void()> on_ready_;
+  systemd::ReadyNotifier ready_;
+  bool reloading_ = false;  // systemd heard RELOADING=1, READY=1 follows the roll
   Supervisor supervisor_;
   std::vector<pollfd> poll_set_;
   std::vector<std::size_t> service_ends_;  // where each service's entries end

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <poll.h>
+#include <sys/types.h>
 
 #include <chrono>
 #include <optional>
@@ -29,6 +30,12 @@ class MasterService {
   virtual void on_drain() {}
   // The stop began: stop taking new work (the workers drain).
   virtual void on_stop() {}
+  // A binary upgrade's new master serves from now on (this master drains):
+  // give up what it took over.
+  virtual void on_handed_over() {}
+  // A child that is not a worker exited (reaped by the master): true when
+  // it was this service's.
+  virtual bool on_child_exit(pid_t /*pid*/, int /*status*/) { return false; }
   // The worker of `slot` is gone (reaped, or never started).
   virtual void on_slot_released(unsigned /*slot*/) {}
   // In a forked worker: these descriptors are the master's.

@@ -71,7 +71,15 @@ MetricsEndpoint::MetricsEndpoint(const Address& address, std::string stats_name)
   local_ = opened.front().local;
 }
 
+MetricsEndpoint::MetricsEndpoint(UniqueFd listener, std::string stats_name)
+    : listener_(std::move(listener)),
+      local_(Address::of_socket(listener_.get())),
+      stats_name_(std::move(stats_name)) {}
+
+void MetricsEndpoint::on_handed_over() { listener_.reset(); }
+
 void MetricsEndpoint::add_poll_fds(std::vector<pollfd>& fds) {
+  // Once handed over the listener is -1, which poll() skips.
   fds.push_back(
       pollfd{listener_.get(), static_cast<short>(clients_.size() < max_clients ? POLLIN : 0), 0});
   for (const Client& client : clients_)

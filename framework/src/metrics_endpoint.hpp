@@ -32,6 +32,9 @@ class MetricsEndpoint final : public MasterService {
  public:
   // Binds and listens; throws SystemError (e.g. bind) naming the address.
   MetricsEndpoint(const Address& address, std::string stats_name);
+  // Serves on a socket already listening: the one an old master handed over
+  // in a binary upgrade.
+  MetricsEndpoint(UniqueFd listener, std::string stats_name);
   MetricsEndpoint(const MetricsEndpoint&) = delete;
   MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
 
@@ -48,6 +51,12 @@ class MetricsEndpoint final : public MasterService {
   // (The supervisor always reports draining before a stop begins.)
   void on_drain() override { draining_ = true; }
   void close_in_child() noexcept override;
+  // The binary upgrade: the scoreboard took its old master's name.
+  void rename_scoreboard(std::string stats_name) { stats_name_ = std::move(stats_name); }
+  // The listening socket, for the hand-over to a new master.
+  int listener_fd() const noexcept { return listener_.get(); }
+  // A new master took the socket over: scrapes go to it from now on.
+  void on_handed_over() override;
 
  private:
   struct Client {

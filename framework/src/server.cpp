@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <optional>
 
+#include "binary_upgrade.hpp"
 #include "config_check.hpp"
 #include "dispatcher.hpp"
 #include "master.hpp"
@@ -66,7 +67,17 @@ int serve(const ServerConfig& requested, Handler& handler) {
     return exit_setup_failed;
   }
   ServerConfig config = requested;
+  std::optional<UpgradeArrival> arrival;  // started by an old master's SIGUSR2
+  try {
+    arrival = UpgradeArrival::from_environment();
+  } catch (const std::exception& e) {
+    log_error("%s", e.what());
+    return exit_setup_failed;
+  }
+  if (arrival) config.stats_name = arrival->stats_name();
   if (config.stats_name.empty()) config.stats_name = "prefork_" + std::to_string(::getpid());
+  // Before anything could change them: what SIGUSR2 executes again.
+  std::optional<ProgramImage> program = ProgramImage::of_this_process();
   WorkerIdentity identity = worker_identity(config, ::geteuid());
   if (!identity.error.empty()) {
     log_error("invalid configuration: %s", identity.error.c_str());
@@ -81,29 +92,53 @@ int serve(const ServerConfig& requested, Handler& handler) {
     if (plan.inherited())
       log_info("serving on %zu inherited sockets (LISTEN_FDS) instead of binding",
                plan.listener_sets().size() * plan.announced().size());
-    Scoreboard scoreboard = Scoreboard::create(config.stats_name, plan.slots(), plan.announced());
+    // A new master's segment takes the old one's name only once it serves.
+    const std::string segment = arrival ? arrival->interim_stats_name() : config.stats_name;
+    if (arrival) {
+      arrival->take_pipe(plan);
+      plan.rename_scoreboard(segment);
+    }
+    Scoreboard scoreboard = Scoreboard::create(segment, plan.slots(), plan.announced());
     plan.attach(scoreboard);
     std::optional<PidFile> pid_file;
     if (!config.pid_file.empty()) pid_file.emplace(config.pid_file);
 
     std::optional<MetricsEndpoint> metrics;
-    if (config.metrics) metrics.emplace(*config.metrics, config.stats_name);
+    if (config.metrics) {
+      if (UniqueFd inherited = plan.take_inherited(metrics_socket_name))
+        metrics.emplace(std::move(inherited), segment);
+      else
+        metrics.emplace(*config.metrics, segment);
+    }
     std::optional<Dispatcher> dispatcher;
     if (plan.accept() == Accept::pass) dispatcher.emplace(plan);
+    BinaryUpgrade upgrade(BinaryUpgrade::Setup{.program = std::move(program),
+                                               .stats_name = config.stats_name,
+                                               .pid_file = config.pid_file,
+                                               .deadline = config.start_timeout,
+                                               .metrics_fd = metrics ? metrics->listener_fd() : -1,
+                                               .old_master = arrival ? arrival->old_master() : 0},
+                          plan, signals);
     std::vector<MasterService*> services;
     if (dispatcher) services.push_back(&*dispatcher);
     if (metrics) services.push_back(&*metrics);
+    services.push_back(&upgrade);
 
     std::unique_ptr<WorkerStarter> starter;
     if (config.start == StartMode::fork)
-      starter = make_fork_starter(plan, scoreboard, handler, signals, [&services] {
+      starter = make_fork_starter(plan, scoreboard, handler, signals, [&services, &arrival] {
         for (MasterService* service : services) service->close_in_child();
+        if (arrival) arrival->close_in_child();
       });
     else
       starter = make_spawn_starter(config, plan, signals);
 
     announce(plan.announced(), metrics ? &metrics->local() : nullptr);
-    Master master(config, plan, scoreboard, *starter, signals, services);
+    std::function<void()> on_ready;
+    if (arrival)
+      on_ready = [&] { arrival->complete(scoreboard, plan, metrics ? &*metrics : nullptr); };
+    Master master(config, plan, scoreboard, *starter, signals, services, &upgrade,
+                  std::move(on_ready));
     return master.run();
   } catch (const std::exception& e) {
     log_error("%s", e.what());

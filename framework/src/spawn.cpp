@@ -38,20 +38,6 @@ namespace {
 
 constexpr std::size_t pid_digits = 10;
 
-// Only the listeners may cross the exec. Boost.Process 1.81's launcher
-// means to close every other descriptor but skips some (its close_all
-// misses those below the highest whitelisted one), so mark them all
-// close-on-exec; the launcher's own error pipe already is.
-void mark_close_on_exec_from(int first) noexcept {
-  if (::close_range(static_cast<unsigned>(first), ~0u, CLOSE_RANGE_CLOEXEC) == 0) return;
-  rlimit limit{};  // kernels before 5.11: one descriptor at a time
-  long last = ::getrlimit(RLIMIT_NOFILE, &limit) == 0 ? static_cast<long>(limit.rlim_cur) : 1024;
-  for (long fd = first; fd < std::min(last, 1L << 16); ++fd) {
-    int flags = ::fcntl(static_cast<int>(fd), F_GETFD);
-    if (flags >= 0) ::fcntl(static_cast<int>(fd), F_SETFD, flags | FD_CLOEXEC);
-  }
-}
-
 struct ListenerHandover {
   const std::vector<int>& sources;  // the master's listener descriptors
   std::vector<int>& moved;          // scratch, sized like sources

@@ -438,7 +438,7 @@ void Supervisor::stop(Stop how, int exit_status, const std::string& why) {
 void Supervisor::begin_stopping() {
   const bool fast = stop_how_ == Stop::fast;
   const auto now = host_.now();
-  if (phase_ == Phase::running) host_.draining();
+  if (phase_ == Phase::running && stop_how_ != Stop::handover) host_.draining();
   phase_ = Phase::stopping;
   phase_deadline_ = now + (fast ? settings_.fast_grace : settings_.graceful_timeout);
   // Our copies of the listeners go first: once the workers close theirs,

@@ -103,14 +103,18 @@ struct SupervisorCounts {
 class Supervisor {
  public:
   using Clock = SupervisorHost::Clock;
-  enum class Stop { graceful, fast };
+  // graceful: TERM, after --drain-delay (/health says draining first);
+  // fast: INT/QUIT; handover: a binary upgrade's new master serves the same
+  // listeners, so the old workers drain at once and /health never says so.
+  enum class Stop { graceful, fast, handover };
 
   Supervisor(SupervisorSettings settings, unsigned slots, SupervisorHost& host);
 
   // --- Inputs ---
   // One turn: reap, watch, and start or stop what the pool needs.
   void tick();
-  // TERM (graceful), INT/QUIT (fast); asked twice, the workers are killed.
+  // TERM (graceful), INT/QUIT (fast), a finished upgrade (handover); asked
+  // twice, the workers are killed.
   void stop(Stop how, int exit_status, const std::string& why);
   // TTIN/TTOU; false (logged) when the pool cannot change.
   bool resize(int delta);
@@ -129,6 +133,8 @@ class Supervisor {
   // which configuration is serving.
   std::uint64_t config() const noexcept { return config_; }
   bool roll_failed() const noexcept { return roll_failed_; }
+  // A roll (HUP) is under way: not every seat runs the serving configuration.
+  bool rolling() const noexcept { return rolling_; }
   unsigned seats() const noexcept { return static_cast<unsigned>(seats_.size()); }
   unsigned ready_workers() const noexcept;
   unsigned live_workers() const noexcept;

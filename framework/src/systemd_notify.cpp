@@ -65,12 +65,13 @@ bool notify_status(std::string_view text) {
   return notify(state);
 }
 
-bool notify_mainpid(pid_t pid) { return notify("MAINPID=" + std::to_string(pid)); }
-
-void ReadyNotifier::check(unsigned ready, unsigned wanted) {
+void ReadyNotifier::check(unsigned ready, unsigned wanted, pid_t main_pid) {
   if (sent_ || ready < wanted) return;
   sent_ = true;
-  notify("READY=1\nSTATUS=serving with " + std::to_string(ready) + " workers");
+  std::string state;
+  if (main_pid > 0) state.append("MAINPID=").append(std::to_string(main_pid)).append("\n");
+  state.append("READY=1\nSTATUS=serving with ").append(std::to_string(ready)).append(" workers");
+  notify(state);
 }
 
 }  // namespace prefork::systemd

@@ -24,13 +24,14 @@ bool notify_ready();                        // READY=1: every worker has reporte
 bool notify_reloading();                    // RELOADING=1 with MONOTONIC_USEC (Type=notify-reload)
 bool notify_stopping();                     // STOPPING=1: a stop began
 bool notify_status(std::string_view text);  // STATUS=<text>, one line
-bool notify_mainpid(pid_t pid);             // MAINPID=<pid>: after a binary upgrade
 
 // Sends READY=1 once, the first time the pool's every seat has a ready
 // worker. The master calls check() from its loop.
 class ReadyNotifier {
  public:
-  void check(unsigned ready, unsigned wanted);
+  // `main_pid`: announced with it (MAINPID=), as a binary upgrade's new
+  // master must be, in the same datagram; 0: not.
+  void check(unsigned ready, unsigned wanted, pid_t main_pid = 0);
   bool sent() const noexcept { return sent_; }
 
  private:

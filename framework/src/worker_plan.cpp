@@ -83,7 +83,8 @@ WorkerPlan::WorkerPlan(const ServerConfig& config, std::optional<Credentials> ru
                         .blocking = blocking_accept(config, strategy),
                         .reuseport = strategy == Accept::reuseport};
   const unsigned sets = strategy == Accept::reuseport ? workers_ : 1;
-  if (auto inherited = take_inherited_listeners(config.listeners, options, sets)) {
+  if (auto inherited =
+          take_inherited_listeners(config.listeners, options, sets, &inherited_others_)) {
     sets_ = std::move(*inherited);
     inherited_ = true;
   } else {
@@ -106,6 +107,17 @@ WorkerPlan::WorkerPlan(const ServerConfig& config, std::optional<Credentials> ru
       worker_channels_.emplace_back(ends[1]);
     }
   }
+}
+
+UniqueFd WorkerPlan::take_inherited(const std::string& name) {
+  for (auto& [other, fd] : inherited_others_)
+    if (other == name && fd) return std::move(fd);
+  return {};
+}
+
+void WorkerPlan::rename_scoreboard(const std::string& name) {
+  base_.stats_name = name;
+  for (auto& [id, params] : configs_) params.stats_name = name;
 }
 
 void WorkerPlan::attach(Scoreboard& scoreboard) {

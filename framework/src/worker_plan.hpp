@@ -59,6 +59,12 @@ class WorkerPlan {
   std::span<const std::vector<Listener>> listener_sets() const noexcept { return sets_; }
   // True when the listeners came from LISTEN_FDS instead of bind().
   bool inherited() const noexcept { return inherited_; }
+  // A descriptor inherited beside the listeners under a name of its own
+  // (an upgrading master's "metrics" and "upgrade"); empty when none.
+  UniqueFd take_inherited(const std::string& name);
+  // The scoreboard took another name (the binary upgrade): the workers
+  // started from now on attach to it.
+  void rename_scoreboard(const std::string& name);
   // pass: the worker's end of its channel (-1 otherwise).
   int worker_channel(unsigned slot) const noexcept;
   // pass: the master's ends, one per slot.
@@ -81,6 +87,7 @@ class WorkerPlan {
   std::vector<std::vector<Listener>> sets_;  // one, or one per slot (reuseport)
   std::vector<UniqueFd> master_channels_;
   std::vector<UniqueFd> worker_channels_;
+  std::vector<std::pair<std::string, UniqueFd>> inherited_others_;
 };
 
 }  // namespace prefork

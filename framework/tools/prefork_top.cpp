@@ -111,9 +111,9 @@ constexpr std::uint64_t liveness_check_ns = 250'000'000;
 
 class Top {
  public:
-  Top(const Options& options, prefork::ScoreboardReader& reader)
+  Top(const Options& options, prefork::ScoreboardReader reader)
       : options_(options),
-        reader_(reader),
+        reader_(std::move(reader)),
         live_view_(options.output == Output::table && !options.once &&
                    ::isatty(STDOUT_FILENO) == 1),
         signals_(live_view_),
@@ -149,13 +149,31 @@ class Top {
 
  private:
   bool server_gone() {
-    if (reader_.unlinked()) {
+    if (reader_->unlinked()) {
+      if (follow_new_segment()) return false;
       message_ = "server stopped";
     } else if (master_ != 0 && !prefork::process_running(master_)) {
       // Killed without a chance to remove its segment.
       message_ = "server stopped (master " + std::to_string(master_) + " exited)";
     }
     return !message_.empty();
+  }
+
+  // A binary upgrade's new master took the name over (renamed its segment
+  // onto it): follow it, as `tail -F` follows a rotated file.
+  bool follow_new_segment() {
+    try {
+      prefork::ScoreboardReader next = prefork::ScoreboardReader::open(options_.name);
+      const pid_t master = next.snapshot(prefork::ScoreboardReader::Latencies::skipped).master_pid;
+      if (!prefork::process_running(master)) return false;
+      reader_.reset();
+      reader_.emplace(std::move(next));
+      before_.reset();  // rates across two segments would mean nothing
+      master_ = master;
+      return true;
+    } catch (const std::exception&) {
+      return false;  // gone, or not a scoreboard: the server stopped
+    }
   }
 
   // Where the last line goes: after the live view's last frame, or on
@@ -177,7 +195,7 @@ class Top {
   }
 
   bool refresh() {
-    Sample now{reader_.snapshot(), prefork::monotonic_ns()};
+    Sample now{reader_->snapshot(), prefork::monotonic_ns()};
     master_ = now.snap.master_pid;
     std::string text;
     switch (options_.output) {
@@ -240,7 +258,7 @@ class Top {
   }
 
   const Options& options_;
-  prefork::ScoreboardReader& reader_;
+  std::optional<prefork::ScoreboardReader> reader_;  // replaced when an upgrade takes the name
   const bool live_view_;
   prefork_top::Signals signals_;
   const std::uint64_t interval_ns_;
@@ -258,7 +276,7 @@ int main(int argc, char** argv) {
   if (int code = parse(argc, argv, options); code >= 0) return code;
   try {
     prefork::ScoreboardReader reader = prefork::ScoreboardReader::open(options.name);
-    return Top(options, reader).run();
+    return Top(options, std::move(reader)).run();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prefork-top: %s\n", e.what());
     return 1;

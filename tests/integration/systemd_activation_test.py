@@ -14,7 +14,10 @@ with NOTIFY_SOCKET pointing at an abstract datagram socket this parent reads. Ca
 - unnamed sockets (systemd names them after the unit): matched in the order of the flags;
 - --accept reuseport: one inherited set with SO_REUSEPORT, the others bound beside it; and
   refused, clearly, without SO_REUSEPORT;
-- a UDP socket where --framed is configured: exit status 1 and one line naming both.
+- a UDP socket where --framed is configured: exit status 1 and one line naming both;
+- reload and upgrade: SIGHUP brings RELOADING=1, then READY=1 once the workers are
+  replaced; SIGUSR2 brings MAINPID=<new master> and READY=1 from the new master, which
+  serves the same sockets while the old one exits 0.
 
 Standard library only. Every wait is for a condition, with a deadline; every server is
 killed and reaped even when a check fails.
@@ -34,6 +37,7 @@ SERVER = sys.argv[1]
 MODE = sys.argv[2] if len(sys.argv) > 2 else "fork"
 TIMEOUT = 20.0
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 failures = []
 
 
@@ -278,7 +282,48 @@ def wrong_kind():
     udp.close()
 
 
-for case in (named_sockets, unnamed_sockets_by_order, reuseport, wrong_kind):
+def reload_and_upgrade():
+    # The new master is the old one's child, then (the old one gone) ours.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    tcp, udp = bind(socket.SOCK_STREAM), bind(socket.SOCK_DGRAM)
+    framed_port, udp_port = tcp.getsockname()[1], udp.getsockname()[1]
+    flags = ["--workers", "2", "--framed", f"127.0.0.1:{framed_port}", "--udp",
+             f"127.0.0.1:{udp_port}"]
+    new_master = None
+    with Service([tcp, udp], ["framed", "udp"], flags) as service:
+        try:
+            check(service.notification_with("READY=1") is not None, "reload: READY=1 at start")
+            os.kill(service.pid, signal.SIGHUP)
+            check(service.notification_with("RELOADING=1") is not None,
+                  "reload: RELOADING=1 at SIGHUP")
+            check(service.notification_with("READY=1") is not None,
+                  "reload: READY=1 once the workers are replaced")
+            os.kill(service.pid, signal.SIGUSR2)
+            message = service.notification_with("READY=1")
+            fields = dict(line.split("=", 1) for line in (message or "").split("\n") if "=" in line)
+            new_master = int(fields.get("MAINPID", "0"))
+            check(new_master not in (0, service.pid),
+                  f"upgrade: READY=1 comes with MAINPID=<new master> ({message!r})")
+            check(service.wait_exit() == 0, f"upgrade: old master exits 0 (got {service.status})")
+            check(framed_request(framed_port, b"after") == b"AFTER", "upgrade: framed served")
+            check(udp_request(udp_port, b"after") == b"AFTER", "upgrade: UDP served")
+        finally:
+            if new_master:
+                os.kill(new_master, signal.SIGTERM)
+                deadline = time.monotonic() + TIMEOUT
+                while time.monotonic() < deadline:
+                    pid, _ = os.waitpid(new_master, os.WNOHANG)
+                    if pid == new_master:
+                        break
+                    time.sleep(0.02)
+                else:
+                    os.kill(new_master, signal.SIGKILL)
+                    os.waitpid(new_master, 0)
+    tcp.close()
+    udp.close()
+
+
+for case in (named_sockets, unnamed_sockets_by_order, reuseport, wrong_kind, reload_and_upgrade):
     try:
         case()
     except Exception as e:  # a failed case must not hide the others

@@ -450,6 +450,29 @@ BOOST_AUTO_TEST_CASE(drain_delay_reports_draining_before_closing_the_listeners) 
   BOOST_TEST((host.kills == std::vector<Kill>{{100, SIGTERM, false}}));
 }
 
+// The upgrade's last step on the old master: the new master serves the
+// same listeners, so no drain delay and no "draining" for /health; the
+// workers finish their requests and nothing replaces them.
+BOOST_AUTO_TEST_CASE(a_handover_stops_at_once_without_draining_and_exits_0) {
+  FakeHost host;
+  SupervisorSettings s = settings(2);
+  s.drain_delay = 3s;
+  Supervisor supervisor(s, 3, host);
+  start_ready(supervisor, host);
+  supervisor.stop(Supervisor::Stop::handover, prefork::exit_ok, "upgraded");
+  BOOST_TEST(host.drains == 0);
+  BOOST_TEST(host.closes == 1);
+  BOOST_TEST((host.kills == std::vector<Kill>{{100, SIGTERM, false}, {101, SIGTERM, false}}));
+  host.die(100, exited(0));
+  supervisor.tick();
+  BOOST_TEST(host.starts.size() == 2u);  // not replaced
+  BOOST_TEST(!supervisor.finished());
+  host.die(101, exited(0));
+  supervisor.tick();
+  BOOST_TEST(supervisor.finished());
+  BOOST_TEST(supervisor.exit_status() == prefork::exit_ok);
+}
+
 BOOST_AUTO_TEST_CASE(ttin_and_ttou_resize_the_pool_within_bounds) {
   FakeHost host;
   SupervisorSettings s = settings(2);

@@ -275,8 +275,9 @@ struct Scoreboard::Impl {
   Impl& operator=(const Impl&) = delete;
   // Forked workers inherit this object; only the creator may remove the name.
   ~Impl() {
-    if (::getpid() == creator) bip::shared_memory_object::remove(name.c_str());
+    if (::getpid() == creator && !disowned) bip::shared_memory_object::remove(name.c_str());
   }
+  bool disowned = false;
 };
 
 Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count,
@@ -378,6 +379,15 @@ void Scoreboard::retire(unsigned index) noexcept {
 
   h.sequence.store(sequence + 2, std::memory_order_release);
 }
+
+void Scoreboard::take_name(const std::string& name) {
+  if (name == impl_->name) return;
+  if (::rename(path_of(impl_->name).c_str(), path_of(name).c_str()) != 0)
+    throw SystemError("rename", errno, path_of(impl_->name) + " to " + path_of(name));
+  impl_->name = name;
+}
+
+void Scoreboard::disown_name() noexcept { impl_->disowned = true; }
 
 void Scoreboard::publish_queue(unsigned listener, std::uint32_t depth,
                                std::uint32_t limit) noexcept {

@@ -59,7 +59,8 @@ struct ServerConfig {
   // there, and replaced. 0: never.
   std::chrono::milliseconds timeout{30'000};
   // A worker not ready this long after its start is killed and counted as
-  // a failed start. 0: no deadline.
+  // a failed start. 0: no deadline. Also how long a binary upgrade's new
+  // master has to be ready before it is stopped (0 there: 60 s).
   std::chrono::milliseconds start_timeout{30'000};
   // Recycling: a worker is replaced after max_requests requests plus a
   // random 0..max_requests_jitter (0: never); at most max_recycling workers

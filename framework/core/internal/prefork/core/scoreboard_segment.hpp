@@ -33,6 +33,17 @@ class Scoreboard {
   // histogram into the retired totals and clears the slot, atomically for
   // readers.
   void retire(unsigned index) noexcept;
+  // The binary upgrade (framework/src/binary_upgrade.hpp). The new master
+  // creates its segment under a name of its own and, once it serves, takes
+  // the old one's name in one step (rename(2) in /dev/shm, where Linux keeps
+  // POSIX shared memory): a reader never finds the name missing, and an
+  // upgrade that fails leaves the old segment where it was. Throws
+  // SystemError naming rename.
+  void take_name(const std::string& name);
+  // The old master, once the new one took the name: its exit must not
+  // remove the new master's segment.
+  void disown_name() noexcept;
+
   // The master's periodic figures: each listener's accept queue.
   void publish_queue(unsigned listener, std::uint32_t depth, std::uint32_t limit) noexcept;
 

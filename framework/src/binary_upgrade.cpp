@@ -1,0 +1,262 @@
+#include "binary_upgrade.hpp"
+
+#include <prefork/error.hpp>
+#include <prefork/log.hpp>
+
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/interprocess/shared_memory_object.hpp>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+
+#include "inherited_listeners.hpp"
+#include "metrics_endpoint.hpp"
+#include "pid_file.hpp"
+
+namespace prefork {
+
+namespace {
+
+// After SIGQUIT, how long a new master that missed its deadline has to stop
+// its workers before it is killed.
+constexpr auto quit_grace = std::chrono::seconds(5);
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by ") + ::strsignal(WTERMSIG(status));
+  return "ended";
+}
+
+}  // namespace
+
+std::optional<ProgramImage> ProgramImage::of_this_process() {
+  ProgramImage image;
+  std::ifstream cmdline("/proc/self/cmdline", std::ios::binary);
+  const std::string all{std::istreambuf_iterator<char>(cmdline), {}};
+  for (std::size_t at = 0; at < all.size();) {
+    const std::size_t end = all.find('\0', at);
+    image.argv.push_back(all.substr(at, end - at));
+    if (end == std::string::npos) break;
+    at = end + 1;
+  }
+  char buffer[PATH_MAX];
+  if (image.argv.empty() || ::getcwd(buffer, sizeof buffer) == nullptr) {
+    log_sys_error("getcwd", errno, "reading this program's command line for SIGUSR2");
+    return std::nullopt;
+  }
+  image.cwd = buffer;
+  const std::string& first = image.argv.front();
+  if (first.find('/') != std::string::npos) {
+    image.path = first.front() == '/' ? first : image.cwd + "/" + first;
+  } else {  // found on PATH: the file it names now
+    const ssize_t length = ::readlink("/proc/self/exe", buffer, sizeof buffer - 1);
+    if (length <= 0) {
+      log_sys_error("readlink", errno, "/proc/self/exe, for SIGUSR2");
+      return std::nullopt;
+    }
+    image.path.assign(buffer, static_cast<std::size_t>(length));
+  }
+  return image;
+}
+
+// ---- the old master ---------------------------------------------------------
+
+BinaryUpgrade::BinaryUpgrade(Setup setup, WorkerPlan& plan, SignalPipe& signals)
+    : setup_(std::move(setup)), plan_(plan), signals_(signals) {
+  if (setup_.deadline.count() <= 0) setup_.deadline = std::chrono::milliseconds(60'000);
+}
+
+void BinaryUpgrade::start() {
+  if (pid_ > 0) {
+    log_info("SIGUSR2: an upgrade is under way (new master pid %d); ignored", pid_);
+    return;
+  }
+  if (served_) return;  // handed over: this master is on its way out
+  if (setup_.old_master > 0 && ::getppid() == setup_.old_master) {
+    log_info("SIGUSR2: the previous generation (master pid %d) is still draining; ignored",
+             setup_.old_master);
+    return;
+  }
+  if (!setup_.program) {
+    log_error("SIGUSR2: this program's path and arguments could not be read at start; ignored");
+    return;
+  }
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0) {
+    log_sys_error("pipe2", errno, "for the upgrade; SIGUSR2 ignored");
+    return;
+  }
+  UniqueFd read_end(ends[0]), write_end(ends[1]);
+  if (!setup_.pid_file.empty()) {
+    try {
+      rename_pid_file_to_oldbin(setup_.pid_file);
+    } catch (const std::exception& e) {
+      log_error("SIGUSR2: %s; upgrade not started", e.what());
+      return;
+    }
+  }
+  log_info("SIGUSR2: starting a new master from %s", setup_.program->path.c_str());
+  const pid_t pid = [&] {
+    SignalPipe::Blocked blocked(signals_);
+    const pid_t child = ::fork();
+    if (child == 0) {
+      signals_.abandon_in_child();
+      blocked.restore();
+      exec_new_master(write_end.get());
+    }
+    return child;
+  }();
+  if (pid < 0) {
+    log_sys_error("fork", errno, "for the upgrade; this master serves on");
+    restore_pid_file();
+    return;
+  }
+  pid_ = pid;
+  ready_ = std::move(read_end);
+  quit_sent_ = false;
+  deadline_ = Clock::now() + setup_.deadline;
+}
+
+// In the forked child: nothing returns into the master's stack.
+void BinaryUpgrade::exec_new_master(int ready_fd) noexcept {
+  try {
+    if (::chdir(setup_.program->cwd.c_str()) != 0)
+      throw SystemError("chdir", errno, setup_.program->cwd);
+    std::vector<NamedSocket> others{{upgrade_pipe_name, ready_fd}};
+    if (setup_.metrics_fd >= 0) others.push_back({metrics_socket_name, setup_.metrics_fd});
+    hand_over_listeners(plan_.listener_sets(), others);
+    std::size_t count = others.size();
+    for (const auto& set : plan_.listener_sets()) count += set.size();
+    mark_close_on_exec_from(3 + static_cast<int>(count));
+    const std::string value = std::to_string(::getppid()) + ":" + setup_.stats_name;
+    if (::setenv(upgrade_variable, value.c_str(), 1) != 0) throw SystemError("setenv", errno);
+    std::vector<char*> argv;
+    for (std::string& word : setup_.program->argv) argv.push_back(word.data());
+    argv.push_back(nullptr);
+    ::execv(setup_.program->path.c_str(), argv.data());
+    throw SystemError("execv", errno, setup_.program->path);
+  } catch (const std::exception& e) {
+    log_error("upgrade: %s", e.what());
+  }
+  ::_exit(127);
+}
+
+void BinaryUpgrade::add_poll_fds(std::vector<pollfd>& fds) {
+  fds.push_back(pollfd{ready_.get(), POLLIN, 0});  // -1 when idle: poll() skips it
+}
+
+void BinaryUpgrade::serve(std::span<const pollfd> polled) {
+  if (pid_ > 0 && !polled.empty() && polled.front().revents != 0) {
+    char byte = 0;
+    const ssize_t got = ::read(ready_.get(), &byte, 1);
+    if (got == 1) {
+      log_info("upgrade: new master pid %d serves; this generation drains and exits", pid_);
+      served_ = true;
+      served_by_ = std::exchange(pid_, 0);
+      ready_.reset();
+      return;
+    }
+    if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+      ready_.reset();  // its exit follows
+  }
+  if (pid_ <= 0 || Clock::now() < deadline_) return;
+  if (!quit_sent_) {
+    log_error(
+        "upgrade: new master pid %d not ready within %lld ms: stopping it; this master serves on",
+        pid_, static_cast<long long>(setup_.deadline.count()));
+    ::kill(pid_, SIGQUIT);
+    quit_sent_ = true;
+    deadline_ = Clock::now() + quit_grace;
+  } else {
+    log_error("upgrade: new master pid %d still there: killing it", pid_);
+    ::kill(pid_, SIGKILL);
+    deadline_ = Clock::time_point::max();
+  }
+}
+
+std::optional<MasterService::Clock::time_point> BinaryUpgrade::next_deadline() const {
+  if (pid_ <= 0) return std::nullopt;
+  return deadline_;
+}
+
+void BinaryUpgrade::on_stop() {
+  if (pid_ > 0 && !quit_sent_) {
+    log_info("upgrade: this master stops before new master pid %d served: stopping it too", pid_);
+    ::kill(pid_, SIGQUIT);
+    quit_sent_ = true;
+    deadline_ = Clock::now() + quit_grace;
+  }
+}
+
+bool BinaryUpgrade::on_child_exit(pid_t pid, int status) {
+  if (pid <= 0 || pid != pid_) return false;
+  pid_ = 0;
+  ready_.reset();
+  log_error("upgrade failed: new master pid %d %s before it served; this master serves on", pid,
+            describe(status).c_str());
+  abandon();
+  return true;
+}
+
+// What a failed new master may have left: the pid file renamed, its
+// scoreboard under the interim name (when it was killed).
+void BinaryUpgrade::abandon() {
+  restore_pid_file();
+  const std::string interim = setup_.stats_name + ".next";
+  boost::interprocess::shared_memory_object::remove(interim.c_str());
+}
+
+void BinaryUpgrade::restore_pid_file() noexcept {
+  if (setup_.pid_file.empty()) return;
+  try {
+    restore_pid_file_from_oldbin(setup_.pid_file);
+  } catch (const std::exception& e) {
+    log_error("upgrade: %s", e.what());
+  }
+}
+
+// ---- the new master ---------------------------------------------------------
+
+std::optional<UpgradeArrival> UpgradeArrival::from_environment() {
+  const char* value = std::getenv(upgrade_variable);
+  if (value == nullptr) return std::nullopt;
+  const std::string text = value;
+  ::unsetenv(upgrade_variable);
+  const std::size_t colon = text.find(':');
+  UpgradeArrival arrival;
+  char* end = nullptr;
+  const long pid = colon == std::string::npos ? 0 : std::strtol(text.c_str(), &end, 10);
+  if (pid <= 0 || end != text.c_str() + colon || colon + 1 == text.size())
+    throw std::runtime_error(std::string(upgrade_variable) + "='" + text +
+                             "' is not <pid>:<scoreboard name>");
+  arrival.old_master_ = static_cast<pid_t>(pid);
+  arrival.stats_name_ = text.substr(colon + 1);
+  return arrival;
+}
+
+void UpgradeArrival::take_pipe(WorkerPlan& plan) {
+  ready_ = plan.take_inherited(upgrade_pipe_name);
+}
+
+void UpgradeArrival::complete(Scoreboard& scoreboard, WorkerPlan& plan, MetricsEndpoint* metrics) {
+  scoreboard.take_name(stats_name_);
+  plan.rename_scoreboard(stats_name_);
+  if (metrics) metrics->rename_scoreboard(stats_name_);
+  const char byte = 'R';
+  if (!ready_ || ::write(ready_.get(), &byte, 1) != 1)
+    log_sys_error("write", ready_ ? errno : EBADF, "the upgrade's ready byte to old master %d",
+                  old_master_);
+  ready_.reset();
+  log_info("upgrade: serving in place of old master pid %d (scoreboard %s)", old_master_,
+           stats_name_.c_str());
+}
+
+}  // namespace prefork
