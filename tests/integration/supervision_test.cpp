@@ -262,4 +262,22 @@ BOOST_AUTO_TEST_CASE(finished_children_are_reaped_without_a_new_connection,
              "children of worker " << worker << " left:" << states_of_children(worker));
 }
 
+// A child killed while it waits on its client (the OOM killer, an operator)
+// must not leave its worker marked waiting: the heartbeat (--timeout) would
+// exempt that worker for good.
+BOOST_AUTO_TEST_CASE(a_child_killed_while_waiting_leaves_its_worker_watched,
+                     *utf::precondition(only_fork_per_connection)) {
+  UpperServer server({"--framed", "127.0.0.1:0"});
+  const pid_t worker = server.ready_snapshot().slots.at(0).pid;
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  Orphan child{serving_child(worker, client)};  // now waiting for the next request
+  BOOST_TEST_REQUIRE(::kill(child.pid, SIGKILL) == 0);
+  BOOST_TEST_REQUIRE(wait_exited(child.pid, state_timeout));
+  // Only the worker itself, asleep in accept(), waits.
+  BOOST_TEST(
+      server.when([](const prefork::ScoreboardSnapshot& s) { return s.slots.at(0).waiting == 1; })
+          .has_value(),
+      describe(server.snapshot()));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

@@ -130,8 +130,10 @@ class BlockingRuntime final : public Runtime {
         context_.stop_fds[1] = own[0];
         context_.fast_fds[1] = own[1];
         held.restore();
-        // Its worker counts its connections toward --max-requests.
+        // Its worker counts its connections toward --max-requests, and is
+        // the one the heartbeat watches.
         stats_.retire_after(0);
+        stats_.leave_waits_to_the_worker();
         // The connection dies with its worker, as a thread model's does: a
         // worker killed (at the end of a graceful timeout, or by anyone)
         // must not leave its children holding clients and listeners.

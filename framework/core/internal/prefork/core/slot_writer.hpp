@@ -82,11 +82,16 @@ class SlotWriter {
   void state(WorkerState state) noexcept { slot_->state.store(state, std::memory_order_release); }
   // Around a blocking wait for work (accept, recvmsg): see Slot::waiting.
   void waiting(bool asleep) noexcept {
+    if (!marks_waits_) return;
     if (asleep)
       slot_->waiting.fetch_add(1, std::memory_order_relaxed);
     else
       slot_->waiting.fetch_sub(1, std::memory_order_relaxed);
   }
+  // In a fork-per-connection child: its waits on its client are not its
+  // worker's. Were they counted, a child killed while waiting would leave
+  // the worker marked waiting (and so exempt from --timeout) for good.
+  void leave_waits_to_the_worker() noexcept { marks_waits_ = false; }
   // Recycling (--max-requests): once `limit` requests have started, the
   // slot asks the master for a replacement (request_retire()) and goes on
   // serving. Counted whether the counters are enabled or not, across every
@@ -148,6 +153,7 @@ class SlotWriter {
   bool enabled_;
   std::atomic<std::int64_t> next_beat_{0};  // steady clock, ns
   std::uint64_t retire_after_ = 0;
+  bool marks_waits_ = true;
   std::atomic<std::uint64_t> served_{0};  // requests counted toward retire_after_
 };
 
