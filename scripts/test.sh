@@ -7,6 +7,7 @@
 #                   the thread models' tests and the sessions' test in every
 #                   model (only the targets they need are built)
 #   4. clang-format --dry-run -Werror over the project's C++ files
+#   5. no scoreboard segment left behind in /dev/shm by any of the tests
 # Each step runs even when an earlier one failed, so one run reports every
 # failure; the exit status is non-zero if any step failed.
 set -euo pipefail
@@ -53,6 +54,28 @@ format_check() {
     sort -z | xargs -0 clang-format --dry-run -Werror
 }
 
+# The scoreboards in /dev/shm when the run began: a server the user runs
+# meanwhile is not ours to judge.
+shm_names() { find /dev/shm -maxdepth 1 -name 'prefork_*' -printf '%f\n' | LC_ALL=C sort; }
+shm_before=$(shm_names)
+
+# After every test has ended, a segment that appeared meanwhile and whose
+# master is gone is a leftover: a test that failed to clean up (or was killed
+# by its CTest timeout before it could). Removed, named, and a failure.
+no_segment_left() {
+  local name master found=0
+  while read -r name; do
+    [[ -n $name ]] || continue
+    master=$(build/bin/prefork-top --json --once "$name" 2>/dev/null |
+      sed -n 's/.*"master_pid":\([0-9]*\).*/\1/p' | head -1)
+    if [[ -n $master ]] && kill -0 "$master" 2>/dev/null; then continue; fi
+    echo "left in /dev/shm by a test: $name (master ${master:-unknown}, not running): removed"
+    rm -f "/dev/shm/$name"
+    found=1
+  done < <(LC_ALL=C comm -13 <(echo "$shm_before") <(shm_names))
+  return "$found"
+}
+
 if ! bash scripts/deps.sh --test; then
   echo "test.sh: FAIL: missing build dependencies (see scripts/deps.sh)"
   exit 1
@@ -91,6 +114,7 @@ if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithD
 fi
 
 step "clang-format" format_check || true
+step "no segment left in /dev/shm" no_segment_left || true
 
 elapsed=$((SECONDS - started))
 echo
