@@ -597,7 +597,14 @@ CommandLine parse_command_line(int argc, char** argv, const CommandLineDefaults&
 }
 
 int prefork_main(int argc, char** argv, Handler& handler, const CommandLineDefaults& defaults) {
-  if (started_as_worker()) return serve_as_worker(handler);
+  if (started_as_worker()) {
+    // A spawned worker is this program run again with the master's
+    // arguments: the program's own options (defaults.options) must set up
+    // its handler as they did the master's (a forked worker has the copy).
+    if (!defaults.options.empty())
+      parse(std::vector<std::string>(argv + 1, argv + argc), defaults, &handler, true);
+    return serve_as_worker(handler);
+  }
   CommandLine command_line =
       parse(std::vector<std::string>(argv + 1, argv + argc), defaults, &handler, false);
   if (!command_line.config) return command_line.exit_status;
