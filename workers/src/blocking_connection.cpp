@@ -71,6 +71,7 @@ bool wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting) {
       }
       continue;
     }
+    if (n == 0) continue;  // the grace is over: said above
     if (errno != EINTR) {
       log_sys_error("poll", errno);
       return false;
