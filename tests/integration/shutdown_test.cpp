@@ -102,3 +102,126 @@ BOOST_AUTO_TEST_CASE(graceful_timeout_bounds_the_wait_for_a_stuck_client) {
   // The stuck client is told, not left waiting.
   BOOST_TEST(client.closed_by_peer(1'000ms));
 }
+
+namespace {
+
+// Every model, and each accept strategy whose worker takes its connections
+// its own way: the stop of a worker reaches its connection through a
+// different path in each (the event loop; the connection's own poll in a
+// one-at-a-time worker, a pool thread, a connection thread or a
+// fork-per-connection child).
+const std::vector<std::vector<std::string>> models_and_strategies = {
+    {"--model", "event", "--accept", "exclusive"},
+    {"--model", "event", "--accept", "reuseport"},
+    {"--model", "iterative", "--accept", "shared"},
+    {"--model", "fork-per-connection", "--accept", "shared"},
+    {"--model", "thread-per-connection", "--accept", "shared"},
+    {"--model", "prefork", "--accept", "shared"},
+    {"--model", "prefork", "--accept", "lock"},
+    {"--model", "prefork", "--accept", "reuseport"},
+    {"--model", "prefork", "--accept", "exclusive"},
+    {"--model", "prefork", "--accept", "pass"},
+    {"--model", "prethreaded", "--accept", "lock"},
+    {"--model", "prethreaded", "--accept", "main"},
+    {"--model", "hybrid", "--accept", "lock"},
+};
+
+std::string joined(const std::vector<std::string>& words) {
+  std::string text;
+  for (const auto& word : words) {
+    if (!text.empty()) text += ' ';
+    text += word;
+  }
+  return text;
+}
+
+// One worker, serving `model`, with a framed listener.
+UpperServer one_worker(const std::vector<std::string>& model) {
+  std::vector<std::string> args{"--framed", "127.0.0.1:0", "--graceful-timeout", "10"};
+  args.insert(args.end(), model.begin(), model.end());
+  return UpperServer(args, {.workers = 1});
+}
+
+// A connection that the one worker has accepted (and opened: the scoreboard
+// counts it), on which nothing has been sent yet.
+TcpClient accepted_connection(UpperServer& server) {
+  const std::uint64_t before = server.ready_snapshot().totals.connections_total;
+  auto client = TcpClient::connect(server.endpoint("framed"));
+  auto accepted = [&](const prefork::ScoreboardSnapshot& s) {
+    return s.totals.connections_total >= before + 1;
+  };
+  BOOST_TEST_REQUIRE(server.when(accepted).has_value(), "the worker never took the connection");
+  return client;
+}
+
+// SIGTERM to the worker (as the master sends it to each old worker of a
+// reload, or to one recycled), and wait until it has taken it: its slot
+// says stopping, or it is gone.
+void stop_worker(UpperServer& server, pid_t worker) {
+  BOOST_TEST_REQUIRE(::kill(worker, SIGTERM) == 0);
+  auto taken = [&](const prefork::ScoreboardSnapshot& s) {
+    for (const auto& slot : s.slots)
+      if (slot.pid == worker && slot.state != prefork::WorkerState::stopping) return false;
+    return true;
+  };
+  BOOST_TEST_REQUIRE(server.when(taken).has_value(), "worker " << worker << " never stopped");
+}
+
+}  // namespace
+
+// The client's connect() succeeded and the listener never closed (the
+// master holds it): its first request must be answered, even when it
+// reaches the worker after the stop. Only an idle connection that has
+// already served a request is closed at once.
+BOOST_AUTO_TEST_CASE(a_stopping_worker_answers_the_first_request_of_a_connection_it_accepted) {
+  for (const auto& model : models_and_strategies) {
+    BOOST_TEST_CONTEXT(joined(model)) {
+      UpperServer server = one_worker(model);
+      const pid_t worker = worker_pids(server.ready_snapshot()).at(0);
+      auto fresh = accepted_connection(server);
+      stop_worker(server, worker);
+      std::string reply;
+      try {
+        fresh.send_frame("first");
+        reply = fresh.recv_frame();
+      } catch (const std::exception& e) {
+        reply = std::string("(") + e.what() + ")";
+      }
+      BOOST_TEST(reply == "FIRST");
+      // Then it has served a request and is idle: closed.
+      BOOST_TEST(fresh.closed_by_peer(), "the connection stayed open after its reply");
+      BOOST_TEST(wait_exited(worker, state_timeout), "worker " << worker << " did not exit");
+    }
+  }
+}
+
+// While a fresh connection waits for its first request, an idle keep-alive
+// connection that has served one is closed at once, and a fresh one that
+// stays silent is closed after the grace (3 s, workers/src/stream_protocol.hpp),
+// long before --graceful-timeout (10 s).
+BOOST_AUTO_TEST_CASE(a_stopping_worker_closes_a_silent_fresh_connection_after_a_short_grace) {
+  for (const auto& model :
+       {models_and_strategies[0], models_and_strategies[5], models_and_strategies[4]}) {
+    BOOST_TEST_CONTEXT(joined(model)) {
+      UpperServer server = one_worker(model);
+      const pid_t worker = worker_pids(server.ready_snapshot()).at(0);
+      // The one-at-a-time worker has one connection at a time: the idle one
+      // is only checked where connections are served side by side.
+      const bool side_by_side = model[1] != "prefork";
+      std::optional<TcpClient> idle;
+      if (side_by_side) {
+        idle.emplace(TcpClient::connect(server.endpoint("framed")));
+        BOOST_TEST_REQUIRE(idle->request_frame("served") == "SERVED");
+      }
+      auto silent = accepted_connection(server);
+      const auto start = Clock::now();
+      stop_worker(server, worker);
+      if (idle) BOOST_TEST(idle->closed_by_peer(2'000ms), "the idle connection stayed open");
+      BOOST_TEST(silent.closed_by_peer(8'000ms), "the silent connection stayed open");
+      const auto waited = std::chrono::duration_cast<Milliseconds>(Clock::now() - start);
+      BOOST_TEST_MESSAGE("silent connection closed after " << waited.count() << " ms");
+      BOOST_TEST(waited.count() >= 2'900, "closed before its grace was over");
+      BOOST_TEST(wait_exited(worker, state_timeout), "worker " << worker << " did not exit");
+    }
+  }
+}

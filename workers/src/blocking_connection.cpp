@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <limits>
 
@@ -19,19 +20,39 @@ namespace {
 
 constexpr std::size_t read_size = 64 * 1024;
 
-// Sleeps until the client sends or a stop is asked; false: stop now. An
-// `idle` connection (no message begun) gives way to any stop, unless its
-// client has already sent more; one in the middle of a message only to a
-// fast stop.
-bool wait_for_input(int fd, const BlockingContext& context, bool idle) {
+// What a connection waits for, which decides the stops it gives way to.
+enum class Awaiting {
+  // Nothing of a message received yet, and it has served one: any stop
+  // ends it (an idle keep-alive connection).
+  next_request,
+  // Nothing received yet since it was accepted: a graceful stop leaves it
+  // first_request_grace to come (stream_protocol.hpp says why).
+  first_request,
+  // The rest of a message: only a fast stop ends it.
+  rest_of_message,
+};
+
+using Clock = std::chrono::steady_clock;
+
+// Sleeps until the client sends or a stop is asked; false: stop now. What
+// the client has already sent is always read first.
+bool wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting) {
+  const bool stops = awaiting != Awaiting::rest_of_message;
   pollfd fds[6] = {{fd, POLLIN, 0},
                    {context.fast_fds[0], POLLIN, 0},
                    {context.fast_fds[1], POLLIN, 0},
-                   {idle ? context.stop_fds[0] : -1, POLLIN, 0},
-                   {idle ? context.stop_fds[1] : -1, POLLIN, 0},
+                   {stops ? context.stop_fds[0] : -1, POLLIN, 0},
+                   {stops ? context.stop_fds[1] : -1, POLLIN, 0},
                    {context.reopen_fd, POLLIN, 0}};
+  std::optional<Clock::time_point> grace_ends;  // set once a stop came
   for (;;) {
-    int n = ::poll(fds, 6, -1);
+    int timeout = -1;
+    if (grace_ends) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*grace_ends - Clock::now());
+      if (left.count() <= 0) return false;  // no first request came
+      timeout = static_cast<int>(left.count());
+    }
+    int n = ::poll(fds, 6, timeout);
     if (n > 0 && fds[5].revents != 0) {
       StopSignal::on_reopen_readable(context.reopen_fd);
       if (n == 1) continue;
@@ -39,9 +60,18 @@ bool wait_for_input(int fd, const BlockingContext& context, bool idle) {
     if (n > 0) {
       if ((fds[1].revents | fds[2].revents) != 0) return false;
       if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) return true;
-      if ((fds[3].revents | fds[4].revents) != 0) return false;
+      if ((fds[3].revents | fds[4].revents) != 0) {
+        // The worker's own stop (not a fork-per-connection child's): its
+        // slot says so at once, though this connection may go on.
+        if (fds[3].revents != 0) context.stream.stats.state(WorkerState::stopping);
+        if (awaiting == Awaiting::next_request) return false;
+        // The eventfds stay readable: wait on the client alone now.
+        fds[3].fd = fds[4].fd = -1;
+        grace_ends = Clock::now() + first_request_grace;
+      }
       continue;
     }
+    if (n == 0) continue;  // the grace is over: said above
     if (errno != EINTR) {
       log_sys_error("poll", errno);
       return false;
@@ -66,17 +96,16 @@ class Socket {
   Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in)
       : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in) {}
 
-  // Reads more into `in`, giving way to any stop when `idle` (nothing of
-  // a message received yet), else to a fast stop only. false: the
-  // connection ended, `reason` says why.
-  bool receive(bool idle, std::optional<CloseReason>& reason) {
+  // Reads more into `in`, giving way to the stops `awaiting` allows.
+  // false: the connection ended, `reason` says why.
+  bool receive(Awaiting awaiting, std::optional<CloseReason>& reason) {
     // Waiting on the client is no hang of the worker's: the heartbeat
     // (--timeout) leaves it alone meanwhile, as it does a worker asleep in
     // accept(). A client too slow is the read and idle timeouts' business.
     // Once awake it works: it beats (at most once a second), so that a
     // worker busy with one long connection shows its progress.
     context_.stream.stats.waiting(true);
-    const bool readable = wait_for_input(fd_, context_, idle);
+    const bool readable = wait_for_input(fd_, context_, awaiting);
     context_.stream.stats.waiting(false);
     context_.stream.stats.beat();
     if (!readable) {
@@ -134,7 +163,10 @@ void serve_messages(BlockingContext& context, int fd, const Address& peer, Proto
     // After the write (or the failure) that ends each request.
     buffers.timer.finish(context.stream.stats);
     std::optional<CloseReason> ended;
-    if (!socket.receive(buffers.in.empty(), ended)) {
+    const Awaiting awaiting = !buffers.in.empty() ? Awaiting::rest_of_message
+                              : stream.served()   ? Awaiting::next_request
+                                                  : Awaiting::first_request;
+    if (!socket.receive(awaiting, ended)) {
       stream.end(*ended);
       break;
     }
@@ -219,6 +251,7 @@ class WholeConnection final : public Connection {
   bool write(std::string_view bytes) override {
     if (reason_ && !still_writable(*reason_)) return false;
     turn_replied_ = turn_open_;
+    served_ = served_ || turn_open_;
     out_.consume(out_.size());
     if (!bytes.empty()) std::memcpy(out_.append(bytes.size()), bytes.data(), bytes.size());
     if (socket_.send(out_)) return true;
@@ -232,6 +265,8 @@ class WholeConnection final : public Connection {
 
  private:
   // Reads more; a read after a write ends the turn (the request) before.
+  // `idle`: the handler asks for the start of something (a read call's
+  // first fill), which any stop may refuse once a request was answered.
   bool fill(bool idle) {
     if (reason_) return false;
     if (turn_replied_) {
@@ -239,7 +274,10 @@ class WholeConnection final : public Connection {
       turn_open_ = turn_replied_ = false;
     }
     std::optional<CloseReason> ended;
-    if (!socket_.receive(idle, ended)) {
+    const Awaiting awaiting = !idle     ? Awaiting::rest_of_message
+                              : served_ ? Awaiting::next_request
+                                        : Awaiting::first_request;
+    if (!socket_.receive(awaiting, ended)) {
       end(*ended);
       return false;
     }
@@ -279,6 +317,7 @@ class WholeConnection final : public Connection {
   RequestTimer& timer_;
   std::size_t line_used_ = 0;  // the line last returned, consumed by the next read
   bool turn_open_ = false, turn_replied_ = false;
+  bool served_ = false;  // a turn was answered: the next may be refused by a stop
   std::optional<CloseReason> reason_;
 };
 

@@ -50,8 +50,9 @@ Connection::Next Connection::on_writable() {
   return next;
 }
 
-Connection::Next Connection::on_stop() {
-  if (!protocol_.ending() && idle()) protocol_.end(CloseReason::worker_stopping);
+Connection::Next Connection::on_stop(bool grace_over) {
+  if (!protocol_.ending() && idle() && (protocol_.served() || grace_over))
+    protocol_.end(CloseReason::worker_stopping);
   return protocol_.ending() && out_.empty() ? Next::close : Next::keep;
 }
 

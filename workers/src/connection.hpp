@@ -41,8 +41,10 @@ class Connection {
   Next open();
   Next on_readable();
   Next on_writable();
-  // The worker stops: an idle connection ends now (worker_stopping).
-  Next on_stop();
+  // The worker stops: an idle connection that has served a request ends
+  // now (worker_stopping); one that has not, only once `grace_over` (its
+  // first request may still be on its way: first_request_grace).
+  Next on_stop(bool grace_over);
 
   // The epoll events this connection wants now.
   std::uint32_t interest() const noexcept;

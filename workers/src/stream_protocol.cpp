@@ -87,6 +87,7 @@ bool StreamProtocol::holds_message(std::string_view input) const {
 }
 
 bool StreamProtocol::handle(std::string_view message) {
+  served_ = true;
   timer_.start(context_.stats, request_.listener);
   Reply reply(*this);
   bool ok =

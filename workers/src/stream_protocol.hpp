@@ -11,6 +11,7 @@
 #include <prefork/handler.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -30,6 +31,19 @@ struct StreamContext {
   std::atomic<std::uint64_t> connections{0};  // numbers them: 1, 2, ...
 };
 
+// How long a stopping worker waits for the first request of a connection
+// it has already accepted. Such a client has done nothing wrong: its
+// connect() completed before the stop, and its request may be a scheduler
+// tick behind (a rolling reload stops every old worker under full load).
+// Closing it at once would lose that request although the server never
+// stopped listening; nginx likewise closes only idle keep-alive connections
+// on a graceful stop. Bounded, so that a client that connects and says
+// nothing does not hold an old worker for the whole --graceful-timeout
+// (which still bounds it when shorter): 3 s is far beyond any scheduling
+// delay between connect() and the first write, and short enough not to slow
+// a rolling reload down noticeably.
+inline constexpr std::chrono::milliseconds first_request_grace{3000};
+
 class StreamProtocol final : public ReplySink {
  public:
   // `out` and `timer` are the runtime's, which writes `out` to the socket.
@@ -40,6 +54,10 @@ class StreamProtocol final : public ReplySink {
   StreamProtocol& operator=(const StreamProtocol&) = delete;
 
   const Request& request() const noexcept { return request_; }
+  // Whether a message has been handled: an idle connection that has served
+  // one may be closed by a stop; a fresh one waits for its first request
+  // (first_request_grace).
+  bool served() const noexcept { return served_; }
 
   // Right after accept: counts the connection, opens the session, on_open.
   void open();
@@ -78,6 +96,7 @@ class StreamProtocol final : public ReplySink {
   std::optional<CloseReason> ending_;
   std::optional<Ending> asked_;  // by the handler, during its call
   bool opened_ = false;
+  bool served_ = false;
 };
 
 }  // namespace prefork

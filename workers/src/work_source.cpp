@@ -120,7 +120,13 @@ Work WorkSource::next() {
     StopSignal::reopen_log_if_asked();
     // pass: what the master already accepted and sent is in flight: serve
     // it before stopping (it would be reset when the master exits).
-    if (stop_.requested()) return strategy_ == Accept::pass ? receive_passed(MSG_DONTWAIT) : Work{};
+    if (stop_.requested()) {
+      // As the event model's: the slot says so while the drain runs.
+      stats_.state(WorkerState::stopping);
+      if (strategy_ == Accept::pass)
+        if (Work work = receive_passed(MSG_DONTWAIT); work.kind != Work::Kind::stop) return work;
+      return take_queued();
+    }
     Work work;
     if (strategy_ == Accept::pass)
       work = next_passed();
@@ -195,6 +201,31 @@ Work WorkSource::next_passed() {
     }
   if (poll_set_[1].revents == 0) return {};
   return receive_passed();
+}
+
+// After a stop: what waits in the listeners' queues, while any (and at most
+// queued_limit pieces). During a reload the master and the other workers
+// still hold every listener, but when the whole server stops (or with
+// reuseport, where the socket is this worker's), the last close() resets
+// the queued connections and drops the queued datagrams. A blocking
+// listener is left alone: accept() could sleep on it when another holder
+// takes the last connection (datagrams are received with MSG_DONTWAIT).
+Work WorkSource::take_queued() {
+  constexpr unsigned queued_limit = 1024;
+  while (queued_taken_ < queued_limit && queued_next_ < listeners_.size()) {
+    const std::size_t index = queued_next_;
+    const Listener& listener = listeners_[index];
+    const bool takes = listener.protocol == Protocol::datagram ||
+                       (strategy_ != Accept::pass && !is_blocking(listener.fd.get()));
+    Work work = takes ? take(index) : Work{};
+    if (work.kind == Work::Kind::stop) {
+      ++queued_next_;  // this one is empty now
+      continue;
+    }
+    ++queued_taken_;
+    return work;
+  }
+  return {};
 }
 
 Work WorkSource::receive_passed(int flags) {

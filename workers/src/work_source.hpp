@@ -54,6 +54,7 @@ class WorkSource {
   Work next_exclusive();
   Work next_passed();
   Work receive_passed(int flags = 0);
+  Work take_queued();
   // Takes what listener `index` has, if anything is left when we get there.
   Work take(std::size_t index);
 
@@ -70,6 +71,9 @@ class WorkSource {
   static constexpr std::size_t buffer_size = 64 * 1024 + 1;
   std::unique_ptr<char[]> buffer_ = std::make_unique_for_overwrite<char[]>(buffer_size);
   std::size_t next_start_ = 0;  // round-robin over ready listeners
+  // take_queued(): the listener it empties now, and how many it took.
+  std::size_t queued_next_ = 0;
+  unsigned queued_taken_ = 0;
 };
 
 }  // namespace prefork

@@ -47,7 +47,8 @@ class EventRuntime final : public Runtime {
  private:
   void start_serving();
   void serve_event(const epoll_event& event);
-  void accept_connections(std::size_t listener);
+  // false: the queue is empty (or accepting failed).
+  bool accept_connections(std::size_t listener);
   void pause_accepting();
   void resume_accepting_if_due();
   void serve_connection(Watch& watch, std::uint32_t events);
@@ -55,6 +56,9 @@ class EventRuntime final : public Runtime {
   void close_connection(Watch& watch);
   void handle_signals();
   void begin_drain();
+  void take_queued_work();
+  void end_first_request_grace();
+  void forget_closed();
   void beat_heartbeat();
   void add_watch(int fd, std::uint32_t events, Watch* watch);
 
@@ -82,6 +86,10 @@ class EventRuntime final : public Runtime {
   bool accept_paused_ = false;
   Clock::time_point accept_resume_at_{};
   Clock::time_point drain_deadline_{};
+  // While draining: until then, a connection that has not sent its first
+  // request is kept (first_request_grace).
+  Clock::time_point first_request_deadline_{};
+  bool first_request_grace_over_ = false;
 };
 
 EventRuntime::EventRuntime(const WorkerSetup& setup)
@@ -146,6 +154,15 @@ int EventRuntime::serve() {
         break;
       }
       timeout = static_cast<int>(std::min<long>(left.count(), timeout));
+      if (!first_request_grace_over_) {
+        auto grace =
+            std::chrono::ceil<std::chrono::milliseconds>(first_request_deadline_ - Clock::now());
+        if (grace.count() <= 0) {
+          end_first_request_grace();
+          continue;
+        }
+        timeout = static_cast<int>(std::min<long>(grace.count(), timeout));
+      }
     }
     if (accept_paused_) {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(accept_resume_at_ - Clock::now());
@@ -158,8 +175,7 @@ int EventRuntime::serve() {
       return 1;
     }
     for (int i = 0; i < n && !fast_stop_; ++i) serve_event(events[i]);
-    for (Watch* watch : closed_) connections_.erase(watch);
-    closed_.clear();
+    forget_closed();
     resume_accepting_if_due();
     beat_heartbeat();
   }
@@ -189,7 +205,12 @@ void EventRuntime::serve_event(const epoll_event& event) {
   }
 }
 
-void EventRuntime::accept_connections(std::size_t index) {
+void EventRuntime::forget_closed() {
+  for (Watch* watch : closed_) connections_.erase(watch);
+  closed_.clear();
+}
+
+bool EventRuntime::accept_connections(std::size_t index) {
   const Listener& listener = setup_.listeners[index];
   for (unsigned i = 0; i < accept_budget; ++i) {
     Address peer;
@@ -202,9 +223,9 @@ void EventRuntime::accept_connections(std::size_t index) {
           continue;
         case AcceptFailure::exhausted:
           pause_accepting();
-          return;
+          return false;
         default:
-          return;
+          return false;
       }
     }
     // Requests and replies are whole messages: do not let Nagle hold a
@@ -232,6 +253,7 @@ void EventRuntime::accept_connections(std::size_t index) {
     else
       update_interest(*raw);
   }
+  return true;
 }
 
 void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
@@ -239,7 +261,8 @@ void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
   Connection::Next next = Connection::Next::keep;
   if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) next = connection.on_readable();
   if (next == Connection::Next::keep && (events & EPOLLOUT)) next = connection.on_writable();
-  if (next == Connection::Next::keep && draining_) next = connection.on_stop();
+  if (next == Connection::Next::keep && draining_)
+    next = connection.on_stop(first_request_grace_over_);
   if (next == Connection::Next::close)
     close_connection(watch);
   else
@@ -305,22 +328,59 @@ void EventRuntime::handle_signals() {
 }
 
 // Stop accepting; finish what was received; close each connection as soon
-// as nothing of it is in flight.
+// as nothing of it is in flight, and has served a request: one accepted
+// just before the stop gets its first request answered (within
+// first_request_grace), or its client, whose connect() succeeded while
+// the server kept listening, would see it closed unanswered.
 void EventRuntime::begin_drain() {
   draining_ = true;
   drain_deadline_ = Clock::now() + setup_.params.graceful_timeout;
+  first_request_deadline_ = Clock::now() + first_request_grace;
   stats_.state(WorkerState::stopping);
   for (const Listener& listener : setup_.listeners) {
     // The socket stays open in other processes, so epoll would keep it
     // registered after close(): remove it explicitly.
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
   }
+  take_queued_work();
   std::vector<Watch*> open;
   for (auto& [watch, owner] : connections_)
     if (watch->connection) open.push_back(watch);
   // Requests already in the socket buffers are in flight too; a connection
   // held back by a slow reader is not read now (it is finished as usual).
   for (Watch* watch : open) serve_connection(*watch, watch->connection->interest() & EPOLLIN);
+}
+
+// What waits in the listeners' queues when the stop comes is served too.
+// During a reload or a recycling the master (and the other workers) still
+// hold every listener, so the next worker would take it anyway; but when
+// the whole server stops, or with --accept reuseport where this worker's
+// socket is its own, the last close() resets the queued connections and
+// drops the queued datagrams, whose clients were never refused. Bounded:
+// a client that keeps connecting cannot hold the drain (what comes after
+// this pass is the same as a connection after the stop).
+void EventRuntime::take_queued_work() {
+  constexpr unsigned passes = 16;  // up to 16 x 64 connections per listener
+  for (std::size_t i = 0; i < setup_.listeners.size(); ++i) {
+    if (setup_.listeners[i].protocol == Protocol::datagram) {
+      datagrams_[i]->on_readable(scratch_.get(), scratch_size + 1, passes * datagram_budget);
+      continue;
+    }
+    if (accept_paused_) continue;  // out of descriptors: nothing to take them with
+    for (unsigned pass = 0; pass < passes && accept_connections(i); ++pass) {
+    }
+  }
+}
+
+// The first requests' grace is over: a connection that has sent nothing
+// since the stop is closed (worker_stopping).
+void EventRuntime::end_first_request_grace() {
+  first_request_grace_over_ = true;
+  std::vector<Watch*> open;
+  for (auto& [watch, owner] : connections_)
+    if (watch->connection) open.push_back(watch);
+  for (Watch* watch : open) serve_connection(*watch, 0);
+  forget_closed();
 }
 
 void EventRuntime::beat_heartbeat() {
