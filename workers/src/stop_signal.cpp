@@ -126,22 +126,10 @@ std::array<int, 2> StopSignal::become_connection_child() noexcept {
   return own;
 }
 
-StopSignal::Held::Held() noexcept {
-  sigset_t set;
-  block(set, previous_);
-}
-
-void StopSignal::Held::restore() noexcept {
-  if (restored_) return;
-  restored_ = true;
-  ::pthread_sigmask(SIG_SETMASK, &previous_, nullptr);
-}
-
-void StopSignal::block(sigset_t& set, sigset_t& previous) noexcept {
-  ::sigemptyset(&set);
-  for (int number : handled_signals) ::sigaddset(&set, number);
-  ::sigaddset(&set, SIGCHLD);
-  ::pthread_sigmask(SIG_BLOCK, &set, &previous);
+std::span<const int> StopSignal::held_signals() noexcept {
+  // handled_signals, and SIGCHLD (a fork-per-connection worker's children).
+  static constexpr int held[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGCHLD};
+  return held;
 }
 
 }  // namespace prefork

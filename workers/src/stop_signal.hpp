@@ -11,12 +11,14 @@
 // accept() returns EINTR.
 #pragma once
 
+#include <prefork/core/signals_held.hpp>
 #include <prefork/unique_fd.hpp>
 
 #include <signal.h>
 
 #include <array>
 #include <atomic>
+#include <span>
 #include <thread>
 #include <utility>
 
@@ -58,21 +60,16 @@ class StopSignal {
   // hears only its worker's stop).
   std::array<int, 2> become_connection_child() noexcept;
 
-  // Holds the worker's signals blocked while it lives: around fork(), so
-  // that a signal cannot reach the child before become_connection_child()
-  // (the inherited handler would wake the worker as if it were signalled).
-  // The child calls restore() once it is ready.
-  class Held {
-   public:
-    Held() noexcept;
-    ~Held() { restore(); }
-    Held(const Held&) = delete;
-    Held& operator=(const Held&) = delete;
-    void restore() noexcept;
+  // The worker's signals, and SIGCHLD: what Held holds.
+  static std::span<const int> held_signals() noexcept;
 
-   private:
-    sigset_t previous_;
-    bool restored_ = false;
+  // Holds them blocked while it lives: around fork(), so that a signal
+  // cannot reach the child before become_connection_child() (the inherited
+  // handler would wake the worker as if it were signalled). The child calls
+  // restore() once it is ready.
+  class Held : public SignalsHeld {
+   public:
+    Held() noexcept : SignalsHeld(held_signals()) {}
   };
 
   // Starts a thread that never takes the worker's signals, so that they go
@@ -80,15 +77,11 @@ class StopSignal {
   // before the thread exists: blocking them inside it would leave a window.)
   template <typename Function>
   static std::thread thread_without_signals(Function&& function) {
-    sigset_t all, previous;
-    block(all, previous);
-    std::thread thread(std::forward<Function>(function));
-    ::pthread_sigmask(SIG_SETMASK, &previous, nullptr);
-    return thread;
+    Held held;
+    return std::thread(std::forward<Function>(function));
   }
 
  private:
-  static void block(sigset_t& set, sigset_t& previous) noexcept;
   UniqueFd fd_, fast_fd_, reopen_fd_;
 };
 

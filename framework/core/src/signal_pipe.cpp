@@ -70,19 +70,6 @@ void SignalPipe::abandon_in_child() noexcept {
   read_fd_ = write_fd_ = -1;
 }
 
-SignalPipe::Blocked::Blocked(const SignalPipe& pipe) noexcept {
-  sigset_t set;
-  ::sigemptyset(&set);
-  for (int number : pipe.signals_) ::sigaddset(&set, number);
-  ::sigprocmask(SIG_BLOCK, &set, &previous_);
-}
-
-void SignalPipe::Blocked::restore() noexcept {
-  if (restored_) return;
-  restored_ = true;
-  ::sigprocmask(SIG_SETMASK, &previous_, nullptr);
-}
-
 int SignalPipe::next() noexcept {
   unsigned char byte = 0;
   ssize_t n = ::read(read_fd_, &byte, 1);

@@ -3,6 +3,8 @@
 // real work. One SignalPipe per process at a time.
 #pragma once
 
+#include <prefork/core/signals_held.hpp>
+
 #include <signal.h>
 
 #include <initializer_list>
@@ -28,21 +30,11 @@ class SignalPipe {
   // pipe, so the child never wakes the parent's loop.
   void abandon_in_child() noexcept;
 
-  // Holds this pipe's signals blocked while it lives: around fork(), so that
-  // a signal cannot run the inherited handler in the child before the child
-  // has abandoned the pipe (it would land in the parent's pipe as if sent to
-  // the parent). The child calls restore() once it has abandoned the pipe.
-  class Blocked {
+  // Holds this pipe's signals blocked while it lives: around fork(), until
+  // the child has abandoned the pipe (signals_held.hpp).
+  class Blocked : public SignalsHeld {
    public:
-    explicit Blocked(const SignalPipe& pipe) noexcept;
-    ~Blocked() { restore(); }
-    Blocked(const Blocked&) = delete;
-    Blocked& operator=(const Blocked&) = delete;
-    void restore() noexcept;
-
-   private:
-    sigset_t previous_;
-    bool restored_ = false;
+    explicit Blocked(const SignalPipe& pipe) noexcept : SignalsHeld(pipe.signals_) {}
   };
 
  private:
