@@ -37,7 +37,7 @@ class Failure:
     port: int  # the client's local port, 0 when it never connected
     conn_start: float  # when the connection's connect() began
     failed_at: float
-    sent_at: float = None  # when the request's write began; None: failed at connect
+    sent_at: float = None  # when the request's write returned; None: never wholly sent
     conn_answered: int = 0  # requests answered earlier on the same connection
     last_answer_at: float = None  # when the previous one on this connection was answered
     reply_bytes: int = 0  # bytes of this request's reply (header included) received

@@ -91,8 +91,11 @@ class FramedConnection:
             raise
 
     def exchange(self, payload, progress):
-        """Sends one frame and reads its reply; progress[0] counts reply bytes received."""
+        """Sends one frame and reads its reply; progress[0] counts reply bytes received,
+        progress[1] is when the write returned (the whole request in the kernel: a thread
+        may wait for the interpreter lock between reading the clock and writing)."""
         self.sock.sendall(HEADER.pack(len(payload)) + payload)
+        progress[1] = time.monotonic()
         header = self.recv_exactly(HEADER.size, progress)
         return self.recv_exactly(HEADER.unpack(header)[0], progress)
 
@@ -141,8 +144,7 @@ class StreamClient(ClientThread):
                                        detail=detail))
                         self.pause(0.05)  # a refused connect is instant: do not spin
                         continue
-                progress = [0]
-                sent_at = time.monotonic()
+                progress = [0, None]
                 try:
                     reply = conn.exchange(payload, progress)
                     error = None if reply == payload.upper() else (WRONG, repr(reply[:40]))
@@ -155,7 +157,7 @@ class StreamClient(ClientThread):
                     conn.answered += 1
                     conn.last_answer_at = now
                 else:
-                    c.fail(Failure(self.kind, error[0], conn.port, conn.start, now, sent_at,
+                    c.fail(Failure(self.kind, error[0], conn.port, conn.start, now, progress[1],
                                    conn.answered, conn.last_answer_at, progress[0], error[1]))
                 if error is not None or not self.keep_alive:
                     conn.close()
