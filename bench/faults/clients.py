@@ -404,7 +404,7 @@ def framed_probe(port, timeout=5.0, host="127.0.0.1"):
     except OSError as e:
         return f"connect: {error_of(e)[1]}"
     try:
-        reply = conn.exchange(b"probe", [0])
+        reply = conn.exchange(b"probe", [0, None])
         return None if reply == b"PROBE" else f"wrong reply {reply[:40]!r}"
     except (OSError, EOFError) as e:
         return error_of(e)[1]
