@@ -701,3 +701,54 @@ BOOST_AUTO_TEST_CASE(the_dynamic_pool_grows_with_busy_workers_and_shrinks_when_i
   BOOST_TEST(logged(server, "more than --max-spare 2: retiring one") == max_workers - max_spare);
   BOOST_TEST(ask(server, "idle") == "IDLE");
 }
+
+// SIGHUP reads the --config file again: a broken one changes nothing (one
+// line says why, the same workers serve on); a good one is applied by
+// workers started for it, every old one replaced.
+BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one) {
+  char dir_pattern[] = "/tmp/prefork_reload_XXXXXX";
+  BOOST_TEST_REQUIRE(::mkdtemp(dir_pattern) != nullptr);
+  const std::filesystem::path dir = dir_pattern;
+  struct RemoveDir {
+    std::filesystem::path path;
+    ~RemoveDir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  } remove_dir{dir};
+  const std::string config = (dir / "server.toml").string();
+  auto write_config = [&](const std::string& text) {
+    const std::string next = config + ".next";
+    std::ofstream(next) << text;
+    std::filesystem::rename(next, config);  // whole, as an editor saves it
+  };
+  write_config("max-message = 1000\n");
+  UpperServer server({"--framed", "127.0.0.1:0", "--config", config});
+  const std::vector<pid_t> before = ready_pids(server.ready_snapshot());
+  const std::string big(2000, 'x');
+  auto too_big = [&] {
+    auto client = TcpClient::connect(server.endpoint("framed"));
+    client.send_frame(big);
+    return client.closed_by_peer();
+  };
+  BOOST_TEST(too_big(), "a 2000-byte frame was answered under max-message = 1000");
+
+  write_config("max-message = \"lots\"\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST_REQUIRE(logged_when(server, "reload refused", 1), server.process().stderr_text());
+  BOOST_TEST(logged(server, "reload refused") == 1u);
+  BOOST_TEST(server.process().stderr_text().find("max-message") != std::string::npos);
+  BOOST_TEST(ready_pids(server.snapshot()) == before);
+  BOOST_TEST(ask(server, "still") == "STILL");
+
+  write_config("max-message = 100000\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST_REQUIRE(logged_when(server, "reload done", 1), server.process().stderr_text());
+  auto rolled = server.when([&](const prefork::ScoreboardSnapshot& s) {
+    const std::vector<pid_t> now = ready_pids(s);
+    return now.size() == before.size() &&
+           std::none_of(now.begin(), now.end(), [&](pid_t pid) { return contains(before, pid); });
+  });
+  BOOST_TEST(rolled.has_value(), "not every worker was replaced");
+  BOOST_TEST(ask(server, big) == std::string(2000, 'X'));
+}
