@@ -69,64 +69,128 @@ std::optional<ProgramImage> ProgramImage::of_this_process() {
 
 // ---- the old master ---------------------------------------------------------
 
-BinaryUpgrade::BinaryUpgrade(Setup setup, WorkerPlan& plan, SignalPipe& signals)
-    : setup_(std::move(setup)), plan_(plan), signals_(signals) {
-  if (setup_.deadline.count() <= 0) setup_.deadline = std::chrono::milliseconds(60'000);
-}
+BinaryUpgrade::BinaryUpgrade(UpgradeHost& host, std::chrono::milliseconds deadline)
+    : host_(host),
+      deadline_length_(deadline.count() > 0 ? deadline : std::chrono::milliseconds(60'000)) {}
 
 void BinaryUpgrade::start() {
   if (pid_ > 0) {
     log_info("SIGUSR2: an upgrade is under way (new master pid %d); ignored", pid_);
     return;
   }
-  if (served_) return;  // handed over: this master is on its way out
-  if (setup_.old_master > 0 && ::getppid() == setup_.old_master) {
-    log_info("SIGUSR2: the previous generation (master pid %d) is still draining; ignored",
-             setup_.old_master);
+  if (served_) {
+    log_info("SIGUSR2: this master has handed over and is stopping; ignored");
     return;
   }
+  if (const pid_t old = host_.old_generation()) {
+    log_info("SIGUSR2: the previous generation (master pid %d) is still draining; ignored", old);
+    return;
+  }
+  if (!host_.set_pid_file_aside()) return;
+  UpgradeHost::Launched launched = host_.launch();
+  if (launched.pid < 0) {
+    host_.put_pid_file_back();
+    return;
+  }
+  pid_ = launched.pid;
+  ready_ = std::move(launched.ready);
+  quit_sent_ = false;
+  deadline_ = host_.now() + deadline_length_;
+}
+
+void BinaryUpgrade::add_poll_fds(std::vector<pollfd>& fds) {
+  fds.push_back(pollfd{ready_.get(), POLLIN, 0});  // -1 when idle: poll() skips it
+}
+
+void BinaryUpgrade::serve(std::span<const pollfd> polled) {
+  if (pid_ > 0 && !polled.empty() && polled.front().revents != 0) {
+    char byte = 0;
+    const ssize_t got = ::read(ready_.get(), &byte, 1);
+    if (got == 1) {
+      log_info("upgrade: new master pid %d serves; this generation drains and exits", pid_);
+      served_ = true;
+      served_by_ = std::exchange(pid_, 0);
+      ready_.reset();
+      return;
+    }
+    if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+      ready_.reset();  // its exit follows
+  }
+  if (pid_ <= 0 || host_.now() < deadline_) return;
+  if (!quit_sent_) {
+    log_error(
+        "upgrade: new master pid %d not ready within %lld ms: stopping it; this master serves on",
+        pid_, static_cast<long long>(deadline_length_.count()));
+    quit_new_master();
+  } else {
+    log_error("upgrade: new master pid %d still there: killing it", pid_);
+    host_.kill(pid_, SIGKILL);
+    deadline_ = Clock::time_point::max();
+  }
+}
+
+void BinaryUpgrade::quit_new_master() {
+  host_.kill(pid_, SIGQUIT);
+  quit_sent_ = true;
+  deadline_ = host_.now() + quit_grace;
+}
+
+std::optional<MasterService::Clock::time_point> BinaryUpgrade::next_deadline() const {
+  if (pid_ <= 0) return std::nullopt;
+  return deadline_;
+}
+
+void BinaryUpgrade::on_stop() {
+  if (pid_ > 0 && !quit_sent_) {
+    log_info("upgrade: this master stops before new master pid %d served: stopping it too", pid_);
+    quit_new_master();
+  }
+}
+
+bool BinaryUpgrade::on_child_exit(pid_t pid, int status) {
+  if (pid <= 0 || pid != pid_) return false;
+  pid_ = 0;
+  ready_.reset();
+  log_error("upgrade failed: new master pid %d %s before it served; this master serves on", pid,
+            describe(status).c_str());
+  host_.put_pid_file_back();
+  host_.clear_leftovers();
+  return true;
+}
+
+// ---- its host ---------------------------------------------------------------
+
+ProcessUpgradeHost::ProcessUpgradeHost(Setup setup, WorkerPlan& plan, SignalPipe& signals)
+    : setup_(std::move(setup)), plan_(plan), signals_(signals) {}
+
+UpgradeHost::Launched ProcessUpgradeHost::launch() {
   if (!setup_.program) {
     log_error("SIGUSR2: this program's path and arguments could not be read at start; ignored");
-    return;
+    return {};
   }
   int ends[2];
   if (::pipe2(ends, O_CLOEXEC) != 0) {
     log_sys_error("pipe2", errno, "for the upgrade; SIGUSR2 ignored");
-    return;
+    return {};
   }
   UniqueFd read_end(ends[0]), write_end(ends[1]);
-  if (!setup_.pid_file.empty()) {
-    try {
-      rename_pid_file_to_oldbin(setup_.pid_file);
-    } catch (const std::exception& e) {
-      log_error("SIGUSR2: %s; upgrade not started", e.what());
-      return;
-    }
-  }
   log_info("SIGUSR2: starting a new master from %s", setup_.program->path.c_str());
-  const pid_t pid = [&] {
-    SignalPipe::Blocked blocked(signals_);
-    const pid_t child = ::fork();
-    if (child == 0) {
-      signals_.abandon_in_child();
-      blocked.restore();
-      exec_new_master(write_end.get());
-    }
-    return child;
-  }();
+  SignalPipe::Blocked blocked(signals_);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    signals_.abandon_in_child();
+    blocked.restore();
+    exec_new_master(write_end.get());
+  }
   if (pid < 0) {
     log_sys_error("fork", errno, "for the upgrade; this master serves on");
-    restore_pid_file();
-    return;
+    return {};
   }
-  pid_ = pid;
-  ready_ = std::move(read_end);
-  quit_sent_ = false;
-  deadline_ = Clock::now() + setup_.deadline;
+  return Launched{.pid = pid, .ready = std::move(read_end)};
 }
 
 // In the forked child: nothing returns into the master's stack.
-void BinaryUpgrade::exec_new_master(int ready_fd) noexcept {
+void ProcessUpgradeHost::exec_new_master(int ready_fd) noexcept {
   try {
     if (::chdir(setup_.program->cwd.c_str()) != 0)
       throw SystemError("chdir", errno, setup_.program->cwd);
@@ -149,78 +213,39 @@ void BinaryUpgrade::exec_new_master(int ready_fd) noexcept {
   ::_exit(127);
 }
 
-void BinaryUpgrade::add_poll_fds(std::vector<pollfd>& fds) {
-  fds.push_back(pollfd{ready_.get(), POLLIN, 0});  // -1 when idle: poll() skips it
+void ProcessUpgradeHost::kill(pid_t pid, int signal) {
+  if (::kill(pid, signal) != 0 && errno != ESRCH)
+    log_sys_error("kill", errno, "new master pid %d with %s", pid, ::strsignal(signal));
 }
 
-void BinaryUpgrade::serve(std::span<const pollfd> polled) {
-  if (pid_ > 0 && !polled.empty() && polled.front().revents != 0) {
-    char byte = 0;
-    const ssize_t got = ::read(ready_.get(), &byte, 1);
-    if (got == 1) {
-      log_info("upgrade: new master pid %d serves; this generation drains and exits", pid_);
-      served_ = true;
-      served_by_ = std::exchange(pid_, 0);
-      ready_.reset();
-      return;
-    }
-    if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
-      ready_.reset();  // its exit follows
-  }
-  if (pid_ <= 0 || Clock::now() < deadline_) return;
-  if (!quit_sent_) {
-    log_error(
-        "upgrade: new master pid %d not ready within %lld ms: stopping it; this master serves on",
-        pid_, static_cast<long long>(setup_.deadline.count()));
-    ::kill(pid_, SIGQUIT);
-    quit_sent_ = true;
-    deadline_ = Clock::now() + quit_grace;
-  } else {
-    log_error("upgrade: new master pid %d still there: killing it", pid_);
-    ::kill(pid_, SIGKILL);
-    deadline_ = Clock::time_point::max();
+// Its old master is its parent until it exits (the new master is forked by it).
+pid_t ProcessUpgradeHost::old_generation() {
+  return setup_.old_master > 0 && ::getppid() == setup_.old_master ? setup_.old_master : 0;
+}
+
+bool ProcessUpgradeHost::set_pid_file_aside() {
+  if (setup_.pid_file.empty()) return true;
+  try {
+    rename_pid_file_to_oldbin(setup_.pid_file);
+    return true;
+  } catch (const std::exception& e) {
+    log_error("SIGUSR2: %s; upgrade not started", e.what());
+    return false;
   }
 }
 
-std::optional<MasterService::Clock::time_point> BinaryUpgrade::next_deadline() const {
-  if (pid_ <= 0) return std::nullopt;
-  return deadline_;
-}
-
-void BinaryUpgrade::on_stop() {
-  if (pid_ > 0 && !quit_sent_) {
-    log_info("upgrade: this master stops before new master pid %d served: stopping it too", pid_);
-    ::kill(pid_, SIGQUIT);
-    quit_sent_ = true;
-    deadline_ = Clock::now() + quit_grace;
-  }
-}
-
-bool BinaryUpgrade::on_child_exit(pid_t pid, int status) {
-  if (pid <= 0 || pid != pid_) return false;
-  pid_ = 0;
-  ready_.reset();
-  log_error("upgrade failed: new master pid %d %s before it served; this master serves on", pid,
-            describe(status).c_str());
-  abandon();
-  return true;
-}
-
-// What a failed new master may have left: the pid file renamed, its
-// scoreboard under the interim name (when it was killed).
-void BinaryUpgrade::abandon() {
-  restore_pid_file();
-  const std::string interim = setup_.stats_name + ".next";
-  boost::interprocess::shared_memory_object::remove(interim.c_str());
-}
-
-void BinaryUpgrade::restore_pid_file() noexcept {
+void ProcessUpgradeHost::put_pid_file_back() {
   if (setup_.pid_file.empty()) return;
   try {
     restore_pid_file_from_oldbin(setup_.pid_file);
   } catch (const std::exception& e) {
     log_error("upgrade: %s", e.what());
   }
+}
+
+void ProcessUpgradeHost::clear_leftovers() {
+  const std::string interim = setup_.stats_name + ".next";
+  boost::interprocess::shared_memory_object::remove(interim.c_str());
 }
 
 // ---- the new master ---------------------------------------------------------

@@ -52,25 +52,41 @@ struct ProgramImage {
   static std::optional<ProgramImage> of_this_process();
 };
 
-// The old master's side: a service of its loop (the pipe, the deadline, the
-// new master's exit).
+// What the upgrade does to processes and files, behind an interface so that
+// its decisions (BinaryUpgrade) are unit-tested without them, as the
+// supervisor's are (tests/unit/upgrade_test.cpp).
+class UpgradeHost {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Launched {
+    pid_t pid = -1;  // -1: not started (logged)
+    UniqueFd ready;  // the read end of its pipe: one byte once it serves
+  };
+  virtual ~UpgradeHost() = default;
+  virtual Clock::time_point now() = 0;
+  virtual Launched launch() = 0;
+  virtual void kill(pid_t pid, int signal) = 0;
+  // While this master's own old master (it came from an upgrade) still
+  // drains: its pid; else 0.
+  virtual pid_t old_generation() = 0;
+  // --pid-file: PATH to PATH.oldbin (false, logged, when it cannot), and back.
+  virtual bool set_pid_file_aside() = 0;
+  virtual void put_pid_file_back() = 0;
+  // What a failed new master may have left: its scoreboard under NAME.next.
+  virtual void clear_leftovers() = 0;
+};
+
+// The old master's side, a service of its loop: the pipe, the deadline, the
+// new master's exit.
 class BinaryUpgrade final : public MasterService {
  public:
-  struct Setup {
-    std::optional<ProgramImage> program;
-    std::string stats_name;  // the scoreboard's name, handed on
-    std::string pid_file;    // empty: none
-    std::chrono::milliseconds deadline{60'000};
-    int metrics_fd = -1;   // the --metrics listener, handed on too
-    pid_t old_master = 0;  // this master's own old master, if it came from an upgrade
-  };
-
-  BinaryUpgrade(Setup setup, WorkerPlan& plan, SignalPipe& signals);
+  // `deadline`: how long the new master has to serve (0: 60 s).
+  BinaryUpgrade(UpgradeHost& host, std::chrono::milliseconds deadline);
   BinaryUpgrade(const BinaryUpgrade&) = delete;
   BinaryUpgrade& operator=(const BinaryUpgrade&) = delete;
 
-  // SIGUSR2. Refused (logged) while an upgrade is under way, while this
-  // master's own old generation lives, or without a program image.
+  // SIGUSR2. Refused (logged) while an upgrade is under way, once this
+  // master has handed over, or while its own old generation lives.
   void start();
   bool under_way() const noexcept { return pid_ > 0; }
   // The new master's pid once, the turn it reported serving; 0 otherwise.
@@ -86,19 +102,45 @@ class BinaryUpgrade final : public MasterService {
   void close_in_child() noexcept override { ready_.reset(); }
 
  private:
-  [[noreturn]] void exec_new_master(int ready_fd) noexcept;
-  void abandon();
-  void restore_pid_file() noexcept;
+  void quit_new_master();
 
-  Setup setup_;
-  WorkerPlan& plan_;
-  SignalPipe& signals_;
+  UpgradeHost& host_;
+  std::chrono::milliseconds deadline_length_;
   pid_t pid_ = 0;   // the new master, until it serves or is reaped
   UniqueFd ready_;  // the read end of its pipe
   bool served_ = false;
   pid_t served_by_ = 0;
   bool quit_sent_ = false;
   Clock::time_point deadline_{};
+};
+
+// The real host: fork, then exec of the program recorded at start, with the
+// listeners and the --metrics socket as LISTEN_FDS and the pipe beside them.
+class ProcessUpgradeHost final : public UpgradeHost {
+ public:
+  struct Setup {
+    std::optional<ProgramImage> program;
+    std::string stats_name;  // the scoreboard's name, handed on
+    std::string pid_file;    // empty: none
+    int metrics_fd = -1;     // the --metrics listener, handed on too
+    pid_t old_master = 0;    // this master's own old master, if it came from an upgrade
+  };
+  ProcessUpgradeHost(Setup setup, WorkerPlan& plan, SignalPipe& signals);
+
+  Clock::time_point now() override { return Clock::now(); }
+  Launched launch() override;
+  void kill(pid_t pid, int signal) override;
+  pid_t old_generation() override;
+  bool set_pid_file_aside() override;
+  void put_pid_file_back() override;
+  void clear_leftovers() override;
+
+ private:
+  [[noreturn]] void exec_new_master(int ready_fd) noexcept;
+
+  Setup setup_;
+  WorkerPlan& plan_;
+  SignalPipe& signals_;
 };
 
 // The new master's side: what its old master left in the environment.

@@ -112,13 +112,14 @@ int serve(const ServerConfig& requested, Handler& handler) {
     }
     std::optional<Dispatcher> dispatcher;
     if (plan.accept() == Accept::pass) dispatcher.emplace(plan);
-    BinaryUpgrade upgrade(BinaryUpgrade::Setup{.program = std::move(program),
-                                               .stats_name = config.stats_name,
-                                               .pid_file = config.pid_file,
-                                               .deadline = config.start_timeout,
-                                               .metrics_fd = metrics ? metrics->listener_fd() : -1,
-                                               .old_master = arrival ? arrival->old_master() : 0},
-                          plan, signals);
+    ProcessUpgradeHost upgrade_host(
+        ProcessUpgradeHost::Setup{.program = std::move(program),
+                                  .stats_name = config.stats_name,
+                                  .pid_file = config.pid_file,
+                                  .metrics_fd = metrics ? metrics->listener_fd() : -1,
+                                  .old_master = arrival ? arrival->old_master() : 0},
+        plan, signals);
+    BinaryUpgrade upgrade(upgrade_host, config.start_timeout);
     std::vector<MasterService*> services;
     if (dispatcher) services.push_back(&*dispatcher);
     if (metrics) services.push_back(&*metrics);
