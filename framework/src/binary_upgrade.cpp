@@ -147,6 +147,10 @@ void BinaryUpgrade::on_stop() {
   }
 }
 
+// Should the new master die in the instant after it took the name and
+// wrote its byte but before this master read it, this master serves on
+// without a name for its scoreboard (the rename unlinked it; an unlinked
+// segment cannot be linked again): serving matters more.
 bool BinaryUpgrade::on_child_exit(pid_t pid, int status) {
   if (pid <= 0 || pid != pid_) return false;
   pid_ = 0;
