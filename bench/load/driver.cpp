@@ -88,7 +88,26 @@ void Driver::run(const Phases& phases, const std::atomic<bool>& stop) noexcept {
     if (!wait_and_dispatch(next_wakeup(now))) break;
     now = now_ns();
   }
+  result_.in_flight_at_end = measured_in_flight_;
+  if (!stop.load(std::memory_order_relaxed)) now = drain(stop);
   finish(now);
+}
+
+// Time is up: each request still in flight gets the rest of its --timeout
+// to be answered (not recorded in the latencies) or to fail (counted): a
+// request a starving server never answers must not vanish from the errors
+// because the run ended before its timeout did.
+std::uint64_t Driver::drain(const std::atomic<bool>& stop) noexcept {
+  draining_ = true;
+  std::uint64_t now = now_ns();
+  while (measured_in_flight_ > 0 && !stop.load(std::memory_order_relaxed)) {
+    expire(now);
+    if (measured_in_flight_ == 0 || oldest_ == none) break;
+    if (!wait_and_dispatch(std::min(slots_[oldest_].started + timeout_ns_, now + max_wait_ns)))
+      break;
+    now = now_ns();
+  }
+  return now;
 }
 
 std::uint64_t Driver::scheduled(std::uint64_t k) const noexcept {
@@ -136,6 +155,7 @@ void Driver::start(std::uint32_t id, std::uint64_t now, std::uint64_t intended,
   slot.in_flight = true;
   link(id);
   if (measured) {
+    slot.sent_measured = true;
     ++measured_issued_;
     ++measured_in_flight_;
   }
@@ -153,6 +173,7 @@ void Driver::settle(std::uint32_t id, Connection::Step step, std::uint64_t now) 
 void Driver::succeeded(std::uint32_t id, std::uint64_t now) noexcept {
   Slot& slot = slots_[id];
   unlink(id);
+  slot.answered = true;
   if (slot.measured) {
     --measured_in_flight_;
     if (now <= phases_.measure_end) {
@@ -168,7 +189,7 @@ void Driver::failed(std::uint32_t id, const Failure& failure, std::uint64_t now)
   unlink(id);
   if (slot.measured) {
     --measured_in_flight_;
-    if (now <= phases_.measure_end) {
+    if (now <= phases_.measure_end || draining_) {
       result_.errors.add(failure);
       bump(failed_);
     }
@@ -246,7 +267,8 @@ void Driver::unlink(std::uint32_t id) noexcept {
 
 void Driver::finish(std::uint64_t now) noexcept {
   result_.finished_ns = now;
-  result_.in_flight_at_end = measured_in_flight_;
+  for (const Slot& slot : slots_)
+    if (slot.sent_measured && !slot.answered) ++result_.starved_connections;
   if (!open_loop_) return;
   // Requests due within the measured time that never went out: the server
   // (or this client) could not keep to the schedule. Only those due by the

@@ -42,10 +42,13 @@ struct DriverResult {
   std::unique_ptr<prefork::Histogram> latency;  // ns, from the intended send to the whole reply
   ErrorCounts errors;
   std::uint64_t finished_ns = 0;
-  std::uint64_t in_flight_at_end = 0;  // measured requests abandoned when time was up
+  std::uint64_t in_flight_at_end = 0;  // measured requests still in flight when time was up
   std::uint64_t behind_schedule = 0;   // open loop: due before the end, never sent
-  bool broken = false;                 // epoll failed: the loop stopped early
-  Failure fatal;                       // its call and errno (the kind is unused)
+  // Connections that sent measured requests and never had one answered in
+  // the whole run: starved (a server that accepts and never serves them).
+  std::uint64_t starved_connections = 0;
+  bool broken = false;  // epoll failed: the loop stopped early
+  Failure fatal;        // its call and errno (the kind is unused)
 };
 
 class Driver {
@@ -101,6 +104,8 @@ class Driver {
     std::uint32_t prev = none, next = none;  // the in-flight list, oldest first
     bool in_flight = false;
     bool measured = false;
+    bool sent_measured = false;  // for starved_connections
+    bool answered = false;
   };
 
   std::uint64_t scheduled(std::uint64_t k) const noexcept;
@@ -117,6 +122,7 @@ class Driver {
   bool wait_and_dispatch(std::uint64_t until) noexcept;
   void link(std::uint32_t id) noexcept;
   void unlink(std::uint32_t id) noexcept;
+  std::uint64_t drain(const std::atomic<bool>& stop) noexcept;
   void finish(std::uint64_t now) noexcept;
 
   const bool open_loop_;
@@ -137,6 +143,7 @@ class Driver {
   std::vector<epoll_event> events_;
 
   Phases phases_{};
+  bool draining_ = false;           // after measure_end: settling what is in flight
   std::uint64_t next_k_ = 0;        // open loop: the next scheduled request
   std::uint64_t issued_until_ = 0;  // when issue() last ran
   std::uint64_t measured_issued_ = 0;

@@ -48,7 +48,7 @@ int main(int argc, char** argv) {
     if (result.broken)
       std::fprintf(stderr, "prefork-bench: a load thread stopped: %s\n",
                    bench::describe(result.fatal).c_str());
-    return result.broken || result.errors.total() != 0 ? 1 : 0;
+    return result.broken || result.errors.total() != 0 || result.starved_connections != 0 ? 1 : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "prefork-bench: %s\n", e.what());
     return 1;

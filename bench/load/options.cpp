@@ -28,7 +28,9 @@ constexpr const char* usage_head =
     "Loads a server on loopback; reports throughput, latency percentiles, errors\n"
     "by kind and its own CPU use.\n";
 constexpr const char* usage_tail =
-    "Exit status: 0 without errors; 1 with request errors or a failed system call;\n"
+    "Exit status: 0 without errors; 1 with request errors (a request still in flight\n"
+    "when time is up gets the rest of its --timeout), a connection that never had a\n"
+    "request answered (starved), or a failed system call;\n"
     "2 for a bad command line or a target outside loopback.\n";
 
 po::options_description flag_descriptions() {

@@ -101,7 +101,10 @@ void print_summary(std::FILE* out, const Options& o, const Exchange& x, const Ru
             describe(r.errors.first[k]).c_str());
   }
   s += '\n';
-  if (r.behind_schedule)  // (requests in flight at the end are normal: not shown)
+  if (r.starved_connections)
+    appendf(s, "starved     %llu connections sent requests and never had one answered\n",
+            static_cast<unsigned long long>(r.starved_connections));
+  if (r.behind_schedule)  // (requests in flight at the end settle in the drain)
     appendf(s, "behind      %llu requests were due but never sent: the schedule fell behind\n",
             static_cast<unsigned long long>(r.behind_schedule));
   const auto& h = *r.latency;
@@ -151,9 +154,12 @@ std::string to_json(const Options& o, const Exchange& x, const RunResult& r, con
     append_json_string(j, describe(r.errors.first[k]));
     first = false;
   }
-  appendf(j, "},\"unfinished\":{\"in_flight_at_end\":%llu,\"behind_schedule\":%llu},",
+  appendf(j,
+          "},\"unfinished\":{\"in_flight_at_end\":%llu,\"behind_schedule\":%llu,"
+          "\"starved_connections\":%llu},",
           static_cast<unsigned long long>(r.in_flight_at_end),
-          static_cast<unsigned long long>(r.behind_schedule));
+          static_cast<unsigned long long>(r.behind_schedule),
+          static_cast<unsigned long long>(r.starved_connections));
   appendf(j, "\"interrupted\":%s,", r.interrupted ? "true" : "false");
   appendf(j, "\"duration_s\":%.6f,\"throughput_rps\":%.3f,", r.duration_s, throughput(r));
 

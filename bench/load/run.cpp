@@ -160,6 +160,7 @@ RunResult run_load(const Options& o, const Exchange& exchange, const std::atomic
     finished_at = std::max(finished_at, r.finished_ns);
     result.in_flight_at_end += r.in_flight_at_end;
     result.behind_schedule += r.behind_schedule;
+    result.starved_connections += r.starved_connections;
     if (r.broken && !result.broken) {
       result.broken = true;
       result.fatal = r.fatal;

@@ -21,8 +21,9 @@ struct RunResult {
   std::uint64_t requests = 0;                    // measured requests answered correctly
   double duration_s = 0;                         // measured time
   double user_s = 0, sys_s = 0, cpu_wall_s = 0;  // getrusage over the measured time
-  std::uint64_t in_flight_at_end = 0;
+  std::uint64_t in_flight_at_end = 0;            // answered or failed (counted) in the drain after
   std::uint64_t behind_schedule = 0;
+  std::uint64_t starved_connections = 0;  // sent measured requests, never one answered
   bool interrupted = false;
   bool broken = false;  // a thread's epoll failed; see fatal
   Failure fatal;

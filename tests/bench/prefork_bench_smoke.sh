@@ -107,6 +107,38 @@ EOF
   fi
 done
 
+# A server that accepts connections (the kernel's queue does) and never
+# answers: every request is a failure, every connection starved, exit 1,
+# even when the run ends before the requests' --timeout.
+starver_port_file=$work/starver.port
+python3 -c '
+import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(64)
+with open(sys.argv[1], "w") as f:
+    f.write(str(s.getsockname()[1]))
+time.sleep(60)
+' "$starver_port_file" &
+starver_pid=$!
+for _ in $(seq 100); do [[ -s $starver_port_file ]] && break; sleep 0.05; done
+timeout 60 "$bench" --target framed --address "127.0.0.1:$(cat "$starver_port_file")" \
+  --duration 0.5 --warmup 0 --timeout 1000 --connections 4 --json >"$work/starved.json" 2>/dev/null
+status=$?
+kill "$starver_pid" 2>/dev/null
+wait "$starver_pid" 2>/dev/null
+if [[ $status -ne 1 ]]; then
+  fail "starving server: prefork-bench exited $status, expected 1"
+elif ! python3 -c '
+import json, sys
+doc = json.load(open(sys.argv[1]))
+sys.exit(0 if doc["unfinished"]["starved_connections"] == 4 and doc["errors"]["timeout"] >= 4 else 1)
+' "$work/starved.json"; then
+  fail "starving server: $(head -c 400 "$work/starved.json")"
+else
+  echo "ok: a starving server: 4 connections starved, their requests timed out, exit 1"
+fi
+
 if ((failures > 0)); then
   echo "$failures failure(s)" >&2
   exit 1
