@@ -431,6 +431,11 @@ class FdExhaustion(Scenario):
                 f"peak descriptors {most_fds}, {emfile} EMFILE log lines")
         r.check(f"no busy loop (each worker's CPU < {self.BUSY_SHARE:.0%} of the wall time)",
                 all(v < self.BUSY_SHARE for v in share.values()), f"{share}")
+        # At most one line a second per worker (and one more at each end of the span):
+        # a count bound by design, not by speed.
+        most_lines = workers * (int(time.monotonic() - flood_begin) + 2)
+        r.check(f"EMFILE logged at most once a second per worker ({most_lines} lines at most)",
+                emfile <= most_lines, f"{emfile} lines")
         r.check("recovered: a new connection served after the flood", recovered_at, err or "")
         r.check("the master is running", not s.exited(), master_state(s))
         r.check("UDP is answered", udp_probe(s.udp_port))

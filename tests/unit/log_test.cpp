@@ -4,6 +4,7 @@
 #define BOOST_TEST_MODULE log
 #include <boost/test/unit_test.hpp>
 
+#include <prefork/core/log_limiter.hpp>
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 
@@ -195,4 +196,21 @@ BOOST_AUTO_TEST_CASE(levels_and_formats_have_names) {
   BOOST_TEST(!prefork::log_level_from_name("loud").has_value());
   BOOST_TEST((prefork::log_format_from_name("json") == prefork::LogFormat::json));
   BOOST_TEST(!prefork::log_format_from_name("xml").has_value());
+}
+
+// A flood of the same error is one line per interval, which says how many
+// it stands for.
+BOOST_AUTO_TEST_CASE(a_limiter_admits_one_event_per_interval_and_counts_the_rest) {
+  using namespace std::chrono_literals;
+  prefork::LogLimiter limiter(1s);
+  const auto t0 = prefork::LogLimiter::Clock::time_point(100s);
+  std::uint64_t suppressed = 99;
+  BOOST_TEST(limiter.admit(t0, suppressed));
+  BOOST_TEST(suppressed == 0u);
+  for (int i = 0; i < 40; ++i) BOOST_TEST(!limiter.admit(t0 + 25ms * i, suppressed));
+  BOOST_TEST(limiter.admit(t0 + 1s, suppressed));
+  BOOST_TEST(suppressed == 40u);
+  BOOST_TEST(!limiter.admit(t0 + 1500ms, suppressed));
+  BOOST_TEST(limiter.admit(t0 + 5s, suppressed));
+  BOOST_TEST(suppressed == 1u);
 }

@@ -2,7 +2,11 @@
 
 #include <cerrno>
 
+#include <prefork/core/log_limiter.hpp>
 #include <prefork/log.hpp>
+
+#include <chrono>
+#include <cstdint>
 
 namespace prefork {
 
@@ -12,10 +16,17 @@ AcceptFailure accept_failed(int error, const Listener& listener, std::size_t ind
   // The connection died in the queue, or a signal came: try the next one.
   if (error == ECONNABORTED || error == EINTR || error == EPROTO) return AcceptFailure::next;
   stats.error(ErrorKind::other, index);
-  log_sys_error("accept4", error, "on %s", listener.local.to_string().c_str());
-  if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM)
-    return AcceptFailure::exhausted;
-  return AcceptFailure::failed;
+  const bool exhausted = error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM;
+  // Counted every time, logged once a second: under a flood of connections
+  // a worker out of descriptors fails here after every pause.
+  static LogLimiter limiter(std::chrono::seconds(1));
+  std::uint64_t suppressed = 0;
+  if (limiter.admit(LogLimiter::Clock::now(), suppressed))
+    log_sys_error("accept4", error, "on %s%s (%llu more since the last such line)",
+                  listener.local.to_string().c_str(),
+                  exhausted ? ": not accepting for a while" : "",
+                  static_cast<unsigned long long>(suppressed));
+  return exhausted ? AcceptFailure::exhausted : AcceptFailure::failed;
 }
 
 }  // namespace prefork

@@ -276,7 +276,7 @@ void EventRuntime::pause_accepting() {
   for (const Listener& listener : setup_.listeners)
     if (listener.protocol != Protocol::datagram)
       ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
-  log_info("not accepting for %lld ms", static_cast<long long>(accept_pause.count()));
+  // accept_failed() has said so, at most once a second.
 }
 
 void EventRuntime::resume_accepting_if_due() {
