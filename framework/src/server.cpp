@@ -11,6 +11,7 @@
 
 #include "binary_upgrade.hpp"
 #include "config_check.hpp"
+#include "descriptor_limit.hpp"
 #include "dispatcher.hpp"
 #include "master.hpp"
 #include "metrics_endpoint.hpp"
@@ -88,6 +89,7 @@ int serve(const ServerConfig& requested, Handler& handler) {
     // Handlers first: a signal from now on is an orderly stop.
     SignalPipe signals(master_signals());
     ::signal(SIGPIPE, SIG_IGN);
+    raise_descriptor_limit();
     WorkerPlan plan(config, identity.run_as);  // the listeners, opened (or inherited) here
     if (plan.inherited())
       log_info("serving on %zu inherited sockets (LISTEN_FDS) instead of binding",

@@ -12,6 +12,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -211,4 +212,50 @@ BOOST_AUTO_TEST_CASE(handed_over_listeners_cross_an_exec_into_a_new_master) {
   reap.pid = 0;  // reaped
   BOOST_TEST((WIFEXITED(status) && WEXITSTATUS(status) == 0), read_text(err));
   BOOST_TEST(!shm_exists(shm.name()));
+}
+
+namespace {
+
+// The soft open-files limit of `pid`, from /proc/PID/limits; 0 if unreadable.
+unsigned long soft_open_files(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/limits");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("Max open files", 0) == 0) {
+      std::istringstream fields(line.substr(std::string("Max open files").size()));
+      unsigned long soft = 0;
+      fields >> soft;
+      return soft;
+    }
+  return 0;
+}
+
+}  // namespace
+
+// Every connection is a descriptor: the master raises its soft limit to the
+// hard one at start (and says so), and its workers have it too.
+BOOST_AUTO_TEST_CASE(the_open_files_limit_is_raised_to_the_hard_limit) {
+  rlimit own{};
+  BOOST_TEST_REQUIRE(::getrlimit(RLIMIT_NOFILE, &own) == 0);
+  const unsigned long hard = own.rlim_max == RLIM_INFINITY ? 4096 : own.rlim_max;
+  BOOST_TEST_REQUIRE(hard >= 128u, "the hard limit here is too low to test with");
+  const unsigned long soft = std::min(256ul, hard / 2);
+  ShmGuard shm(unique_stats_name());
+  std::vector<std::string> args{"--nofile=" + std::to_string(soft) + ":" + std::to_string(hard),
+                                bin_path("upper_server")};
+  for (std::string& arg : server_arguments(shm.name(), 2, {"--framed", "127.0.0.1:0"}))
+    args.push_back(std::move(arg));
+  ServerProcess server("prlimit", args);  // prlimit sets the limits, then execs the server
+  server.wait_for_listening(1, start_timeout);
+  auto ready = scoreboard_when(
+      shm.name(),
+      [](const prefork::ScoreboardSnapshot& s) {
+        return s.slots.size() == 2 && all_workers_ready(s);
+      },
+      start_timeout);
+  BOOST_TEST_REQUIRE(ready.has_value(), server.describe());
+  BOOST_TEST(soft_open_files(server.pid()) == hard);
+  for (pid_t worker : worker_pids(*ready)) BOOST_TEST(soft_open_files(worker) == hard);
+  BOOST_TEST(server.stderr_text().find("open-files limit raised from " + std::to_string(soft) +
+                                       " to " + std::to_string(hard)) != std::string::npos,
+             server.stderr_text());
 }
