@@ -390,10 +390,16 @@ BOOST_AUTO_TEST_CASE(raw_each_input_is_one_message) {
   BOOST_TEST(codec.overhead() == 0u);
   BOOST_TEST(frame(codec, "as is\n") == "as is\n");
   const std::string input = "any\nbytes\0at all"s;
-  Decoded decoded = codec.decode(input, 4);
+  Decoded decoded = codec.decode(input, 64);
   BOOST_TEST_REQUIRE((decoded.status == Status::message));
   BOOST_TEST(decoded.message == input);
   BOOST_TEST(decoded.consumed == input.size());
+  // Over the limit: the first `limit` bytes, as recv(limit) would return.
+  decoded = codec.decode(input, 4);
+  BOOST_TEST_REQUIRE((decoded.status == Status::message));
+  BOOST_TEST(decoded.message == "any\n");
+  BOOST_TEST(decoded.consumed == 4u);
+  BOOST_TEST((codec.decode(input, 0).status == Status::too_large));
 }
 
 BOOST_AUTO_TEST_CASE(raw_stream_split_anywhere) {

@@ -1,5 +1,6 @@
 #include <prefork/codec.hpp>
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <stdexcept>
@@ -18,8 +19,12 @@ constexpr std::uint64_t byteswap(std::uint64_t v) noexcept { return __builtin_bs
 
 void Codec::write_header(std::size_t, char*) const {}
 
-Decoded RawCodec::decode(std::string_view input, std::size_t) const {
-  return Decoded::whole(input, input.size());
+// As recv(limit) would: a read longer than the limit is several messages
+// (the fuzz target found the limit ignored).
+Decoded RawCodec::decode(std::string_view input, std::size_t limit) const {
+  if (limit == 0) return Decoded::too_large();
+  const std::size_t size = std::min(input.size(), limit);
+  return Decoded::whole(input.substr(0, size), size);
 }
 
 LengthPrefixCodec::LengthPrefixCodec(unsigned width, Endian endian)

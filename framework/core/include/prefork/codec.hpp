@@ -61,7 +61,9 @@ class Codec {
   virtual std::size_t overhead() const noexcept { return header_size() + trailer().size(); }
 };
 
-// Each chunk read from the socket is one message; replies are plain bytes.
+// Each chunk read from the socket is one message, of at most `limit` bytes
+// (a longer chunk is several, as recv(limit) would return them); replies are
+// plain bytes.
 class RawCodec final : public Codec {
  public:
   Decoded decode(std::string_view input, std::size_t limit) const override;
