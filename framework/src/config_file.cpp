@@ -81,8 +81,118 @@ std::string config_location(const std::string& path, unsigned line) {
   return location;
 }
 
+namespace {
+
+// toml++ 3.3 (Debian 12) reaches __builtin_unreachable() (undefined
+// behaviour) on many non-ASCII characters outside strings and comments
+// (U+00A1..U+0499, say: its whitespace table misses buckets; found by
+// tests/fuzz). TOML allows none there (bare keys, numbers, booleans and
+// dates are ASCII), so such a character is refused, with its line, before
+// toml++ reads the file. Strings and comments may hold any UTF-8.
+void refuse_what_toml_cannot_read(const std::string& path, const std::string& text) {
+  enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
+  unsigned line = 1;
+  bool value = false;  // after '=': where toml++ scans bare values
+  unsigned braces = 0;
+  constexpr auto npos = std::string_view::npos;
+  const auto at = [&](std::size_t i, std::string_view what) {
+    return text.compare(i, what.size(), what) == 0;
+  };
+  const auto non_ascii = [&] {
+    std::string message = config_location(path, line);
+    message += ": a non-ASCII character outside a string or a comment";
+    throw UsageError(message);
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    // TOML allows no control character but tab and a line's end, anywhere;
+    // refusing them here keeps this scan and toml++'s in step.
+    const auto byte = static_cast<unsigned char>(c);
+    if ((byte < 0x20 && c != '\t' && c != '\n' && !(c == '\r' && at(i, "\r\n"))) || byte == 0x7F) {
+      char what[48];
+      std::snprintf(what, sizeof what, ": a control character (0x%02X)", byte);
+      std::string message = config_location(path, line);
+      message += what;
+      throw UsageError(message);
+    }
+    if (c == '\n') {
+      ++line;
+      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;
+      if (in == In::code && braces == 0) value = false;
+      continue;
+    }
+    switch (in) {
+      case In::code:
+        if (byte >= 0x80) non_ascii();
+        // A value that is not a string (a number, a date, a boolean) is
+        // scanned by toml++ up to the next space, comma, bracket or comment
+        // whatever it holds, quotes included: all of it must be ASCII.
+        if (value && (std::isalnum(byte) || std::string_view("_+-:.").find(c) != npos)) {
+          std::size_t end = i;
+          while (end < text.size() && std::string_view(" \t\r\n,]}#").find(text[end]) == npos) {
+            if (static_cast<unsigned char>(text[end]) >= 0x80) non_ascii();
+            ++end;
+          }
+          i = end - 1;
+          break;
+        }
+        if (c == '=') value = true;
+        if (c == '{') value = false, ++braces;
+        if (c == '}' && braces > 0) --braces;
+        if (c == ',' && braces > 0) value = false;
+        if (c == '#')
+          in = In::comment;
+        else if (at(i, "\"\"\""))
+          in = In::multi_basic, i += 2;
+        else if (at(i, "\'\'\'"))
+          in = In::multi_literal, i += 2;
+        else if (c == '"')
+          in = In::basic;
+        else if (c == '\'')
+          in = In::literal;
+        break;
+      case In::comment:
+        break;
+      case In::basic:
+      case In::multi_basic:
+        // An escape (TOML's are ASCII; toml++ asks whether a non-ASCII
+        // one is a line-ending backslash's whitespace).
+        if (c == '\\' && in == In::multi_basic) {
+          // A line-ending backslash: toml++ skips the whitespace after it,
+          // asking of the first other character whether it is whitespace.
+          std::size_t next = text.find_first_not_of(" \t", i + 1);
+          if (next != npos && (text[next] == '\n' || text[next] == '\r')) {
+            next = text.find_first_not_of(" \t\r\n", next);
+            for (std::size_t k = i; k < std::min(next, text.size()); ++k) line += text[k] == '\n';
+            if (next != npos && static_cast<unsigned char>(text[next]) >= 0x80) non_ascii();
+            i = (next == npos ? text.size() : next) - 1;
+            break;
+          }
+        }
+        if (c == '\\' && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80)
+          non_ascii();
+        else if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
+          ++i;
+        else if (in == In::multi_basic && at(i, "\"\"\""))
+          in = In::code, i += 2;
+        else if (in == In::basic && c == '"')
+          in = In::code;
+        break;
+      case In::literal:
+        if (c == '\'') in = In::code;
+        break;
+      case In::multi_literal:
+        if (at(i, "\'\'\'")) in = In::code, i += 2;
+        break;
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<ConfigEntry> read_config_file(const std::string& path) {
   const std::string text = read_whole(path);
+  refuse_what_toml_cannot_read(path, text);
   toml::table table;
   try {
     table = toml::parse(text, path);

@@ -353,6 +353,25 @@ BOOST_AUTO_TEST_CASE(a_syntax_error_names_the_line_and_the_column) {
   BOOST_TEST(error_of({"--config", file.path}).starts_with(file.path + ":2:"));
 }
 
+// toml++ 3.3 reaches undefined behaviour on a non-ASCII character outside
+// strings and comments (found by tests/fuzz): refused with its line before
+// it reads the file; strings and comments hold any UTF-8.
+BOOST_AUTO_TEST_CASE(non_ascii_outside_strings_and_comments_is_refused_with_its_line) {
+  ConfigFile file("workers = 2\n\xEF\xBB\xAF.\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":2: a non-ASCII character outside a string or a comment");
+  file.write("# caf\xC3\xA9\nworkers = 2 \xC5\x82\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":2: a non-ASCII character outside a string or a comment");
+  file.write(
+      "# caf\xC3\xA9\nstats = \"caf\xC3\xA9\\\"\xEF\xBA\x80\"  # \xC5\x82\n"
+      "user = \'\xC5\x82\'\n");
+  Captured err(stderr);
+  const prefork::CommandLine result = parse({"--config", file.path}, defaults());
+  BOOST_TEST_REQUIRE(result.config.has_value(), err.text());
+  BOOST_TEST(result.config->stats_name == "caf\xC3\xA9\"\xEF\xBA\x80");
+}
+
 BOOST_AUTO_TEST_CASE(a_missing_file_is_named_with_the_reason) {
   BOOST_TEST(error_of({"--config", "/nonexistent/prefork.toml"}) ==
              "open /nonexistent/prefork.toml: No such file or directory");
