@@ -210,7 +210,9 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
          "request"},
         {Protocol::datagram, "UDP: each datagram is one request"}}) {
     listeners.flags.push_back({{std::string(protocol_name(protocol)), "HOST:PORT", text},
-                               [&config, protocol](const std::string& v) {
+                               // (An init-capture: clang before 16, which builds the
+                               // fuzz targets, cannot capture a structured binding.)
+                               [&config, protocol = protocol](const std::string& v) {
                                  config.listeners.push_back({protocol, Address::parse(v)});
                                },
                                true});

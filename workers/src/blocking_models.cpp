@@ -218,7 +218,10 @@ class BlockingRuntime final : public Runtime {
       left_threads_serving_ = running > 0;
       return 0;
     }
-    finished.wait(lock, [&] { return running == 0; });
+    // (Named again: clang before 16, which builds the fuzz targets, cannot
+    // capture a structured binding.)
+    const unsigned& left = running;
+    finished.wait(lock, [&left] { return left == 0; });
     return 0;
   }
 
