@@ -28,6 +28,9 @@
 #   python3-prometheus-client  its strict OpenMetrics parser checks the
 #                       OpenMetrics output (promtool 2.42 reads only the older
 #                       text format)
+#   clang               clang 14 with libFuzzer (libclang-rt-14-dev): the
+#                       fuzz targets of tests/fuzz (scripts/fuzz.sh); GCC has
+#                       no coverage-guided fuzzer
 set -euo pipefail
 
 packages=(
@@ -43,7 +46,7 @@ packages=(
   gnuplot-nox
 )
 if [[ ${1:-} == --test ]]; then
-  packages+=(prometheus python3-prometheus-client)
+  packages+=(prometheus python3-prometheus-client clang libclang-rt-14-dev)
 fi
 
 if ! command -v dpkg-query >/dev/null; then

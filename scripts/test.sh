@@ -6,8 +6,9 @@
 #   3. build-tsan/  RelWithDebInfo with ThreadSanitizer (PREFORK_SANITIZE=thread):
 #                   the thread models' tests and the sessions' test in every
 #                   model (only the targets they need are built)
-#   4. clang-format --dry-run -Werror over the project's C++ files
-#   5. no scoreboard segment left behind in /dev/shm by any of the tests
+#   4. the libFuzzer targets (tests/fuzz), 10 s each, in build-fuzz/ (clang)
+#   5. clang-format --dry-run -Werror over the project's C++ files
+#   6. no scoreboard segment left behind in /dev/shm by any of the tests
 # Each step runs even when an earlier one failed, so one run reports every
 # failure; the exit status is non-zero if any step failed.
 set -euo pipefail
@@ -112,6 +113,10 @@ if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithD
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -R "$tsan_tests" || true
 fi
+
+# libFuzzer: every parser of outside input, 10 s each over its committed
+# corpus, in a clang tree of its own (scripts/fuzz.sh).
+step "fuzz (tests/fuzz, 10 s each)" bash scripts/fuzz.sh 10 || true
 
 step "clang-format" format_check || true
 step "no segment left in /dev/shm" no_segment_left || true

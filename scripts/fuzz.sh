@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The libFuzzer targets of tests/fuzz, built with clang in build-fuzz/ and run
+# each over its committed corpus (tests/fuzz/corpus/NAME, read only: new
+# inputs go to a scratch directory) for a few seconds, or longer:
+#   scripts/fuzz.sh              every target, 10 s each (what scripts/test.sh runs)
+#   scripts/fuzz.sh 600 codecs   one target, 10 minutes (a developer's run);
+#                                then `--merge` adds what it found to the corpus
+# A crash, a leak, an abort or a sanitizer report fails the run and leaves
+# the input in build-fuzz/findings/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+seconds=10
+merge=0
+targets=()
+for arg in "$@"; do
+  case $arg in
+    --merge) merge=1 ;;
+    [0-9]*) seconds=$arg ;;
+    *) targets+=("$arg") ;;
+  esac
+done
+[[ ${#targets[@]} -gt 0 ]] || targets=(codecs command_line config_file)
+
+if [[ ! -f build-fuzz/CMakeCache.txt ]]; then
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DPREFORK_FUZZ=ON -DBUILD_TESTING=OFF >/dev/null
+fi
+cmake --build build-fuzz --parallel "$(nproc)" --target "${targets[@]/#/fuzz_}"
+
+mkdir -p build-fuzz/findings
+status=0
+for name in "${targets[@]}"; do
+  corpus=tests/fuzz/corpus/$name
+  scratch=$(mktemp -d)
+  mkdir -p "$corpus"
+  echo "fuzz_$name: ${seconds} s over $(find "$corpus" -type f | wc -l) corpus inputs"
+  if ! build-fuzz/fuzz/fuzz_"$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+      -artifact_prefix=build-fuzz/findings/"$name"- -print_final_stats=0 -close_fd_mask=3 \
+      "$scratch" "$corpus" >build-fuzz/findings/"$name".log 2>&1; then
+    echo "fuzz_$name: FAILED (input and log in build-fuzz/findings/)"
+    tail -30 build-fuzz/findings/"$name".log
+    status=1
+  else
+    tail -1 build-fuzz/findings/"$name".log
+  fi
+  if [[ $merge -eq 1 ]]; then
+    build-fuzz/fuzz/fuzz_"$name" -merge=1 "$corpus" "$scratch" >/dev/null 2>&1
+  fi
+  rm -rf "$scratch"
+done
+exit "$status"
