@@ -4,8 +4,9 @@
 #   2. build-asan/  Debug with AddressSanitizer + UBSan (PREFORK_SANITIZE=ON),
 #                   every test but the installed-package one (-LE consumer)
 #   3. build-tsan/  RelWithDebInfo with ThreadSanitizer (PREFORK_SANITIZE=thread):
-#                   the thread models' tests and the sessions' test in every
-#                   model (only the targets they need are built)
+#                   the thread models' tests, the sessions' test in every
+#                   model and the master's metrics thread (only the targets
+#                   they need are built)
 #   4. the libFuzzer targets (tests/fuzz), 10 s each, in build-fuzz/ (clang)
 #   5. clang-format --dry-run -Werror over the project's C++ files
 #   6. no scoreboard segment left behind in /dev/shm by any of the tests
@@ -103,9 +104,9 @@ fi
 # keeps the reports' file:line. Every report fails: halt_on_error in the
 # test binaries, and the integration fixture looks for reports in the
 # servers' stderr (their workers are replaced when they halt).
-tsan_tests='thread-per-connection|prethreaded|hybrid|^integration_sessions_'
+tsan_tests='thread-per-connection|prethreaded|hybrid|^integration_sessions_|^integration_metrics_'
 tsan_targets=(integration_protocols integration_supervision integration_kv integration_protocol_api
-  integration_echo_blocking integration_sessions integration_worker_signals)
+  integration_echo_blocking integration_sessions integration_worker_signals integration_metrics)
 if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPREFORK_SANITIZE=thread -DBUILD_TESTING=ON &&
   step "build build-tsan/" cmake --build build-tsan --parallel "$jobs" --target "${tsan_targets[@]}"; then

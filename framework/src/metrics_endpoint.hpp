@@ -1,5 +1,5 @@
-// The master's --metrics endpoint: a minimal HTTP/1.1 server inside the
-// master's own poll loop (as the pass Dispatcher is), answering
+// The master's --metrics endpoint: a minimal HTTP/1.1 server on a thread of
+// its own, answering
 //   GET /metrics     OpenMetrics, or Prometheus' 0.0.4 text format when the
 //                    client's Accept header does not ask for OpenMetrics
 //   GET /stats.json  the JSON document prefork-top --json prints
@@ -8,78 +8,83 @@
 // from a snapshot of the scoreboard. It reads shared memory only: the
 // workers' hot path never knows a scrape happened.
 //
-// Bounded, so that a slow or hostile client cannot stall the master: a
-// handful of clients at once, a request of at most 8 KiB, a few seconds
-// each, one request per connection (Connection: close).
+// Off the supervisor's thread, so that no client can delay supervision: a
+// snapshot of 1024 workers takes 100+ ms to render, a stuck segment up to
+// a second, and a flood of scrapes or a slowloris would otherwise hold the
+// master's loop. The thread serves up to ~1024 clients at once (fewer under
+// a low RLIMIT_NOFILE; the rest wait in the listen backlog), each with 5 s
+// to send its request head and 15 s for the whole exchange; the scrapes
+// that complete in one turn share one snapshot and one rendering.
+//
+// Fork: the master forks workers while this thread runs. See the comment
+// above the fork handlers in metrics_endpoint.cpp (and docs/NOTES.md) for
+// what the thread may hold at a fork and why a worker never needs it.
 #pragma once
 
 #include <prefork/address.hpp>
-#include <prefork/scoreboard.hpp>
 #include <prefork/unique_fd.hpp>
 
 #include "master_service.hpp"
 
-#include <poll.h>
-
-#include <chrono>
-#include <optional>
+#include <memory>
 #include <string>
-#include <vector>
+#include <string_view>
+#include <thread>
 
 namespace prefork {
+
+// What a request head asks for (parsed without any I/O: fuzzable).
+struct MetricsRequest {
+  enum class Kind { metrics_text, metrics_openmetrics, json, health, not_found, bad, method };
+  Kind kind = Kind::bad;
+  bool head_only = false;  // HEAD: the headers without the body
+};
+MetricsRequest parse_metrics_request(std::string_view head);
 
 class MetricsEndpoint final : public MasterService {
  public:
   // Binds and listens; throws SystemError (e.g. bind) naming the address.
+  // Starts the endpoint's thread (with every signal blocked: they stay the
+  // master loop's).
   MetricsEndpoint(const Address& address, std::string stats_name);
   // Serves on a socket already listening: the one an old master handed over
   // in a binary upgrade.
   MetricsEndpoint(UniqueFd listener, std::string stats_name);
   MetricsEndpoint(const MetricsEndpoint&) = delete;
   MetricsEndpoint& operator=(const MetricsEndpoint&) = delete;
+  // Stops the thread (after the turn it is in) and closes every client.
+  ~MetricsEndpoint() override;
 
   const Address& local() const noexcept { return local_; }
 
-  // What to wait on this turn: the listener, then each client.
-  void add_poll_fds(std::vector<pollfd>& fds) override;
-  // After the poll: accept, read, answer; drops clients past their deadline.
-  // Scrapes are answered during a stop too: the drain is worth watching.
-  void serve(std::span<const pollfd> polled) override;
-  // The earliest client deadline, for the master's poll timeout.
-  std::optional<Clock::time_point> next_deadline() const override;
-  // /health says "draining" from now on.
+  // Nothing in the master's poll: the endpoint's thread waits on its own.
+  void add_poll_fds(std::vector<pollfd>&) override {}
+  void serve(std::span<const pollfd>) override {}
+  std::optional<Clock::time_point> next_deadline() const override { return std::nullopt; }
+  // /health says "draining" from now on. Scrapes are answered during a
+  // stop too: the drain is worth watching.
   // (The supervisor always reports draining before a stop begins.)
-  void on_drain() override { draining_ = true; }
+  void on_drain() override;
+  // In a forked worker: closes the listener, the thread's epoll and wake
+  // descriptors and every client's (the thread itself does not exist there).
   void close_in_child() noexcept override;
   // The binary upgrade: the scoreboard took its old master's name.
-  void rename_scoreboard(std::string stats_name) { stats_name_ = std::move(stats_name); }
+  void rename_scoreboard(std::string stats_name);
   // The listening socket, for the hand-over to a new master.
-  int listener_fd() const noexcept { return listener_.get(); }
-  // A new master took the socket over: scrapes go to it from now on.
+  int listener_fd() const noexcept { return listener_number_; }
+  // A new master took the socket over: the thread closes it (on its next
+  // turn; a scrape it accepts meanwhile is still answered).
   void on_handed_over() override;
 
+  struct Impl;  // the thread's state (metrics_endpoint.cpp)
+
  private:
-  struct Client {
-    UniqueFd fd;
-    std::string request;
-    std::string response;
-    std::size_t sent = 0;
-    bool lingering = false;  // answered; reading what the client still sends
-    Clock::time_point deadline;
-  };
+  void start();
 
-  void accept_clients();
-  bool read_request(Client& client);  // false: finished with it
-  bool write_response(Client& client);
-  bool discard_input(Client& client);
-  std::string respond(const std::string& request);
-
-  UniqueFd listener_;
   Address local_;
-  std::string stats_name_;
-  std::optional<ScoreboardReader> reader_;  // opened on the first scrape
-  std::vector<Client> clients_;
-  bool draining_ = false;
+  int listener_number_ = -1;
+  std::unique_ptr<Impl> impl_;
+  std::thread thread_;
 };
 
 }  // namespace prefork

@@ -21,8 +21,9 @@ LogSettings settings;
 std::atomic<LogLevel> threshold{LogLevel::info};
 std::atomic<LogFormat> format{LogFormat::text};
 // The descriptor lines go to: stderr, or the log file's. reopen_log() keeps
-// its number, so it never changes while threads log.
-int log_fd = STDERR_FILENO;
+// its number, so it never changes while threads log; a reload that changes
+// the file may (the master's metrics thread logs meanwhile): atomic.
+std::atomic<int> log_fd{STDERR_FILENO};
 
 const char* role = "master";
 bool is_worker = false;
@@ -102,7 +103,7 @@ class Line {
     const char* at = text_;
     std::size_t left = used_;
     while (left > 0) {
-      const ssize_t n = ::write(log_fd, at, left);
+      const ssize_t n = ::write(log_fd.load(std::memory_order_relaxed), at, left);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;
       at += n;
@@ -173,11 +174,11 @@ int install_log_file(const std::string& path, const char*& call) noexcept {
     call = "open";
     return errno;
   }
-  if (log_fd == STDERR_FILENO) {
-    log_fd = fd;
+  if (log_fd.load() == STDERR_FILENO) {
+    log_fd.store(fd);
     return 0;
   }
-  const int error = ::dup3(fd, log_fd, O_CLOEXEC) < 0 ? errno : 0;
+  const int error = ::dup3(fd, log_fd.load(), O_CLOEXEC) < 0 ? errno : 0;
   ::close(fd);
   call = "dup3";
   return error;
@@ -217,8 +218,8 @@ std::optional<LogFormat> log_format_from_name(std::string_view name) noexcept {
 
 void configure_log(const LogSettings& wanted) {
   if (wanted.file.empty()) {
-    if (log_fd != STDERR_FILENO) ::close(log_fd);
-    log_fd = STDERR_FILENO;
+    const int old = log_fd.exchange(STDERR_FILENO);
+    if (old != STDERR_FILENO) ::close(old);
   } else {
     const char* call = nullptr;
     if (const int error = install_log_file(wanted.file, call))
