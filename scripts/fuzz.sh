@@ -20,7 +20,7 @@ for arg in "$@"; do
     *) targets+=("$arg") ;;
   esac
 done
-[[ ${#targets[@]} -gt 0 ]] || targets=(codecs command_line config_file)
+[[ ${#targets[@]} -gt 0 ]] || targets=(codecs command_line config_file metrics_request)
 
 if [[ ! -f build-fuzz/CMakeCache.txt ]]; then
   CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
