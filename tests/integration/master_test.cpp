@@ -577,6 +577,7 @@ BOOST_AUTO_TEST_CASE(a_worker_not_ready_in_time_is_killed_and_replaced,
       start_timeout);
   BOOST_TEST_REQUIRE(serving.has_value(), "no worker ready after the failed start");
   BOOST_TEST(serving->start_failures == 1u);
+  BOOST_TEST(logged_when(server, "before it was ready; starting another in", 1));
   BOOST_TEST(logged(server, "before it was ready; starting another in") == 1u);
   const pid_t ready = ready_pids(*serving).at(0);
   BOOST_TEST(ready != hung[0]);
@@ -592,6 +593,7 @@ BOOST_AUTO_TEST_CASE(a_worker_not_ready_in_time_is_killed_and_replaced,
     BOOST_TEST_REQUIRE(now.start_failures == 1u);
     std::this_thread::sleep_for(100ms);
   }
+  BOOST_TEST(logged_when(server, "(--start-timeout): killing it", 1));
   BOOST_TEST(logged(server, "(--start-timeout): killing it") == 1u);
   BOOST_TEST(ask(server, "still") == "still");
 }
@@ -681,6 +683,8 @@ BOOST_AUTO_TEST_CASE(the_dynamic_pool_grows_with_busy_workers_and_shrinks_when_i
     BOOST_TEST_REQUIRE(live_slots(server.snapshot()) <= max_workers);
     std::this_thread::sleep_for(50ms);
   }
+  // (The log is read from the server's pipe by a thread: wait for the lines.)
+  BOOST_TEST(logged_when(server, "fewer than --min-spare", max_workers - 1));
   BOOST_TEST(logged(server, "fewer than --min-spare") == max_workers - 1);
 
   // Released: four idle workers, more than --max-spare; one retires a
@@ -698,6 +702,7 @@ BOOST_AUTO_TEST_CASE(the_dynamic_pool_grows_with_busy_workers_and_shrinks_when_i
   for (pid_t pid : busy_pool)
     if (!contains(kept, pid)) BOOST_TEST(wait_exited(pid, state_timeout));
   BOOST_TEST(shrunk->exits_crashed + shrunk->exits_signaled == 0u);
+  BOOST_TEST(logged_when(server, "more than --max-spare 2: retiring one", max_workers - max_spare));
   BOOST_TEST(logged(server, "more than --max-spare 2: retiring one") == max_workers - max_spare);
   BOOST_TEST(ask(server, "idle") == "IDLE");
 }
