@@ -214,7 +214,9 @@ std::string MetricsEndpoint::respond(const std::string& request) {
   ScoreboardSnapshot snapshot;
   try {
     if (!reader_) reader_.emplace(ScoreboardReader::open(stats_name_));
-    snapshot = reader_->snapshot();
+    // Never waits on a sequence: a stuck one is reported, not spun on, in
+    // the master's own loop.
+    snapshot = reader_->snapshot(ScoreboardReader::Latencies::copied, ScoreboardReader::Wait::none);
   } catch (const std::exception& e) {
     log_info("metrics endpoint: %s", e.what());
     return plain("503 Service Unavailable", e.what(), head_only);

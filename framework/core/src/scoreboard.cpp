@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -130,20 +131,32 @@ Mapping open_valid(const std::string& name, bip::mode_t mode, const char* who) {
   return std::move(*m);
 }
 
-// Called when create_only found NAME taken: refuses a live master's segment,
-// removes anything else.
+// Called when create_only found NAME taken: removes it only when it is a
+// prefork scoreboard (of any layout version) of this user whose master is
+// gone; refuses anything else, which this master did not create.
 void remove_unless_in_use(const std::string& name) {
   std::optional<Mapping> existing = open_settled(name, bip::read_only);
   if (!existing) return;  // its owner removed it meanwhile
-  std::string reason = layout_problem(*existing, name, "master");
-  if (reason.empty()) {
-    const pid_t master = existing->header()->master_pid;
-    if (master != ::getpid() && process_running(master))
-      throw std::runtime_error("stats segment " + name + " is in use by running master " +
-                               std::to_string(master) + "; choose another --stats name");
-    reason = "stats segment " + name + " belonged to master " + std::to_string(master) +
-             (master == ::getpid() ? ", this process" : ", which is gone");
-  }
+  const std::string segment = "stats segment " + path_of(name);
+  struct stat st {};
+  if (::fstat(existing->shm.get_mapping_handle().handle, &st) != 0)
+    throw SystemError("fstat", errno, path_of(name));
+  if (existing->size() < offsetof(Header, master_pid) + sizeof(std::int32_t) ||
+      existing->magic() != scoreboard_magic)
+    throw std::runtime_error(segment +
+                             " exists and is not a prefork scoreboard; not replacing it "
+                             "(remove it, or choose another --stats name)");
+  if (st.st_uid != ::geteuid())
+    throw std::runtime_error(segment + " belongs to user " + std::to_string(st.st_uid) +
+                             ", not to this one (" + std::to_string(::geteuid()) +
+                             "); not replacing it (choose another --stats name)");
+  const pid_t master = existing->header()->master_pid;
+  if (master != ::getpid() && process_running(master))
+    throw std::runtime_error("stats segment " + name + " is in use by running master " +
+                             std::to_string(master) + "; choose another --stats name");
+  const std::string reason = "stats segment " + name + " belonged to master " +
+                             std::to_string(master) +
+                             (master == ::getpid() ? ", this process" : ", which is gone");
   bip::shared_memory_object::remove(name.c_str());
   log_info("%s; replaced it with a new one", reason.c_str());
 }
@@ -189,8 +202,11 @@ void fold(Counters& into, Counters& from) {
 }
 
 // One slot's counters, whole: retries while its writer is inside an update.
-// False when the writer stays inside longer than slot_patience.
-bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out) {
+// False when the writer stays inside longer than slot_patience (with
+// Wait::none, a few spins): it was stopped or killed there, or the slot was
+// scribbled over.
+bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out,
+                        ScoreboardReader::Wait wait) {
   std::chrono::steady_clock::time_point give_up{};
   for (int attempt = 0;; ++attempt) {
     const std::uint64_t before = s.sequence.load(std::memory_order_acquire);
@@ -203,6 +219,7 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
       }
     }
     if (attempt < snapshot_spins) continue;
+    if (wait == ScoreboardReader::Wait::none) return false;
     const auto now = std::chrono::steady_clock::now();
     if (attempt == snapshot_spins)
       give_up = now + slot_patience;
@@ -214,6 +231,11 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
     else
       std::this_thread::sleep_for(100us);
   }
+}
+
+bool printable(const char* text, std::size_t size) {
+  const std::size_t n = ::strnlen(text, size);
+  return n < size && std::all_of(text, text + n, [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
 }  // namespace
@@ -427,6 +449,11 @@ Header& SlotAttachment::header() noexcept { return *impl_->mapping.header(); }
 struct ScoreboardReader::Impl {
   std::string name;
   Mapping mapping;
+  // Fixed when opened, from a header that matched the segment's size: a
+  // header scribbled over later is reported, never followed.
+  unsigned slot_count = 0;
+  unsigned listener_count = 0;
+  std::uint64_t segment_size = 0;
   dev_t device = 0;
   ino_t inode = 0;
   // The last whole copy of each slot, for a slot that stays mid-update.
@@ -455,6 +482,14 @@ ScoreboardReader ScoreboardReader::open(const std::string& name) {
   auto impl = std::make_unique<Impl>();
   impl->name = name;
   impl->mapping = open_valid(name, bip::read_only, "reader");
+  const Header& h = *impl->mapping.header();
+  impl->slot_count = h.slot_count;
+  impl->segment_size = h.segment_size;
+  impl->listener_count = h.listener_count;
+  if (impl->listener_count > scoreboard_max_listeners)
+    throw std::runtime_error("stats segment " + name + " is corrupt: its header claims " +
+                             std::to_string(impl->listener_count) + " listeners, at most " +
+                             std::to_string(scoreboard_max_listeners) + " fit");
   struct stat st {};
   if (::fstat(impl->mapping.shm.get_mapping_handle().handle, &st) != 0)
     throw SystemError("fstat", errno, path_of(name));
@@ -467,31 +502,59 @@ ScoreboardReader::ScoreboardReader(std::unique_ptr<Impl> impl) noexcept : impl_(
 ScoreboardReader::ScoreboardReader(ScoreboardReader&&) noexcept = default;
 ScoreboardReader::~ScoreboardReader() = default;
 
-ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
+ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) const {
   static const auto no_latencies = std::make_shared<const Histogram>();
   const bool copy_latencies = latencies == Latencies::copied;
   constexpr auto relaxed = std::memory_order_relaxed;
   const Header& h = *impl_->mapping.header();
   const Slot* slots = impl_->mapping.slots();
-  const unsigned listener_count = std::min(h.listener_count, scoreboard_max_listeners);
+  const unsigned listener_count = impl_->listener_count;
   ScoreboardSnapshot snap;
+  auto corrupt = [&snap, this](const std::string& what) {
+    if (snap.corrupt.empty())
+      snap.corrupt = "stats segment " + impl_->name + " is corrupt: " + what;
+    else
+      snap.corrupt += "; " + what;
+  };
+  auto changed = [&corrupt](const char* field, std::uint64_t now, std::uint64_t was) {
+    if (now != was)
+      corrupt(std::string("its header's ") + field + " is " + std::to_string(now) + ", was " +
+              std::to_string(was));
+  };
+  changed("magic", impl_->mapping.magic(), scoreboard_magic);
+  changed("version", h.version, scoreboard_version);
+  changed("slot count", h.slot_count, impl_->slot_count);
+  changed("segment size", h.segment_size, impl_->segment_size);
+  changed("listener count", h.listener_count, listener_count);
   snap.master_pid = h.master_pid;
   snap.started_ns = h.started_ns;
   snap.listeners.resize(listener_count);
   for (unsigned i = 0; i < listener_count; ++i) {
     const ListenerRecord& record = h.listeners[i];
-    snap.listeners[i].protocol = static_cast<Protocol>(record.protocol);
-    snap.listeners[i].name.assign(record.name, ::strnlen(record.name, sizeof record.name));
+    ListenerInfo& l = snap.listeners[i];
+    if (record.protocol > static_cast<std::uint32_t>(Protocol::datagram) ||
+        !printable(record.name, sizeof record.name)) {
+      corrupt("listener " + std::to_string(i) + " is not a listener record");
+      l.name = "listener " + std::to_string(i);
+      continue;
+    }
+    l.protocol = static_cast<Protocol>(record.protocol);
+    l.name.assign(record.name);
   }
-  const unsigned shown =
-      std::min(h.slot_count, std::max(1u, h.slots_in_use.load(std::memory_order_acquire)));
+  const unsigned in_use = h.slots_in_use.load(std::memory_order_acquire);
+  if (in_use > impl_->slot_count)
+    corrupt(std::to_string(in_use) + " slots in use, of " + std::to_string(impl_->slot_count));
+  const unsigned shown = std::min(impl_->slot_count, std::max(1u, in_use));
   snap.slots.resize(shown);
   impl_->last.resize(shown);
 
   const auto deadline = std::chrono::steady_clock::now() + snapshot_timeout;
   for (int attempt = 1;; ++attempt) {
     const std::uint64_t before = h.sequence.load(std::memory_order_acquire);
-    if (before % 2 == 0) {
+    // Past the wait, one last copy is taken as it is, and reported.
+    const bool last_try = attempt > snapshot_spins &&
+                          (wait == Wait::none || std::chrono::steady_clock::now() >= deadline);
+    if (before % 2 == 0 || last_try) {
       snap.taken_ns = realtime_ns();
       snap.generation = h.generation.load(relaxed);
       snap.worker_restarts = h.worker_restarts.load(relaxed);
@@ -520,7 +583,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
         out.connections_active = s.connections_active.load(relaxed);
         out.waiting = s.waiting.load(relaxed);
         Impl::Whole& last = impl_->last[i];
-        out.stale = !read_slot_counters(s, listener_count, out.counters);
+        out.stale = !read_slot_counters(s, listener_count, out.counters, wait);
         if (out.stale) {
           const bool same = last.pid == out.pid && last.generation == out.generation;
           out.counters = same ? last.counters : CounterValues{};
@@ -530,15 +593,20 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
       }
       // Orders the copies above before the second read of the sequence.
       std::atomic_thread_fence(std::memory_order_acquire);
-      if (h.sequence.load(relaxed) == before) break;
+      if (before % 2 == 0 && h.sequence.load(relaxed) == before) break;
+      if (last_try) {
+        corrupt("its header's sequence stays odd or keeps changing (" + std::to_string(before) +
+                "); its master may have died while retiring a worker");
+        break;
+      }
     }
-    if (attempt >= snapshot_spins) {
-      if (std::chrono::steady_clock::now() >= deadline)
-        throw std::runtime_error(
-            "stats segment " + impl_->name +
-            " stays mid-update; its master may have died while retiring a worker");
-      ::sched_yield();
-    }
+    if (attempt >= snapshot_spins && wait == Wait::bounded) ::sched_yield();
+  }
+  for (const SlotSnapshot& s : snap.slots) {
+    if (s.pid < 0) corrupt("slot " + std::to_string(s.slot) + " has pid " + std::to_string(s.pid));
+    if (static_cast<std::uint32_t>(s.state) > static_cast<std::uint32_t>(WorkerState::stopping))
+      corrupt("slot " + std::to_string(s.slot) + " has state " +
+              std::to_string(static_cast<std::uint32_t>(s.state)));
   }
 
   snap.totals = snap.retired;
