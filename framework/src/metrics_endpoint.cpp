@@ -69,12 +69,14 @@ MetricsEndpoint::MetricsEndpoint(const Address& address, std::string stats_name)
   std::vector<Listener> opened = open_listeners({ListenerSpec{Protocol::stream, address}}, options);
   listener_ = std::move(opened.front().fd);
   local_ = opened.front().local;
+  reader_.emplace(ScoreboardReader::open(stats_name_));
 }
 
 MetricsEndpoint::MetricsEndpoint(UniqueFd listener, std::string stats_name)
     : listener_(std::move(listener)),
       local_(Address::of_socket(listener_.get())),
-      stats_name_(std::move(stats_name)) {}
+      stats_name_(std::move(stats_name)),
+      reader_(ScoreboardReader::open(stats_name_)) {}
 
 void MetricsEndpoint::on_handed_over() { listener_.reset(); }
 

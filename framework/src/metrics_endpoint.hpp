@@ -77,7 +77,10 @@ class MetricsEndpoint final : public MasterService {
   UniqueFd listener_;
   Address local_;
   std::string stats_name_;
-  std::optional<ScoreboardReader> reader_;  // opened on the first scrape
+  // Opened with the endpoint, before any worker runs: the counts it fixes
+  // then come from the header as the master wrote it, not as a worker may
+  // have scribbled over it since.
+  std::optional<ScoreboardReader> reader_;
   std::vector<Client> clients_;
   bool draining_ = false;
 };

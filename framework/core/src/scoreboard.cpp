@@ -291,6 +291,7 @@ struct Scoreboard::Impl {
   pid_t creator = ::getpid();
   Mapping mapping;
   unsigned slot_count = 0;
+  unsigned listener_count = 0;
 
   explicit Impl(std::string n) : name(std::move(n)) {}
   Impl(const Impl&) = delete;
@@ -323,6 +324,7 @@ Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count,
   auto impl = std::make_unique<Impl>(name);  // from here on a failure removes the segment
   impl->mapping.shm = std::move(*shm);
   impl->slot_count = slot_count;
+  impl->listener_count = static_cast<unsigned>(listeners.size());
   const std::size_t size = size_for(slot_count);
   try {
     impl->mapping.shm.truncate(static_cast<bip::offset_t>(size));
@@ -379,7 +381,10 @@ void Scoreboard::retire(unsigned index) noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
   Header& h = header();
   Slot& s = slot(index);
-  const std::uint64_t sequence = h.sequence.load(relaxed);
+  std::uint64_t sequence = h.sequence.load(relaxed);
+  // Only this process writes it: odd here means scribbled over; even again
+  // from now on, so that readers need not wait for it.
+  sequence += sequence & 1;
   h.sequence.store(sequence + 1, relaxed);
   // A reader that sees any store below also sees the odd sequence.
   std::atomic_thread_fence(std::memory_order_release);
@@ -414,7 +419,7 @@ void Scoreboard::disown_name() noexcept { impl_->disowned = true; }
 void Scoreboard::publish_queue(unsigned listener, std::uint32_t depth,
                                std::uint32_t limit) noexcept {
   Header& h = header();
-  if (listener >= h.listener_count) return;
+  if (listener >= impl_->listener_count) return;  // never the live count: see ScoreboardReader
   h.listeners[listener].queue_depth.store(depth, std::memory_order_relaxed);
   h.listeners[listener].queue_limit.store(limit, std::memory_order_relaxed);
   h.metrics_updated_ns.store(realtime_ns(), std::memory_order_relaxed);
@@ -429,8 +434,21 @@ struct SlotAttachment::Impl {
 
 SlotAttachment SlotAttachment::open(const std::string& name, unsigned slot) {
   auto impl = std::make_unique<Impl>();
-  impl->mapping = open_valid(name, bip::read_write, "worker");
-  const unsigned count = impl->mapping.header()->slot_count;
+  // The table's size comes from the segment's, not from its header: a
+  // header scribbled over (by any worker) must not keep the master's
+  // replacements from attaching. What the header says is only logged.
+  std::optional<Mapping> m = open_settled(name, bip::read_write);
+  if (!m)
+    throw std::runtime_error("no stats segment named " + name +
+                             " (is the server running with --stats " + name + "?)");
+  impl->mapping = std::move(*m);
+  const std::size_t size = impl->mapping.size();
+  if (size < sizeof(Header) || (size - sizeof(Header)) % sizeof(Slot) != 0)
+    throw std::runtime_error("stats segment " + name + " has the wrong size for a scoreboard: " +
+                             std::to_string(size) + " bytes");
+  const std::size_t count = (size - sizeof(Header)) / sizeof(Slot);
+  if (std::string problem = layout_problem(impl->mapping, name, "worker"); !problem.empty())
+    log_info("%s; attaching to slot %u of the %zu its size holds", problem.c_str(), slot, count);
   if (slot >= count)
     throw std::runtime_error("stats segment " + name + " has " + std::to_string(count) +
                              " slots, no slot " + std::to_string(slot));
