@@ -228,6 +228,8 @@ BOOST_AUTO_TEST_CASE(a_dead_masters_segment_is_marked_and_replaced) {
   ServerProcess next(bin_path("upper_server"),
                      server_arguments(server.stats_name(), 1, {"--framed", "127.0.0.1:0"}));
   BOOST_TEST(next.wait_for_listening(1, start_timeout).size() == 1u, next.describe());
+  next.signal(SIGTERM);  // its output read to the end
+  BOOST_TEST(status_or_running(next.wait_exit(tsan_stop_timeout)) == 0, next.describe());
   BOOST_TEST(contains(next.stderr_text(), "which is gone; replaced it with a new one"),
              next.describe());
 }

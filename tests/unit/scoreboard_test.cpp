@@ -574,3 +574,44 @@ BOOST_AUTO_TEST_CASE(a_slot_with_an_impossible_state_or_pid_is_reported) {
   BOOST_TEST(contains(snap.corrupt, "slot 0 has state 99"));
   BOOST_TEST(contains(snap.corrupt, "slot 1 has pid -5"));
 }
+
+// A worker's wild write lands nowhere the master relies on: outside its own
+// slot and the accept lock, its mapping is read-only (the write kills it).
+BOOST_AUTO_TEST_CASE(a_protected_worker_writes_only_its_slot_and_the_accept_lock) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 3);
+  auto in_child = [&board](auto wild_write) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      board.protect_for_worker(1);
+      board.slot(1).counters.requests.store(7, relaxed);  // its own slot
+      board.header().accept_lock[0] = 1;                  // the accept lock
+      wild_write();
+      ::_exit(0);
+    }
+    return wait_exit_code(child);
+  };
+  BOOST_TEST(in_child([] {}) == 0);
+  BOOST_TEST(board.slot(1).counters.requests.load() == 7u);
+  BOOST_TEST(board.header().accept_lock[0] == 1);
+  BOOST_TEST(in_child([&board] { board.header().slot_count = 40; }) != 0);
+  BOOST_TEST(board.header().slot_count == 3u);
+  BOOST_TEST(in_child([&board] { board.header().sequence.store(1, relaxed); }) != 0);
+  BOOST_TEST(board.header().sequence.load() == 0u);
+  BOOST_TEST(in_child([&board] { board.slot(0).sequence.store(1, relaxed); }) != 0);
+  BOOST_TEST(in_child([&board] { board.slot(2).pid.store(-1, relaxed); }) != 0);
+  BOOST_TEST(board.slot(0).sequence.load() == 0u);
+  BOOST_TEST(board.slot(2).pid.load() == 0);
+
+  // A spawned worker's attachment is protected the same way.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    SlotAttachment attachment = SlotAttachment::open(shm.name, 2);
+    attachment.slot().counters.requests.store(9, relaxed);
+    attachment.header().slot_count = 40;
+    ::_exit(0);
+  }
+  BOOST_TEST(wait_exit_code(child) != 0);
+  BOOST_TEST(board.slot(2).counters.requests.load() == 9u);
+  BOOST_TEST(board.header().slot_count == 3u);
+}

@@ -6,6 +6,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,8 @@ namespace prefork {
 namespace bip = boost::interprocess;
 
 static_assert(sizeof(Header) % alignof(Slot) == 0, "slots must start aligned after the header");
+static_assert(sizeof(Header) % scoreboard_page == 0 && sizeof(Slot) % scoreboard_page == 0,
+              "slots and the header's accept lock must start on pages of their own");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
                   std::atomic<std::int32_t>::is_always_lock_free,
               "atomics shared between processes must be lock-free");
@@ -77,6 +80,24 @@ struct Mapping {
     return std::atomic_ref<std::uint64_t>(header()->magic).load(std::memory_order_acquire);
   }
 };
+
+// Makes [begin, end) of the mapping read-only; both are page-aligned.
+void read_only(char* base, std::size_t begin, std::size_t end) noexcept {
+  if (end > begin && ::mprotect(base + begin, end - begin, PROT_READ) != 0)
+    log_sys_error("mprotect", errno, "scoreboard bytes %zu to %zu", begin, end);
+}
+
+// What a worker does not write, read-only in its own address space.
+void protect(const Mapping& m, std::size_t slot_count, unsigned slot) noexcept {
+  if (::sysconf(_SC_PAGESIZE) != static_cast<long>(scoreboard_page)) return;  // layout unfit
+  char* base = static_cast<char*>(m.base());
+  const std::size_t lock =
+      static_cast<std::size_t>(reinterpret_cast<char*>(&m.header()->accept_lock) - base);
+  read_only(base, 0, lock);
+  const std::size_t mine = sizeof(Header) + slot * sizeof(Slot);
+  read_only(base, sizeof(Header), mine);
+  read_only(base, mine + sizeof(Slot), sizeof(Header) + slot_count * sizeof(Slot));
+}
 
 // Opens and maps NAME; nullopt when it does not exist. Waits briefly while a
 // concurrent creator is still filling it in.
@@ -416,6 +437,10 @@ void Scoreboard::take_name(const std::string& name) {
 
 void Scoreboard::disown_name() noexcept { impl_->disowned = true; }
 
+void Scoreboard::protect_for_worker(unsigned slot) noexcept {
+  protect(impl_->mapping, impl_->slot_count, slot);
+}
+
 void Scoreboard::publish_queue(unsigned listener, std::uint32_t depth,
                                std::uint32_t limit) noexcept {
   Header& h = header();
@@ -453,6 +478,7 @@ SlotAttachment SlotAttachment::open(const std::string& name, unsigned slot) {
     throw std::runtime_error("stats segment " + name + " has " + std::to_string(count) +
                              " slots, no slot " + std::to_string(slot));
   impl->slot = impl->mapping.slots() + slot;
+  protect(impl->mapping, count, slot);
   return SlotAttachment(std::move(impl));
 }
 
