@@ -102,6 +102,13 @@ std::string reader_error(const std::string& name) {
   return "(no error)";
 }
 
+// In a forked child: a SIGSEGV ends it, rather than Boost.Test's handler
+// turning it into a failure and running the rest of the module there.
+void die_on_segv() {
+  ::signal(SIGSEGV, SIG_DFL);
+  ::signal(SIGBUS, SIG_DFL);
+}
+
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -320,6 +327,30 @@ BOOST_AUTO_TEST_CASE(foreign_files_are_refused_and_left_alone) {
   write_fake_segment(other_layout.name, live);
   BOOST_CHECK_THROW(Scoreboard::create(other_layout.name, 1), std::runtime_error);
   BOOST_TEST(shm_exists(other_layout.name));
+}
+
+// Another user's segment is never trusted nor replaced, even with a dead
+// master in it (a fake header must not keep a master from starting
+// either: the refusal names the owner). Needs root, to give it away.
+BOOST_AUTO_TEST_CASE(another_users_segment_is_left_alone) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: needs root to chown a segment");
+    return;
+  }
+  ShmName shm;
+  FakeHeader dead;
+  dead.master_pid = dead_pid();
+  write_fake_segment(shm.name, dead);
+  BOOST_REQUIRE(::chown(("/dev/shm/" + shm.name).c_str(), 65534, 65534) == 0);
+  try {
+    Scoreboard::create(shm.name, 2);
+    BOOST_FAIL("create() replaced another user's segment");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(contains(e.what(), "belongs to user 65534, not to this one (0)"), e.what());
+  }
+  struct stat st {};
+  BOOST_REQUIRE(::stat(("/dev/shm/" + shm.name).c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == 65534u);
 }
 
 BOOST_AUTO_TEST_CASE(zombie_masters_segment_is_replaced) {
@@ -583,6 +614,7 @@ BOOST_AUTO_TEST_CASE(a_protected_worker_writes_only_its_slot_and_the_accept_lock
   auto in_child = [&board](auto wild_write) {
     const pid_t child = ::fork();
     if (child == 0) {
+      die_on_segv();
       board.protect_for_worker(1);
       board.slot(1).counters.requests.store(7, relaxed);  // its own slot
       board.header().accept_lock[0] = 1;                  // the accept lock
@@ -606,6 +638,7 @@ BOOST_AUTO_TEST_CASE(a_protected_worker_writes_only_its_slot_and_the_accept_lock
   // A spawned worker's attachment is protected the same way.
   const pid_t child = ::fork();
   if (child == 0) {
+    die_on_segv();
     SlotAttachment attachment = SlotAttachment::open(shm.name, 2);
     attachment.slot().counters.requests.store(9, relaxed);
     attachment.header().slot_count = 40;
