@@ -2,6 +2,8 @@
 #include <prefork/flag_parser.hpp>
 #include <prefork/server.hpp>
 
+#include <limits.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -281,8 +283,14 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
         "shared-memory scoreboard name, for prefork-top (default " +
             (defaults.stats_name.empty() ? "prefork_<pid>" : defaults.stats_name) + ")"},
        [&config](const std::string& v) {
-         if (v.empty() || v.find('/') != std::string::npos)
-           throw UsageError("--stats wants a name without '/', not '" + v + "'");
+         // A file name in /dev/shm, which shm_open(3) refuses otherwise, with
+         // room for the ".next" a binary upgrade's new master adds.
+         if (v.empty() || v == "." || v == ".." || v.find('/') != std::string::npos ||
+             v.size() > NAME_MAX - std::string_view(".next").size()) {
+           std::string what = "--stats wants a file name in /dev/shm (not . or .., no '/', ";
+           what += "at most " + std::to_string(NAME_MAX - 5) + " bytes), not '" + v + "'";
+           throw UsageError(what);
+         }
          config.stats_name = v;
        }});
   observing.flags.push_back(

@@ -325,6 +325,10 @@ void render_master(MetricsWriter& w, const ScoreboardSnapshot& snap) {
   w.family("prefork_worker_start_failures", Type::counter, "",
            "Workers that died, or missed --start-timeout, before they were ready.");
   w.value({}, snap.start_failures);
+  w.family("prefork_scoreboard_corrupt", Type::gauge, "",
+           "1 when the scoreboard was found scribbled over (/stats.json says how): the "
+           "figures shown were bounded, not trusted; 0 otherwise.");
+  w.value({}, std::uint64_t{snap.corrupt.empty() ? 0u : 1u});
 
   w.family("prefork_listen_queue_depth", Type::gauge, "",
            "Connections waiting in the listening socket's accept queue (TCP listeners).");
@@ -589,6 +593,10 @@ std::string render_json(const ScoreboardSnapshot& snapshot, std::string_view nam
   j.number("timed_out", snapshot.exits_timed_out);
   j.end_object();
   j.number("start_failures", snapshot.start_failures);
+  if (snapshot.corrupt.empty())
+    j.null("corrupt");
+  else
+    j.string("corrupt", snapshot.corrupt);
 
   j.begin_array("listeners");
   for (const ListenerInfo& l : snapshot.listeners) {

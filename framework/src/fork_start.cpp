@@ -62,6 +62,7 @@ class ForkStarter final : public WorkerStarter {
   int run_child(const StartOrder& order) {
     set_log_worker(order.slot, order.generation);
     plan_.keep_only(order.slot, order.seat);
+    scoreboard_.protect_for_worker(order.slot);
     if (in_child_) in_child_();
     // If the master dies, the kernel tells us with SIGTERM: a graceful stop.
     if (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) log_sys_error("prctl(PR_SET_PDEATHSIG)", errno);

@@ -169,6 +169,9 @@ struct MetricsEndpoint::Impl {
   std::unordered_map<std::uint64_t, Client> clients;
   std::uint64_t next_id = listener_id + 1;
   std::vector<std::uint64_t> pending;  // requests complete this turn, to answer
+  // Opened with the endpoint, before any worker runs: the counts it fixes
+  // then come from the header as the master wrote it, not as a worker may
+  // have scribbled over it since.
   std::optional<ScoreboardReader> reader;
   bool listener_armed = true;
   Clock::time_point accept_resume{};  // after EMFILE
@@ -270,6 +273,7 @@ MetricsEndpoint::Impl::Impl(UniqueFd listening, std::string name)
   clients.reserve(cap);
   add_to_epoll(epoll.get(), wake.get(), wake_id);
   add_to_epoll(epoll.get(), listener.get(), listener_id);
+  reader.emplace(ScoreboardReader::open(stats_name));
 }
 
 MetricsEndpoint::MetricsEndpoint(const Address& address, std::string stats_name) {

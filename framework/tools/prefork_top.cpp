@@ -40,7 +40,9 @@ constexpr const char* usage =
     "and SHARE% is the slot's part of those accepted by live workers; HB-AGE is\n"
     "the time since the worker's heartbeat (over 3 s: ! late, or _ idle in accept);\n"
     "STATE* marks a slot "
-    "whose writer stopped mid-update. TOTAL includes workers that have exited.\n";
+    "whose writer stopped mid-update. TOTAL includes workers that have exited.\n"
+    "A segment found scribbled over is shown bounded and marked CORRUPT; one whose\n"
+    "master is gone is marked so. With --once, either makes the exit status 1.\n";
 
 enum class Output { table, json, openmetrics, prometheus_text };
 
@@ -128,7 +130,7 @@ class Top {
     while (!signals_.stop_requested()) {
       if (!options_.once && server_gone()) return stopped();
       if (!refresh()) return write_failed();
-      if (options_.once) return 0;
+      if (options_.once) return once_status();
       // Late (a slow terminal, a suspension): start a fresh interval rather
       // than refresh in a burst.
       const std::uint64_t now = prefork::monotonic_ns();
@@ -187,6 +189,25 @@ class Top {
     return 0;
   }
 
+  // After the one refresh of --once: what a script must not take for a
+  // healthy, live server.
+  int once_status() {
+    bool fine = corrupt_.empty();
+    if (!corrupt_.empty() && options_.output != Output::table)
+      std::fprintf(stderr, "prefork-top: %s\n", corrupt_.c_str());
+    if (!prefork::process_running(master_)) {
+      fine = false;
+      if (options_.output != Output::table)
+        std::fprintf(stderr, "prefork-top: %s\n", master_gone().c_str());
+    }
+    return fine ? 0 : 1;
+  }
+
+  std::string master_gone() const {
+    return "master " + std::to_string(master_) +
+           " is gone: this segment is what it left, not a live server";
+  }
+
   int write_failed() {
     const int error = errno;
     terminal_.reset();
@@ -197,6 +218,7 @@ class Top {
   bool refresh() {
     Sample now{reader_->snapshot(), prefork::monotonic_ns()};
     master_ = now.snap.master_pid;
+    corrupt_ = now.snap.corrupt;
     std::string text;
     switch (options_.output) {
       case Output::json:
@@ -210,6 +232,9 @@ class Top {
         break;
       case Output::table:
         shown_ = prefork_top::render_table(options_.name, now, before_ ? &*before_ : nullptr);
+        if (!corrupt_.empty()) shown_.push_back("CORRUPT: " + corrupt_);
+        if (options_.once && !prefork::process_running(master_))
+          shown_.push_back("MASTER GONE: " + master_gone());
         if (terminal_) {
           before_ = std::move(now);
           return redraw();
@@ -267,6 +292,7 @@ class Top {
   std::vector<std::string> shown_;  // the table before fitting, for redraws
   pid_t master_ = 0;
   std::string message_;  // why the server is gone
+  std::string corrupt_;  // the last refresh's ScoreboardSnapshot::corrupt
 };
 
 }  // namespace

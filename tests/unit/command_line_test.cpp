@@ -106,6 +106,23 @@ BOOST_AUTO_TEST_CASE(a_bad_flag_returns_2_after_one_error_and_one_hint) {
   BOOST_TEST(err.text() == "demo: --workers needs a value\ntry 'demo --help'\n");
 }
 
+// What shm_open(3) would refuse, late and as "No such device", is a usage
+// error; a name stays short enough for the upgrade's NAME.next.
+BOOST_AUTO_TEST_CASE(stats_names_the_kernel_refuses_are_usage_errors) {
+  for (const std::string& name : {std::string("."), std::string(".."), std::string("a/b"),
+                                  std::string("/x"), std::string(), std::string(251, 'n')}) {
+    Captured err(stderr);
+    prefork::CommandLine result = parse({"--stats", name});
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST(!result.config.has_value());
+      BOOST_TEST(result.exit_status == prefork::exit_usage);
+      BOOST_TEST(err.text().find("--stats wants a file name in /dev/shm") != std::string::npos);
+    }
+  }
+  BOOST_TEST(parse({"--stats", std::string(250, 'n')}).config->stats_name == std::string(250, 'n'));
+  BOOST_TEST(parse({"--stats", "...x"}).config->stats_name == "...x");
+}
+
 BOOST_AUTO_TEST_CASE(flags_fill_the_config) {
   prefork::CommandLine result = parse(
       {"--udp", "127.0.0.1:0", "--workers=auto", "--framed", "[::1]:0", "--stats", "s1", "--model",

@@ -347,6 +347,7 @@ const std::vector<FamilySpec> scenario_families = {
     {"prefork_worker_restarts", "counter", "", 1},
     {"prefork_worker_exits", "counter", "", 4},
     {"prefork_worker_start_failures", "counter", "", 1},
+    {"prefork_scoreboard_corrupt", "gauge", "", 1},
     {"prefork_listen_queue_depth", "gauge", "", 2},
     {"prefork_listen_queue_limit", "gauge", "", 2},
     {"prefork_worker_state", "gauge", "", 3 * 4},
@@ -756,7 +757,8 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
   BOOST_TEST(keys(doc) ==
              (std::set<std::string>{"name", "master_pid", "started_ns", "taken_ns", "uptime_s",
                                     "generation", "worker_restarts", "exits", "start_failures",
-                                    "listeners", "workers", "retired", "totals"}));
+                                    "corrupt", "listeners", "workers", "retired", "totals"}));
+  BOOST_TEST(doc.at("corrupt").is_null());
   BOOST_TEST(doc.at("name").as_string() == "stats \"q\" \\ \t\x01 \xc3\xa9 \xEF\xBF\xBD");
   BOOST_TEST(doc.at("master_pid").to_number<int>() == ::getpid());
   BOOST_TEST(u64(doc, "started_ns") == snap.started_ns);

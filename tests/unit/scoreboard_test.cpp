@@ -102,6 +102,13 @@ std::string reader_error(const std::string& name) {
   return "(no error)";
 }
 
+// In a forked child: a SIGSEGV ends it, rather than Boost.Test's handler
+// turning it into a failure and running the rest of the module there.
+void die_on_segv() {
+  ::signal(SIGSEGV, SIG_DFL);
+  ::signal(SIGBUS, SIG_DFL);
+}
+
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -268,7 +275,7 @@ BOOST_AUTO_TEST_CASE(stale_segments_are_replaced) {
   ours.master_pid = ::getpid();
   FakeHeader old_version;
   old_version.version = scoreboard_version + 1;
-  old_version.master_pid = ::getppid();  // alive, but not a layout this build understands
+  old_version.master_pid = dead_pid();  // another layout, but a prefork scoreboard
   for (const FakeHeader& fake : {dead, ours, old_version}) {
     ShmName shm;
     write_fake_segment(shm.name, fake);
@@ -277,10 +284,73 @@ BOOST_AUTO_TEST_CASE(stale_segments_are_replaced) {
     BOOST_TEST(snap.master_pid == ::getpid());
     BOOST_TEST(snap.slots.size() == 4u);
   }
-  ShmName garbage;
+  ShmName garbage;  // not a prefork scoreboard: see foreign_files_are_refused_and_left_alone
   write_fake_segment(garbage.name, FakeHeader{}, 100);
-  Scoreboard board = Scoreboard::create(garbage.name, 1);
-  BOOST_TEST(ScoreboardReader::open(garbage.name).snapshot().slots.size() == 1u);
+  BOOST_CHECK_THROW(Scoreboard::create(garbage.name, 1), std::runtime_error);
+  BOOST_TEST(shm_exists(garbage.name));
+}
+
+// A master never deletes what it did not create: a file that is not a
+// prefork scoreboard, or a live master's segment of any layout, stays.
+BOOST_AUTO_TEST_CASE(foreign_files_are_refused_and_left_alone) {
+  ShmName foreign;
+  {
+    bip::shared_memory_object shm(bip::create_only, foreign.name.c_str(), bip::read_write);
+    shm.truncate(4096);
+    bip::mapped_region region(shm, bip::read_write);
+    std::memset(region.get_address(), 'x', 4096);
+  }
+  try {
+    Scoreboard::create(foreign.name, 2);
+    BOOST_FAIL("create() replaced a foreign file");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()) ==
+               "stats segment /dev/shm/" + foreign.name +
+                   " exists and is not a prefork scoreboard; not replacing it (remove it, or "
+                   "choose another --stats name)");
+  }
+  BOOST_REQUIRE(shm_exists(foreign.name));
+  bip::shared_memory_object still(bip::open_only, foreign.name.c_str(), bip::read_only);
+  bip::mapped_region region(still, bip::read_only);
+  BOOST_TEST(region.get_size() == 4096u);
+  BOOST_TEST(static_cast<const char*>(region.get_address())[4095] == 'x');
+
+  ShmName empty;  // a zero-length file: no magic either
+  { bip::shared_memory_object shm(bip::create_only, empty.name.c_str(), bip::read_write); }
+  BOOST_CHECK_THROW(Scoreboard::create(empty.name, 1), std::runtime_error);
+  BOOST_TEST(shm_exists(empty.name));
+
+  ShmName other_layout;
+  FakeHeader live;
+  live.version = scoreboard_version + 1;
+  live.master_pid = ::getppid();
+  write_fake_segment(other_layout.name, live);
+  BOOST_CHECK_THROW(Scoreboard::create(other_layout.name, 1), std::runtime_error);
+  BOOST_TEST(shm_exists(other_layout.name));
+}
+
+// Another user's segment is never trusted nor replaced, even with a dead
+// master in it (a fake header must not keep a master from starting
+// either: the refusal names the owner). Needs root, to give it away.
+BOOST_AUTO_TEST_CASE(another_users_segment_is_left_alone) {
+  if (::geteuid() != 0) {
+    BOOST_TEST_MESSAGE("skipped: needs root to chown a segment");
+    return;
+  }
+  ShmName shm;
+  FakeHeader dead;
+  dead.master_pid = dead_pid();
+  write_fake_segment(shm.name, dead);
+  BOOST_REQUIRE(::chown(("/dev/shm/" + shm.name).c_str(), 65534, 65534) == 0);
+  try {
+    Scoreboard::create(shm.name, 2);
+    BOOST_FAIL("create() replaced another user's segment");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(contains(e.what(), "belongs to user 65534, not to this one (0)"), e.what());
+  }
+  struct stat st {};
+  BOOST_REQUIRE(::stat(("/dev/shm/" + shm.name).c_str(), &st) == 0);
+  BOOST_TEST(st.st_uid == 65534u);
 }
 
 BOOST_AUTO_TEST_CASE(zombie_masters_segment_is_replaced) {
@@ -421,4 +491,160 @@ BOOST_AUTO_TEST_CASE(totals_never_go_backwards_while_workers_retire) {
   BOOST_TEST(final_snap.totals.requests == child_requests + own_requests);
   BOOST_TEST(final_snap.totals.bytes_in == 3 * child_requests + own_requests / 7);
   BOOST_TEST_MESSAGE(snapshots.load() << " snapshots, " << own_requests / 7 << " retirements");
+}
+
+// ---- A segment scribbled over while it is read -----------------------------
+
+// The reader keeps the counts it checked at open(): a header written over
+// afterwards is reported, never followed out of the segment.
+BOOST_AUTO_TEST_CASE(a_scribbled_header_is_reported_not_followed) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 4);
+  const ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  BOOST_TEST(reader.snapshot().corrupt.empty());
+  Header& h = board.header();
+  h.slot_count = 40;  // far past the segment's end
+  h.slots_in_use.store(1'000'000, relaxed);
+  h.listener_count = 9999;
+  h.segment_size = 1;
+  const ScoreboardSnapshot snap =
+      reader.snapshot(ScoreboardReader::Latencies::copied, ScoreboardReader::Wait::none);
+  BOOST_TEST(snap.slots.size() == 4u);
+  BOOST_TEST(snap.listeners.empty());
+  BOOST_TEST(snap.totals.listeners.empty());
+  BOOST_TEST_MESSAGE(snap.corrupt);
+  BOOST_TEST(contains(snap.corrupt, "stats segment " + shm.name + " is corrupt: "));
+  BOOST_TEST(contains(snap.corrupt, "slot count is 40, was 4"));
+  BOOST_TEST(contains(snap.corrupt, "1000000 slots in use, of 4"));
+  BOOST_TEST(contains(snap.corrupt, "listener count is 9999, was 0"));
+}
+
+BOOST_AUTO_TEST_CASE(random_bytes_over_header_and_slots_never_crash_a_reader) {
+  ShmName shm;
+  const Listener listeners[] = {{Protocol::framed, {}, Address::parse("127.0.0.1:1")}};
+  Scoreboard board = Scoreboard::create(shm.name, 3, listeners);
+  const ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  BOOST_TEST(reader.snapshot().corrupt.empty());
+  std::uint64_t state = 0x9e3779b97f4a7c15ull;
+  auto scribble = [&state](void* at, std::size_t size) {
+    auto* bytes = static_cast<unsigned char*>(at);
+    for (std::size_t i = 0; i < size; ++i) {
+      state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+      bytes[i] = static_cast<unsigned char>(state);
+    }
+  };
+  for (int round = 0; round < 20; ++round) {
+    scribble(&board.header(), sizeof(Header));
+    scribble(&board.slot(round % 3), sizeof(Slot));
+    const ScoreboardSnapshot snap =
+        reader.snapshot(ScoreboardReader::Latencies::copied, ScoreboardReader::Wait::none);
+    BOOST_TEST(snap.slots.size() <= 3u);
+    BOOST_TEST(snap.listeners.size() == 1u);
+    BOOST_TEST(!snap.corrupt.empty());
+  }
+  // Random bytes before a reader opens the segment: refused with a message.
+  ShmName noise;
+  write_fake_segment(noise.name, FakeHeader{}, sizeof(Header) + 2 * sizeof(Slot));
+  {
+    bip::shared_memory_object shm2(bip::open_only, noise.name.c_str(), bip::read_write);
+    bip::mapped_region region(shm2, bip::read_write);
+    scribble(region.get_address(), region.get_size());
+  }
+  BOOST_TEST(contains(reader_error(noise.name), "is not a prefork scoreboard"));
+}
+
+BOOST_AUTO_TEST_CASE(a_listener_record_scribbled_over_is_named_by_its_index) {
+  ShmName shm;
+  const Listener listeners[] = {{Protocol::framed, {}, Address::parse("127.0.0.1:1")},
+                                {Protocol::datagram, {}, Address::parse("127.0.0.1:2")}};
+  Scoreboard board = Scoreboard::create(shm.name, 1, listeners);
+  const ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  ListenerRecord& record = board.header().listeners[0];
+  std::memset(record.name, '\x07', sizeof record.name);  // no NUL, not text
+  board.header().listeners[1].protocol = 77;
+  const ScoreboardSnapshot snap = reader.snapshot();
+  BOOST_REQUIRE(snap.listeners.size() == 2u);
+  BOOST_TEST(snap.listeners[0].name == "listener 0");
+  BOOST_TEST(snap.listeners[1].name == "listener 1");
+  BOOST_TEST(contains(snap.corrupt, "listener 0 is not a listener record"));
+  BOOST_TEST(contains(snap.corrupt, "listener 1 is not a listener record"));
+}
+
+// A sequence left odd (a writer killed or stopped inside its update, or a
+// scribble) bounds the wait; with Wait::none (the master's) there is none.
+BOOST_AUTO_TEST_CASE(an_odd_sequence_stuck_is_reported_not_spun_on) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  board.slot(1).counters.requests.store(5, relaxed);
+  const ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  BOOST_TEST(reader.snapshot().slots[1].counters.requests == 5u);
+  board.slot(1).sequence.store(7, relaxed);
+  board.header().sequence.store(3, relaxed);
+  for (auto wait : {ScoreboardReader::Wait::none, ScoreboardReader::Wait::bounded}) {
+    ScoreboardSnapshot snap;
+    BOOST_REQUIRE_NO_THROW(snap = reader.snapshot(ScoreboardReader::Latencies::skipped, wait));
+    BOOST_TEST(snap.slots[1].stale);
+    BOOST_TEST(snap.slots[1].counters.requests == 5u);  // the last whole copy
+    BOOST_TEST(!snap.slots[0].stale);
+    BOOST_TEST(contains(snap.corrupt, "its header's sequence stays odd or keeps changing (3)"));
+  }
+  board.header().sequence.store(4, relaxed);
+  board.slot(1).sequence.store(8, relaxed);
+  const ScoreboardSnapshot healed = reader.snapshot();
+  BOOST_TEST(healed.corrupt.empty());
+  BOOST_TEST(!healed.slots[1].stale);
+}
+
+BOOST_AUTO_TEST_CASE(a_slot_with_an_impossible_state_or_pid_is_reported) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  const ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  board.slot(0).state.store(static_cast<WorkerState>(99), relaxed);
+  board.slot(1).pid.store(-5, relaxed);
+  const ScoreboardSnapshot snap = reader.snapshot();
+  BOOST_TEST(contains(snap.corrupt, "slot 0 has state 99"));
+  BOOST_TEST(contains(snap.corrupt, "slot 1 has pid -5"));
+}
+
+// A worker's wild write lands nowhere the master relies on: outside its own
+// slot and the accept lock, its mapping is read-only (the write kills it).
+BOOST_AUTO_TEST_CASE(a_protected_worker_writes_only_its_slot_and_the_accept_lock) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 3);
+  auto in_child = [&board](auto wild_write) {
+    const pid_t child = ::fork();
+    if (child == 0) {
+      die_on_segv();
+      board.protect_for_worker(1);
+      board.slot(1).counters.requests.store(7, relaxed);  // its own slot
+      board.header().accept_lock[0] = 1;                  // the accept lock
+      wild_write();
+      ::_exit(0);
+    }
+    return wait_exit_code(child);
+  };
+  BOOST_TEST(in_child([] {}) == 0);
+  BOOST_TEST(board.slot(1).counters.requests.load() == 7u);
+  BOOST_TEST(board.header().accept_lock[0] == 1);
+  BOOST_TEST(in_child([&board] { board.header().slot_count = 40; }) != 0);
+  BOOST_TEST(board.header().slot_count == 3u);
+  BOOST_TEST(in_child([&board] { board.header().sequence.store(1, relaxed); }) != 0);
+  BOOST_TEST(board.header().sequence.load() == 0u);
+  BOOST_TEST(in_child([&board] { board.slot(0).sequence.store(1, relaxed); }) != 0);
+  BOOST_TEST(in_child([&board] { board.slot(2).pid.store(-1, relaxed); }) != 0);
+  BOOST_TEST(board.slot(0).sequence.load() == 0u);
+  BOOST_TEST(board.slot(2).pid.load() == 0);
+
+  // A spawned worker's attachment is protected the same way.
+  const pid_t child = ::fork();
+  if (child == 0) {
+    die_on_segv();
+    SlotAttachment attachment = SlotAttachment::open(shm.name, 2);
+    attachment.slot().counters.requests.store(9, relaxed);
+    attachment.header().slot_count = 40;
+    ::_exit(0);
+  }
+  BOOST_TEST(wait_exit_code(child) != 0);
+  BOOST_TEST(board.slot(2).counters.requests.load() == 9u);
+  BOOST_TEST(board.header().slot_count == 3u);
 }

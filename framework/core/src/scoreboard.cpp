@@ -6,6 +6,7 @@
 
 #include <sched.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <new>
@@ -28,6 +30,8 @@ namespace prefork {
 namespace bip = boost::interprocess;
 
 static_assert(sizeof(Header) % alignof(Slot) == 0, "slots must start aligned after the header");
+static_assert(sizeof(Header) % scoreboard_page == 0 && sizeof(Slot) % scoreboard_page == 0,
+              "slots and the header's accept lock must start on pages of their own");
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free &&
                   std::atomic<std::int32_t>::is_always_lock_free,
               "atomics shared between processes must be lock-free");
@@ -76,6 +80,24 @@ struct Mapping {
     return std::atomic_ref<std::uint64_t>(header()->magic).load(std::memory_order_acquire);
   }
 };
+
+// Makes [begin, end) of the mapping read-only; both are page-aligned.
+void read_only(char* base, std::size_t begin, std::size_t end) noexcept {
+  if (end > begin && ::mprotect(base + begin, end - begin, PROT_READ) != 0)
+    log_sys_error("mprotect", errno, "scoreboard bytes %zu to %zu", begin, end);
+}
+
+// What a worker does not write, read-only in its own address space.
+void protect(const Mapping& m, std::size_t slot_count, unsigned slot) noexcept {
+  if (::sysconf(_SC_PAGESIZE) != static_cast<long>(scoreboard_page)) return;  // layout unfit
+  char* base = static_cast<char*>(m.base());
+  const std::size_t lock =
+      static_cast<std::size_t>(reinterpret_cast<char*>(&m.header()->accept_lock) - base);
+  read_only(base, 0, lock);
+  const std::size_t mine = sizeof(Header) + slot * sizeof(Slot);
+  read_only(base, sizeof(Header), mine);
+  read_only(base, mine + sizeof(Slot), sizeof(Header) + slot_count * sizeof(Slot));
+}
 
 // Opens and maps NAME; nullopt when it does not exist. Waits briefly while a
 // concurrent creator is still filling it in.
@@ -130,20 +152,32 @@ Mapping open_valid(const std::string& name, bip::mode_t mode, const char* who) {
   return std::move(*m);
 }
 
-// Called when create_only found NAME taken: refuses a live master's segment,
-// removes anything else.
+// Called when create_only found NAME taken: removes it only when it is a
+// prefork scoreboard (of any layout version) of this user whose master is
+// gone; refuses anything else, which this master did not create.
 void remove_unless_in_use(const std::string& name) {
   std::optional<Mapping> existing = open_settled(name, bip::read_only);
   if (!existing) return;  // its owner removed it meanwhile
-  std::string reason = layout_problem(*existing, name, "master");
-  if (reason.empty()) {
-    const pid_t master = existing->header()->master_pid;
-    if (master != ::getpid() && process_running(master))
-      throw std::runtime_error("stats segment " + name + " is in use by running master " +
-                               std::to_string(master) + "; choose another --stats name");
-    reason = "stats segment " + name + " belonged to master " + std::to_string(master) +
-             (master == ::getpid() ? ", this process" : ", which is gone");
-  }
+  const std::string segment = "stats segment " + path_of(name);
+  struct stat st {};
+  if (::fstat(existing->shm.get_mapping_handle().handle, &st) != 0)
+    throw SystemError("fstat", errno, path_of(name));
+  if (existing->size() < offsetof(Header, master_pid) + sizeof(std::int32_t) ||
+      existing->magic() != scoreboard_magic)
+    throw std::runtime_error(segment +
+                             " exists and is not a prefork scoreboard; not replacing it "
+                             "(remove it, or choose another --stats name)");
+  if (st.st_uid != ::geteuid())
+    throw std::runtime_error(segment + " belongs to user " + std::to_string(st.st_uid) +
+                             ", not to this one (" + std::to_string(::geteuid()) +
+                             "); not replacing it (choose another --stats name)");
+  const pid_t master = existing->header()->master_pid;
+  if (master != ::getpid() && process_running(master))
+    throw std::runtime_error("stats segment " + name + " is in use by running master " +
+                             std::to_string(master) + "; choose another --stats name");
+  const std::string reason = "stats segment " + name + " belonged to master " +
+                             std::to_string(master) +
+                             (master == ::getpid() ? ", this process" : ", which is gone");
   bip::shared_memory_object::remove(name.c_str());
   log_info("%s; replaced it with a new one", reason.c_str());
 }
@@ -189,8 +223,11 @@ void fold(Counters& into, Counters& from) {
 }
 
 // One slot's counters, whole: retries while its writer is inside an update.
-// False when the writer stays inside longer than slot_patience.
-bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out) {
+// False when the writer stays inside longer than slot_patience (with
+// Wait::none, a few spins): it was stopped or killed there, or the slot was
+// scribbled over.
+bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& out,
+                        ScoreboardReader::Wait wait) {
   std::chrono::steady_clock::time_point give_up{};
   for (int attempt = 0;; ++attempt) {
     const std::uint64_t before = s.sequence.load(std::memory_order_acquire);
@@ -203,6 +240,7 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
       }
     }
     if (attempt < snapshot_spins) continue;
+    if (wait == ScoreboardReader::Wait::none) return false;
     const auto now = std::chrono::steady_clock::now();
     if (attempt == snapshot_spins)
       give_up = now + slot_patience;
@@ -214,6 +252,11 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
     else
       std::this_thread::sleep_for(100us);
   }
+}
+
+bool printable(const char* text, std::size_t size) {
+  const std::size_t n = ::strnlen(text, size);
+  return n < size && std::all_of(text, text + n, [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
 }  // namespace
@@ -269,6 +312,7 @@ struct Scoreboard::Impl {
   pid_t creator = ::getpid();
   Mapping mapping;
   unsigned slot_count = 0;
+  unsigned listener_count = 0;
 
   explicit Impl(std::string n) : name(std::move(n)) {}
   Impl(const Impl&) = delete;
@@ -301,6 +345,7 @@ Scoreboard Scoreboard::create(const std::string& name, unsigned slot_count,
   auto impl = std::make_unique<Impl>(name);  // from here on a failure removes the segment
   impl->mapping.shm = std::move(*shm);
   impl->slot_count = slot_count;
+  impl->listener_count = static_cast<unsigned>(listeners.size());
   const std::size_t size = size_for(slot_count);
   try {
     impl->mapping.shm.truncate(static_cast<bip::offset_t>(size));
@@ -357,7 +402,10 @@ void Scoreboard::retire(unsigned index) noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
   Header& h = header();
   Slot& s = slot(index);
-  const std::uint64_t sequence = h.sequence.load(relaxed);
+  std::uint64_t sequence = h.sequence.load(relaxed);
+  // Only this process writes it: odd here means scribbled over; even again
+  // from now on, so that readers need not wait for it.
+  sequence += sequence & 1;
   h.sequence.store(sequence + 1, relaxed);
   // A reader that sees any store below also sees the odd sequence.
   std::atomic_thread_fence(std::memory_order_release);
@@ -389,10 +437,14 @@ void Scoreboard::take_name(const std::string& name) {
 
 void Scoreboard::disown_name() noexcept { impl_->disowned = true; }
 
+void Scoreboard::protect_for_worker(unsigned slot) noexcept {
+  protect(impl_->mapping, impl_->slot_count, slot);
+}
+
 void Scoreboard::publish_queue(unsigned listener, std::uint32_t depth,
                                std::uint32_t limit) noexcept {
   Header& h = header();
-  if (listener >= h.listener_count) return;
+  if (listener >= impl_->listener_count) return;  // never the live count: see ScoreboardReader
   h.listeners[listener].queue_depth.store(depth, std::memory_order_relaxed);
   h.listeners[listener].queue_limit.store(limit, std::memory_order_relaxed);
   h.metrics_updated_ns.store(realtime_ns(), std::memory_order_relaxed);
@@ -407,12 +459,26 @@ struct SlotAttachment::Impl {
 
 SlotAttachment SlotAttachment::open(const std::string& name, unsigned slot) {
   auto impl = std::make_unique<Impl>();
-  impl->mapping = open_valid(name, bip::read_write, "worker");
-  const unsigned count = impl->mapping.header()->slot_count;
+  // The table's size comes from the segment's, not from its header: a
+  // header scribbled over (by any worker) must not keep the master's
+  // replacements from attaching. What the header says is only logged.
+  std::optional<Mapping> m = open_settled(name, bip::read_write);
+  if (!m)
+    throw std::runtime_error("no stats segment named " + name +
+                             " (is the server running with --stats " + name + "?)");
+  impl->mapping = std::move(*m);
+  const std::size_t size = impl->mapping.size();
+  if (size < sizeof(Header) || (size - sizeof(Header)) % sizeof(Slot) != 0)
+    throw std::runtime_error("stats segment " + name + " has the wrong size for a scoreboard: " +
+                             std::to_string(size) + " bytes");
+  const std::size_t count = (size - sizeof(Header)) / sizeof(Slot);
+  if (std::string problem = layout_problem(impl->mapping, name, "worker"); !problem.empty())
+    log_info("%s; attaching to slot %u of the %zu its size holds", problem.c_str(), slot, count);
   if (slot >= count)
     throw std::runtime_error("stats segment " + name + " has " + std::to_string(count) +
                              " slots, no slot " + std::to_string(slot));
   impl->slot = impl->mapping.slots() + slot;
+  protect(impl->mapping, count, slot);
   return SlotAttachment(std::move(impl));
 }
 
@@ -427,6 +493,11 @@ Header& SlotAttachment::header() noexcept { return *impl_->mapping.header(); }
 struct ScoreboardReader::Impl {
   std::string name;
   Mapping mapping;
+  // Fixed when opened, from a header that matched the segment's size: a
+  // header scribbled over later is reported, never followed.
+  unsigned slot_count = 0;
+  unsigned listener_count = 0;
+  std::uint64_t segment_size = 0;
   dev_t device = 0;
   ino_t inode = 0;
   // The last whole copy of each slot, for a slot that stays mid-update.
@@ -455,6 +526,14 @@ ScoreboardReader ScoreboardReader::open(const std::string& name) {
   auto impl = std::make_unique<Impl>();
   impl->name = name;
   impl->mapping = open_valid(name, bip::read_only, "reader");
+  const Header& h = *impl->mapping.header();
+  impl->slot_count = h.slot_count;
+  impl->segment_size = h.segment_size;
+  impl->listener_count = h.listener_count;
+  if (impl->listener_count > scoreboard_max_listeners)
+    throw std::runtime_error("stats segment " + name + " is corrupt: its header claims " +
+                             std::to_string(impl->listener_count) + " listeners, at most " +
+                             std::to_string(scoreboard_max_listeners) + " fit");
   struct stat st {};
   if (::fstat(impl->mapping.shm.get_mapping_handle().handle, &st) != 0)
     throw SystemError("fstat", errno, path_of(name));
@@ -467,31 +546,59 @@ ScoreboardReader::ScoreboardReader(std::unique_ptr<Impl> impl) noexcept : impl_(
 ScoreboardReader::ScoreboardReader(ScoreboardReader&&) noexcept = default;
 ScoreboardReader::~ScoreboardReader() = default;
 
-ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
+ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) const {
   static const auto no_latencies = std::make_shared<const Histogram>();
   const bool copy_latencies = latencies == Latencies::copied;
   constexpr auto relaxed = std::memory_order_relaxed;
   const Header& h = *impl_->mapping.header();
   const Slot* slots = impl_->mapping.slots();
-  const unsigned listener_count = std::min(h.listener_count, scoreboard_max_listeners);
+  const unsigned listener_count = impl_->listener_count;
   ScoreboardSnapshot snap;
+  auto corrupt = [&snap, this](const std::string& what) {
+    if (snap.corrupt.empty())
+      snap.corrupt = "stats segment " + impl_->name + " is corrupt: " + what;
+    else
+      snap.corrupt += "; " + what;
+  };
+  auto changed = [&corrupt](const char* field, std::uint64_t now, std::uint64_t was) {
+    if (now != was)
+      corrupt(std::string("its header's ") + field + " is " + std::to_string(now) + ", was " +
+              std::to_string(was));
+  };
+  changed("magic", impl_->mapping.magic(), scoreboard_magic);
+  changed("version", h.version, scoreboard_version);
+  changed("slot count", h.slot_count, impl_->slot_count);
+  changed("segment size", h.segment_size, impl_->segment_size);
+  changed("listener count", h.listener_count, listener_count);
   snap.master_pid = h.master_pid;
   snap.started_ns = h.started_ns;
   snap.listeners.resize(listener_count);
   for (unsigned i = 0; i < listener_count; ++i) {
     const ListenerRecord& record = h.listeners[i];
-    snap.listeners[i].protocol = static_cast<Protocol>(record.protocol);
-    snap.listeners[i].name.assign(record.name, ::strnlen(record.name, sizeof record.name));
+    ListenerInfo& l = snap.listeners[i];
+    if (record.protocol > static_cast<std::uint32_t>(Protocol::datagram) ||
+        !printable(record.name, sizeof record.name)) {
+      corrupt("listener " + std::to_string(i) + " is not a listener record");
+      l.name = "listener " + std::to_string(i);
+      continue;
+    }
+    l.protocol = static_cast<Protocol>(record.protocol);
+    l.name.assign(record.name);
   }
-  const unsigned shown =
-      std::min(h.slot_count, std::max(1u, h.slots_in_use.load(std::memory_order_acquire)));
+  const unsigned in_use = h.slots_in_use.load(std::memory_order_acquire);
+  if (in_use > impl_->slot_count)
+    corrupt(std::to_string(in_use) + " slots in use, of " + std::to_string(impl_->slot_count));
+  const unsigned shown = std::min(impl_->slot_count, std::max(1u, in_use));
   snap.slots.resize(shown);
   impl_->last.resize(shown);
 
   const auto deadline = std::chrono::steady_clock::now() + snapshot_timeout;
   for (int attempt = 1;; ++attempt) {
     const std::uint64_t before = h.sequence.load(std::memory_order_acquire);
-    if (before % 2 == 0) {
+    // Past the wait, one last copy is taken as it is, and reported.
+    const bool last_try = attempt > snapshot_spins &&
+                          (wait == Wait::none || std::chrono::steady_clock::now() >= deadline);
+    if (before % 2 == 0 || last_try) {
       snap.taken_ns = realtime_ns();
       snap.generation = h.generation.load(relaxed);
       snap.worker_restarts = h.worker_restarts.load(relaxed);
@@ -520,7 +627,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
         out.connections_active = s.connections_active.load(relaxed);
         out.waiting = s.waiting.load(relaxed);
         Impl::Whole& last = impl_->last[i];
-        out.stale = !read_slot_counters(s, listener_count, out.counters);
+        out.stale = !read_slot_counters(s, listener_count, out.counters, wait);
         if (out.stale) {
           const bool same = last.pid == out.pid && last.generation == out.generation;
           out.counters = same ? last.counters : CounterValues{};
@@ -530,15 +637,20 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies) const {
       }
       // Orders the copies above before the second read of the sequence.
       std::atomic_thread_fence(std::memory_order_acquire);
-      if (h.sequence.load(relaxed) == before) break;
+      if (before % 2 == 0 && h.sequence.load(relaxed) == before) break;
+      if (last_try) {
+        corrupt("its header's sequence stays odd or keeps changing (" + std::to_string(before) +
+                "); its master may have died while retiring a worker");
+        break;
+      }
     }
-    if (attempt >= snapshot_spins) {
-      if (std::chrono::steady_clock::now() >= deadline)
-        throw std::runtime_error(
-            "stats segment " + impl_->name +
-            " stays mid-update; its master may have died while retiring a worker");
-      ::sched_yield();
-    }
+    if (attempt >= snapshot_spins && wait == Wait::bounded) ::sched_yield();
+  }
+  for (const SlotSnapshot& s : snap.slots) {
+    if (s.pid < 0) corrupt("slot " + std::to_string(s.slot) + " has pid " + std::to_string(s.pid));
+    if (static_cast<std::uint32_t>(s.state) > static_cast<std::uint32_t>(WorkerState::stopping))
+      corrupt("slot " + std::to_string(s.slot) + " has state " +
+              std::to_string(static_cast<std::uint32_t>(s.state)));
   }
 
   snap.totals = snap.retired;

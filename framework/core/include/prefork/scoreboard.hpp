@@ -93,6 +93,11 @@ struct ScoreboardSnapshot {
   std::shared_ptr<const Histogram> retired_latency;
   CounterValues totals;                      // retired + every slot
   std::shared_ptr<const Histogram> latency;  // retired + every slot
+  // What the reader found wrong with the segment (a header field changed
+  // since it was opened, a count out of bounds, a sequence left odd), or
+  // empty. Whatever was out of bounds was clamped or left out: the copy is
+  // safe to show, but not to trust.
+  std::string corrupt;
 };
 
 // The clocks of the scoreboard, in nanoseconds: times of day (realtime),
@@ -124,9 +129,18 @@ class ScoreboardReader {
   // that only wants the workers' states and counters.
   enum class Latencies { copied, skipped };
 
+  // How long a snapshot waits for a sequence left odd: `bounded` retries
+  // (yielding, then sleeping) for up to a second for the header and 50 ms
+  // for a slot; `none` only spins a few times, for the master's own
+  // /metrics, which must never stall supervision on a stuck sequence.
+  enum class Wait { bounded, none };
+
   // A consistent copy: retries while the master is folding a slot in or a
-  // worker is updating its slot (see SlotSnapshot::stale).
-  ScoreboardSnapshot snapshot(Latencies latencies = Latencies::copied) const;
+  // worker is updating its slot (see SlotSnapshot::stale). Never trusts the
+  // segment's own counts beyond what open() checked: a header scribbled
+  // over is reported in ScoreboardSnapshot::corrupt, not followed.
+  ScoreboardSnapshot snapshot(Latencies latencies = Latencies::copied,
+                              Wait wait = Wait::bounded) const;
 
   // True once the name no longer refers to the mapped segment: the master
   // removed it (it exits) or another master replaced it.

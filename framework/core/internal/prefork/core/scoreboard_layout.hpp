@@ -1,5 +1,5 @@
-// The scoreboard's shared-memory layout (version 5): Header, then
-// slot_count Slots. All counters are 64-bit. Written by the master (the
+// The scoreboard's shared-memory layout (version 6): Header, then
+// slot_count Slots, each starting on a page. All counters are 64-bit. Written by the master (the
 // header) and the workers (their slots, through SlotWriter); readers go
 // through ScoreboardReader (prefork/scoreboard.hpp).
 #pragma once
@@ -8,6 +8,7 @@
 #include <prefork/scoreboard.hpp>
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 
 namespace prefork {
@@ -17,7 +18,11 @@ inline constexpr std::uint64_t scoreboard_magic =
 // 4: connections closed by reason (Counters::closes).
 // 5: Slot::retire_requested (recycling after --max-requests);
 //    Header::exits_timed_out, start_failures, slots_in_use.
-inline constexpr std::uint32_t scoreboard_version = 5;
+// 6: slots and the accept lock on pages of their own, so that a worker can
+//    map the rest read-only (protect_for_worker).
+inline constexpr std::uint32_t scoreboard_version = 6;
+// The page size the layout is built for (checked at run time).
+inline constexpr std::size_t scoreboard_page = 4096;
 // Per-listener counters have room for this many listeners.
 inline constexpr unsigned scoreboard_max_listeners = 16;
 
@@ -44,7 +49,7 @@ struct Counters {
   ListenerCounters listeners[scoreboard_max_listeners];
 };
 
-struct alignas(64) Slot {
+struct alignas(scoreboard_page) Slot {
   // Identity and gauges: each a single value, read without the lock.
   std::atomic<std::int32_t> pid{0};
   std::atomic<WorkerState> state{WorkerState::empty};
@@ -83,8 +88,8 @@ struct ListenerRecord {
   std::atomic<std::uint32_t> queue_limit{0};  // its backlog
 };
 
-// Aligned like Slot so that the slots that follow it start on a cache line.
-struct alignas(64) Header {
+// Page-aligned like Slot, so that the slots that follow it start on a page.
+struct alignas(scoreboard_page) Header {
   std::uint64_t magic;  // written last, with release, once the rest is set
   std::uint32_t version;
   std::uint32_t slot_count;
@@ -108,10 +113,11 @@ struct alignas(64) Header {
   std::atomic<std::uint32_t> slots_in_use{0};
   ListenerRecord listeners[scoreboard_max_listeners];
   Counters retired;  // everything counted by workers that have died
+  alignas(64) SharedHistogram retired_latency;
   // Room for the accept mutex of `--accept lock`: a process-shared, robust
   // pthread mutex the master sets up (see workers/src/accept_gate.cpp).
-  alignas(64) unsigned char accept_lock[64];
-  alignas(64) SharedHistogram retired_latency;
+  // Last, on a page of its own: the one part of the header workers write.
+  alignas(scoreboard_page) unsigned char accept_lock[64];
 };
 
 }  // namespace prefork

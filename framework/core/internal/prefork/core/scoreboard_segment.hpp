@@ -44,6 +44,12 @@ class Scoreboard {
   // remove the new master's segment.
   void disown_name() noexcept;
 
+  // In a forked worker, before it runs: leaves writable only what the
+  // worker of `slot` writes (its slot, the accept lock's page); the rest of
+  // the header and the other slots become read-only, so that a wild write
+  // kills the worker instead of corrupting what the master relies on.
+  void protect_for_worker(unsigned slot) noexcept;
+
   // The master's periodic figures: each listener's accept queue.
   void publish_queue(unsigned listener, std::uint32_t depth, std::uint32_t limit) noexcept;
 
@@ -53,7 +59,8 @@ class Scoreboard {
   std::unique_ptr<Impl> impl_;
 };
 
-// A spawned worker's read-write view of its own slot.
+// A spawned worker's view of the segment: read-write only its own slot and
+// the accept lock (see Scoreboard::protect_for_worker).
 class SlotAttachment {
  public:
   // Throws std::runtime_error when the segment is missing or mismatched.
