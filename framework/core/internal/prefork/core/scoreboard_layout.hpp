@@ -1,4 +1,4 @@
-// The scoreboard's shared-memory layout (version 5): Header, then
+// The scoreboard's shared-memory layout (version 6): Header, then
 // slot_count Slots. All counters are 64-bit. Written by the master (the
 // header) and the workers (their slots, through SlotWriter); readers go
 // through ScoreboardReader (prefork/scoreboard.hpp).
@@ -17,7 +17,8 @@ inline constexpr std::uint64_t scoreboard_magic =
 // 4: connections closed by reason (Counters::closes).
 // 5: Slot::retire_requested (recycling after --max-requests);
 //    Header::exits_timed_out, start_failures, slots_in_use.
-inline constexpr std::uint32_t scoreboard_version = 5;
+// 6: close reasons idle_timeout (was timeout), read_timeout, write_timeout.
+inline constexpr std::uint32_t scoreboard_version = 6;
 // Per-listener counters have room for this many listeners.
 inline constexpr unsigned scoreboard_max_listeners = 16;
 
