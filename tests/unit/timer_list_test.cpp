@@ -96,3 +96,9 @@ BOOST_AUTO_TEST_CASE(nodes_outlive_their_list_disarmed) {
   }
   BOOST_TEST(!a.armed());
 }
+
+BOOST_AUTO_TEST_CASE(the_lazy_slack_is_a_sixteenth_at_most_300_ms) {
+  BOOST_TEST((TimerList(160ms).slack() == 10ms));
+  BOOST_TEST((TimerList(75'000ms).slack() == 300ms));
+  BOOST_TEST((TimerList(0ms).slack() == 0ms));
+}

@@ -5,10 +5,12 @@
 // cancelling are a few pointer writes (no allocation, no search, no
 // heap), the nearest deadline is the head, and the expired nodes are a
 // prefix, found once per turn. A connection is re-armed at most once per
-// turn (after its events), and only when what it waits for changed or it
-// made progress.
+// turn (after its events), only when what it waits for changed or it made
+// progress, and lazily (worker.cpp: a deadline is not moved by less than
+// 1/16 of its timeout, at most 300 ms).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 
 namespace prefork {
@@ -39,7 +41,8 @@ class TimerList {
   using Clock = TimerNode::Clock;
 
   // 0: disabled, arm() only cancels.
-  explicit TimerList(std::chrono::milliseconds duration = {}) noexcept : duration_(duration) {
+  explicit TimerList(std::chrono::milliseconds duration = {}) noexcept
+      : duration_(duration), slack_(std::min<Clock::duration>(duration / 16, lazy_limit)) {
     head_.prev = head_.next = &head_;
   }
   TimerList(const TimerList&) = delete;
@@ -51,6 +54,9 @@ class TimerList {
   }
 
   std::chrono::milliseconds duration() const noexcept { return duration_; }
+  // How far a deadline may stay early rather than be re-armed (lazy
+  // re-arming, as nginx's timers): 1/16 of the duration, at most 300 ms.
+  Clock::duration slack() const noexcept { return slack_; }
   bool empty() const noexcept { return head_.next == &head_; }
 
   // Due at `now` + duration, behind every node armed before. `now` must not
@@ -77,7 +83,10 @@ class TimerList {
   }
 
  private:
+  static constexpr std::chrono::milliseconds lazy_limit{300};
+
   std::chrono::milliseconds duration_;
+  Clock::duration slack_;
   TimerNode head_;  // the sentinel: head_.next is the first, head_.prev the last
 };
 

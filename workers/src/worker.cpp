@@ -310,23 +310,34 @@ void EventRuntime::arm_timeout(Watch& watch) {
   Connection& connection = *watch.connection;
   const Connection::Waiting waiting = connection.waiting();
   const bool progress = connection.take_progress();
-  // A read timeout runs from the message's first byte however the rest
-  // trickles in: only a finished message restarts it.
-  if (watch.armed() && waiting == watch.waiting && !progress) return;
+  TimerList& list = timers(waiting);
+  if (watch.armed() && waiting == watch.waiting) {
+    // A read timeout runs from the message's first byte however the rest
+    // trickles in: only a finished message restarts it.
+    if (!progress) return;
+    // Lazy, as nginx's timers: a deadline that would move by less than
+    // 1/16 of the timeout (at most 300 ms) stays, so that a busy
+    // keep-alive connection is not relinked on every request.
+    if (watch.deadline + list.slack() > now_ + list.duration()) return;
+  }
   // A disabled timeout (0) leaves it disarmed; it is looked at again after
   // its next event.
   watch.waiting = waiting;
-  timers(waiting).arm(watch, now_);
+  list.arm(watch, now_);
 }
 
 int EventRuntime::until_next_timeout(int timeout) const noexcept {
+  const TimerNode* nearest = nullptr;
   for (const TimerList* list : {&idle_timers_, &read_timers_, &write_timers_}) {
     const TimerNode* first = list->first();
-    if (first == nullptr) continue;
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(first->deadline - Clock::now());
-    timeout = static_cast<int>(std::clamp<long>(left.count(), 0, timeout));
+    if (first != nullptr && (nearest == nullptr || first->deadline < nearest->deadline))
+      nearest = first;
   }
-  return timeout;
+  if (nearest == nullptr) return timeout;
+  // From the turn's time: at most the turn's work late, one clock read a
+  // turn.
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(nearest->deadline - now_);
+  return static_cast<int>(std::clamp<long>(left.count(), 0, timeout));
 }
 
 // Once per loop turn: the connections whose deadline has passed are
@@ -346,7 +357,7 @@ void EventRuntime::expire_timeouts() {
       close_connection(watch);
     }
   }
-  forget_closed();
+  if (!closed_.empty()) forget_closed();
 }
 
 void EventRuntime::pause_accepting() {
