@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -232,6 +233,22 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
                                   std::to_string(defaults.max_message) + ")";
     listeners.flags.push_back(
         number_flag(config, flag, "BYTES", text, &ServerConfig::max_message, 0, 0xFFFFFFFFu));
+  }
+  // nginx's and HAProxy's: what a slow, idle or hostile client may hold.
+  for (auto [flag, text, field] :
+       {std::tuple{"idle-timeout", "close a TCP connection waiting this long for its next message",
+                   &ServerConfig::idle_timeout},
+        {"read-timeout",
+         "close a TCP connection whose message is not all received this long "
+         "after it started (a slowloris)",
+         &ServerConfig::read_timeout},
+        {"write-timeout", "close a TCP connection whose peer takes none of its replies this long",
+         &ServerConfig::write_timeout}}) {
+    std::string help(text);
+    help += "; 0: never (default ";
+    help += seconds_text(initial.*field);
+    help += ")";
+    listeners.flags.push_back(seconds_flag(config, flag, std::move(help), field));
   }
 
   FlagGroup workers{"Workers", {}};

@@ -54,6 +54,9 @@ void take_settings(WorkerParams& params, const ServerConfig& config) {
   params.threads = config.threads == 0 ? default_threads : config.threads;
   params.max_message = config.max_message;
   params.graceful_timeout = config.graceful_timeout;
+  params.idle_timeout = config.idle_timeout;
+  params.read_timeout = config.read_timeout;
+  params.write_timeout = config.write_timeout;
   params.worker_stats = config.worker_stats;
   params.log = config.log;
 }

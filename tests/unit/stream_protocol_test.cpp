@@ -129,7 +129,7 @@ class ScriptHandler final : public prefork::Handler {
 // buffer it writes to the socket, its request timer.
 struct Rig {
   explicit Rig(prefork::Handler& handler, std::size_t max_message = 1024)
-      : context{handler, stats, max_message, 7} {}
+      : context{handler, stats, max_message, 7, {}} {}
 
   std::unique_ptr<StreamProtocol> connect(prefork::Protocol protocol = prefork::Protocol::stream) {
     return std::make_unique<StreamProtocol>(context, peer, protocol, 0, out, timer);
@@ -500,10 +500,10 @@ BOOST_AUTO_TEST_CASE(the_session_is_destroyed_right_after_on_close) {
   protocol->open();
   protocol->serve("a\n", unlimited);
   BOOST_TEST(journal.back() == "message:a");  // alive between messages
-  protocol->end(CloseReason::timeout);
+  protocol->end(CloseReason::idle_timeout);
   // Before the protocol object itself goes: the session does not outlive
   // its connection's end.
-  BOOST_TEST(journal == (Journal{"open", "message:a", "close:timeout", "destroyed"}));
+  BOOST_TEST(journal == (Journal{"open", "message:a", "close:idle_timeout", "destroyed"}));
   protocol.reset();
   BOOST_TEST(journal.size() == 4u);
 }

@@ -46,6 +46,9 @@ WorkerParams unusual() {
       .threads = 9,
       .max_message = 65536,
       .graceful_timeout = std::chrono::milliseconds(2500),
+      .idle_timeout = std::chrono::milliseconds(1500),
+      .read_timeout = std::chrono::milliseconds(0),
+      .write_timeout = std::chrono::milliseconds(250),
       .max_requests = 1000,
       .worker_stats = false,
       .log = {.level = prefork::LogLevel::warning,
@@ -68,6 +71,9 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.threads == sent.threads);
   BOOST_TEST(received.max_message == sent.max_message);
   BOOST_TEST(received.graceful_timeout.count() == sent.graceful_timeout.count());
+  BOOST_TEST(received.idle_timeout.count() == sent.idle_timeout.count());
+  BOOST_TEST(received.read_timeout.count() == sent.read_timeout.count());
+  BOOST_TEST(received.write_timeout.count() == sent.write_timeout.count());
   BOOST_TEST(received.max_requests == sent.max_requests);
   BOOST_TEST(received.worker_stats == sent.worker_stats);
   BOOST_TEST((received.log == sent.log));

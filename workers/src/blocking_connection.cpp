@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include <prefork/log.hpp>
 
@@ -34,9 +35,21 @@ enum class Awaiting {
 
 using Clock = std::chrono::steady_clock;
 
-// Sleeps until the client sends or a stop is asked; false: stop now. What
-// the client has already sent is always read first.
-bool wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting) {
+enum class Woken { input, stop, timed_out };
+
+// Milliseconds for poll() until `until` (at least 1, rounded up); nullopt
+// once it has passed.
+std::optional<int> poll_timeout(Clock::time_point until) {
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
+  if (left.count() <= 0) return std::nullopt;
+  return static_cast<int>(std::min<long long>(left.count(), std::numeric_limits<int>::max()));
+}
+
+// Sleeps until the client sends, a stop is asked or `deadline` (the idle
+// or read timeout) passes. What the client has already sent is always read
+// first.
+Woken wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting,
+                     std::optional<Clock::time_point> deadline) {
   const bool stops = awaiting != Awaiting::rest_of_message;
   pollfd fds[6] = {{fd, POLLIN, 0},
                    {context.fast_fds[0], POLLIN, 0},
@@ -48,9 +61,14 @@ bool wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting) {
   for (;;) {
     int timeout = -1;
     if (grace_ends) {
-      auto left = std::chrono::ceil<std::chrono::milliseconds>(*grace_ends - Clock::now());
-      if (left.count() <= 0) return false;  // no first request came
-      timeout = static_cast<int>(left.count());
+      auto left = poll_timeout(*grace_ends);
+      if (!left) return Woken::stop;  // no first request came
+      timeout = *left;
+    }
+    if (deadline) {
+      auto left = poll_timeout(*deadline);
+      if (!left) return Woken::timed_out;
+      timeout = timeout < 0 ? *left : std::min(timeout, *left);
     }
     int n = ::poll(fds, 6, timeout);
     if (n > 0 && fds[5].revents != 0) {
@@ -58,23 +76,23 @@ bool wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting) {
       if (n == 1) continue;
     }
     if (n > 0) {
-      if ((fds[1].revents | fds[2].revents) != 0) return false;
-      if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) return true;
+      if ((fds[1].revents | fds[2].revents) != 0) return Woken::stop;
+      if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) return Woken::input;
       if ((fds[3].revents | fds[4].revents) != 0) {
         // The worker's own stop (not a fork-per-connection child's): its
         // slot says so at once, though this connection may go on.
         if (fds[3].revents != 0) context.stream.stats.state(WorkerState::stopping);
-        if (awaiting == Awaiting::next_request) return false;
+        if (awaiting == Awaiting::next_request) return Woken::stop;
         // The eventfds stay readable: wait on the client alone now.
         fds[3].fd = fds[4].fd = -1;
         grace_ends = Clock::now() + first_request_grace;
       }
       continue;
     }
-    if (n == 0) continue;  // the grace is over: said above
+    if (n == 0) continue;  // the grace or the deadline is over: said above
     if (errno != EINTR) {
       log_sys_error("poll", errno);
-      return false;
+      return Woken::stop;
     }
     StopSignal::reopen_log_if_asked();  // a one-thread worker's USR1
   }
@@ -86,7 +104,8 @@ bool wait_for_input(int fd, const BlockingContext& context, Awaiting awaiting) {
 // abort() or a failure.
 bool still_writable(CloseReason reason) noexcept {
   return reason == CloseReason::peer_closed || reason == CloseReason::limit_exceeded ||
-         reason == CloseReason::worker_stopping || reason == CloseReason::timeout;
+         reason == CloseReason::worker_stopping || reason == CloseReason::idle_timeout ||
+         reason == CloseReason::read_timeout;
 }
 
 // The connection's bytes in and out, and how it failed, for both ways of
@@ -96,19 +115,33 @@ class Socket {
   Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in)
       : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in) {}
 
-  // Reads more into `in`, giving way to the stops `awaiting` allows.
-  // false: the connection ended, `reason` says why.
-  bool receive(Awaiting awaiting, std::optional<CloseReason>& reason) {
+  // Reads more into `in`, giving way to the stops `awaiting` allows, and
+  // to the idle timeout, or the read timeout counted from `started` (the
+  // message's first byte) for the rest of a message. false: the
+  // connection ended, `reason` says why.
+  bool receive(Awaiting awaiting, std::optional<CloseReason>& reason,
+               Clock::time_point started = {}) {
+    const ConnectionTimeouts& timeouts = context_.stream.timeouts;
+    const bool rest = awaiting == Awaiting::rest_of_message;
+    std::optional<Clock::time_point> deadline;
+    if (rest && timeouts.read.count() > 0)
+      deadline = started + timeouts.read;
+    else if (!rest && timeouts.idle.count() > 0)
+      deadline = Clock::now() + timeouts.idle;
     // Waiting on the client is no hang of the worker's: the heartbeat
     // (--timeout) leaves it alone meanwhile, as it does a worker asleep in
     // accept(). A client too slow is the read and idle timeouts' business.
     // Once awake it works: it beats (at most once a second), so that a
     // worker busy with one long connection shows its progress.
     context_.stream.stats.waiting(true);
-    const bool readable = wait_for_input(fd_, context_, awaiting);
+    const Woken woken = wait_for_input(fd_, context_, awaiting, deadline);
     context_.stream.stats.waiting(false);
     context_.stream.stats.beat();
-    if (!readable) {
+    if (woken == Woken::timed_out) {
+      reason = rest ? CloseReason::read_timeout : CloseReason::idle_timeout;
+      return false;
+    }
+    if (woken == Woken::stop) {
       reason = CloseReason::worker_stopping;
       return false;
     }
@@ -136,11 +169,61 @@ class Socket {
     }
   }
 
-  bool send(Buffer& out) {
-    return send_buffered(fd_, out, context_.stream.stats, listener_, peer_);
+  // Sends all of `out`, without blocking in send(): a peer that takes
+  // none of it for the write timeout, or a fast stop, ends the connection.
+  // false: `reason` says why.
+  bool send(Buffer& out, std::optional<CloseReason>& reason) {
+    while (!out.empty()) {
+      ssize_t n = ::send(fd_, out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        context_.stream.stats.bytes_out(listener_, static_cast<std::size_t>(n));
+        out.consume(static_cast<std::size_t>(n));
+        continue;
+      }
+      const int error = errno;
+      if (error == EINTR) continue;
+      if (error == EAGAIN || error == EWOULDBLOCK) {
+        reason = wait_for_output();
+        if (!reason) continue;
+        return false;
+      }
+      connection_failed(context_.stream.stats, listener_, "send", error, peer_);
+      reason = CloseReason::peer_reset;
+      return false;
+    }
+    return true;
   }
 
  private:
+  // Until the peer can take more (nullopt), the write timeout passes or a
+  // fast stop comes.
+  std::optional<CloseReason> wait_for_output() {
+    const std::chrono::milliseconds limit = context_.stream.timeouts.write;
+    const auto deadline = Clock::now() + limit;
+    pollfd fds[3] = {
+        {fd_, POLLOUT, 0}, {context_.fast_fds[0], POLLIN, 0}, {context_.fast_fds[1], POLLIN, 0}};
+    for (;;) {
+      int timeout = -1;
+      if (limit.count() > 0) {
+        auto left = poll_timeout(deadline);
+        if (!left) return CloseReason::write_timeout;
+        timeout = *left;
+      }
+      const int n = ::poll(fds, 3, timeout);
+      if (n > 0) {
+        if ((fds[1].revents | fds[2].revents) != 0) return CloseReason::worker_stopping;
+        return std::nullopt;  // writable, or an error the next send() reports
+      }
+      if (n == 0) continue;  // the deadline: said above
+      if (errno == EINTR) {
+        if (StopSignal::fast()) return CloseReason::worker_stopping;
+        continue;
+      }
+      log_sys_error("poll", errno);
+      return CloseReason::peer_reset;
+    }
+  }
+
   BlockingContext& context_;
   int fd_;
   const Address& peer_;
@@ -155,24 +238,34 @@ void serve_messages(BlockingContext& context, int fd, const Address& peer, Proto
   StreamProtocol stream(context.stream, peer, protocol, listener, buffers.out, buffers.timer);
   Socket socket(context, fd, peer, listener, buffers.in);
   stream.open();
+  Clock::time_point started{};  // the first byte of the message in `in`
+  const bool timed_reads = context.stream.timeouts.read.count() > 0;
   while (!stream.ending()) {
-    if (!socket.send(buffers.out)) {
-      stream.end(CloseReason::peer_reset);
+    std::optional<CloseReason> ended;
+    if (!socket.send(buffers.out, ended)) {
+      stream.end(*ended);
       break;
     }
     // After the write (or the failure) that ends each request.
     buffers.timer.finish(context.stream.stats);
-    std::optional<CloseReason> ended;
     const Awaiting awaiting = !buffers.in.empty() ? Awaiting::rest_of_message
                               : stream.served()   ? Awaiting::next_request
                                                   : Awaiting::first_request;
-    if (!socket.receive(awaiting, ended)) {
+    if (!socket.receive(awaiting, ended, started)) {
       stream.end(*ended);
       break;
     }
-    buffers.in.consume(stream.serve(buffers.in.view(), std::numeric_limits<std::size_t>::max()));
+    const bool began = awaiting != Awaiting::rest_of_message;
+    const std::size_t consumed =
+        stream.serve(buffers.in.view(), std::numeric_limits<std::size_t>::max());
+    buffers.in.consume(consumed);
+    // A message left unfinished: its read timeout runs from now if it
+    // began with this read (or after a message this read finished).
+    if (timed_reads && !buffers.in.empty() && (began || consumed != 0)) started = Clock::now();
   }
-  if (stream.flush_first() && !socket.send(buffers.out))
+  std::optional<CloseReason> failed;
+  if (stream.flush_first() && !socket.send(buffers.out, failed) &&
+      failed == CloseReason::peer_reset)
     context.stream.stats.error(ErrorKind::peer_reset, listener);
   buffers.timer.finish(context.stream.stats);
   close_connection(fd, stream.reset());
@@ -254,8 +347,9 @@ class WholeConnection final : public Connection {
     served_ = served_ || turn_open_;
     out_.consume(out_.size());
     if (!bytes.empty()) std::memcpy(out_.append(bytes.size()), bytes.data(), bytes.size());
-    if (socket_.send(out_)) return true;
-    end(CloseReason::peer_reset);
+    std::optional<CloseReason> failed;
+    if (socket_.send(out_, failed)) return true;
+    end(*failed);
     return false;
   }
 
@@ -277,10 +371,13 @@ class WholeConnection final : public Connection {
     const Awaiting awaiting = !idle     ? Awaiting::rest_of_message
                               : served_ ? Awaiting::next_request
                                         : Awaiting::first_request;
-    if (!socket_.receive(awaiting, ended)) {
+    if (!socket_.receive(awaiting, ended, started_)) {
       end(*ended);
       return false;
     }
+    // What a read call's first fill got starts what it reads: the read
+    // timeout of its further fills runs from here.
+    if (idle && context_.stream.timeouts.read.count() > 0) started_ = Clock::now();
     if (!turn_open_) {
       timer_.start(context_.stream.stats, request_.listener);
       turn_open_ = true;
@@ -317,7 +414,8 @@ class WholeConnection final : public Connection {
   RequestTimer& timer_;
   std::size_t line_used_ = 0;  // the line last returned, consumed by the next read
   bool turn_open_ = false, turn_replied_ = false;
-  bool served_ = false;  // a turn was answered: the next may be refused by a stop
+  bool served_ = false;          // a turn was answered: the next may be refused by a stop
+  Clock::time_point started_{};  // the current read call's first fill
   std::optional<CloseReason> reason_;
 };
 

@@ -56,8 +56,16 @@ Connection::Next Connection::on_stop(bool grace_over) {
   return protocol_.ending() && out_.empty() ? Next::close : Next::keep;
 }
 
+void Connection::expire(CloseReason reason) {
+  protocol_.end(reason);
+  if (protocol_.flush_first())
+    send_buffered(fd_.get(), out_, context_.stream.stats, protocol_.request().listener, peer_);
+}
+
 Connection::Next Connection::serve_held() {
-  partial_.consume(protocol_.serve(partial_.view(), high_watermark));
+  const std::size_t consumed = protocol_.serve(partial_.view(), high_watermark);
+  progress_ = progress_ || consumed != 0;
+  partial_.consume(consumed);
   return flush();
 }
 
@@ -70,6 +78,7 @@ Connection::Next Connection::read_messages() {
     context_.stream.stats.bytes_in(protocol_.request().listener, static_cast<std::size_t>(n));
     std::string_view input(context_.scratch, static_cast<std::size_t>(n));
     std::size_t consumed = protocol_.serve(input, high_watermark);
+    progress_ = progress_ || consumed != 0;
     if (!protocol_.ending() && consumed < input.size())
       std::memcpy(partial_.append(input.size() - consumed), input.data() + consumed,
                   input.size() - consumed);
@@ -99,10 +108,13 @@ Connection::Next Connection::after_read(long n) {
 
 Connection::Next Connection::flush() {
   if (!protocol_.flush_first()) return Next::close;  // reset, abort, failure: at once
+  const std::size_t pending = out_.size();
   if (!send_buffered(fd_.get(), out_, context_.stream.stats, protocol_.request().listener, peer_)) {
     protocol_.end(CloseReason::peer_reset);
     return Next::close;
   }
+  // Only what the peer took restarts the write timeout.
+  progress_ = progress_ || out_.size() < pending;
   if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
   // A slow reader made the buffer grow; do not keep that memory.
   if (out_.capacity() > 4 * high_watermark) out_.release();

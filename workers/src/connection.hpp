@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 #include "buffer.hpp"
 #include "stream_protocol.hpp"
@@ -35,6 +36,7 @@ class Connection {
   Connection& operator=(const Connection&) = delete;
 
   int fd() const noexcept { return fd_.get(); }
+  const Request& request() const noexcept { return protocol_.request(); }
 
   enum class Next { keep, close };
   // Right after accept: the session's on_open (which may already end it).
@@ -48,6 +50,20 @@ class Connection {
 
   // The epoll events this connection wants now.
   std::uint32_t interest() const noexcept;
+
+  // What it waits for, which decides the timeout that applies: the peer
+  // to take pending replies (write), the rest of a message it started
+  // (read), or its next message (idle).
+  enum class Waiting : unsigned char { idle, read, write };
+  Waiting waiting() const noexcept {
+    return !out_.empty() ? Waiting::write : partial_.empty() ? Waiting::idle : Waiting::read;
+  }
+  // Whether a message was handled or replies were sent since the last
+  // call: the timeout starts again.
+  bool take_progress() noexcept { return std::exchange(progress_, false); }
+  // Its timeout expired: the session's on_close(reason), a last try at
+  // sending its last words, and the caller closes it.
+  void expire(CloseReason reason);
 
   // The events epoll has for it now; kept by the worker.
   std::uint32_t registered = 0;
@@ -70,6 +86,7 @@ class Connection {
   Buffer out_;      // replies not yet accepted by the kernel
   StreamProtocol protocol_;
   bool peer_closed_ = false;
+  bool progress_ = false;
 };
 
 }  // namespace prefork

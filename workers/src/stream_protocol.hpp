@@ -22,12 +22,18 @@
 
 namespace prefork {
 
+// --idle-timeout, --read-timeout, --write-timeout; 0: off.
+struct ConnectionTimeouts {
+  std::chrono::milliseconds idle{}, read{}, write{};
+};
+
 // What the connections of one worker process share.
 struct StreamContext {
   Handler& handler;
   SlotWriter& stats;
   std::size_t max_message;
   unsigned worker_slot;
+  ConnectionTimeouts timeouts;
   std::atomic<std::uint64_t> connections{0};  // numbers them: 1, 2, ...
 };
 

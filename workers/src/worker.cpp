@@ -23,6 +23,7 @@
 #include "accept_failure.hpp"
 #include "connection.hpp"
 #include "datagram.hpp"
+#include "timer_list.hpp"
 
 namespace prefork {
 
@@ -30,13 +31,15 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// What an epoll event points at.
-struct Watch {
+// What an epoll event points at; a connection's is also its timer.
+struct Watch : TimerNode {
   enum class Kind { signal, acceptor, datagram, connection } kind = Kind::signal;
   std::size_t index = 0;  // the listener
   // Reset when the connection closes; the Watch itself lives until the end
   // of the epoll batch, which may still hold events pointing at it.
   std::unique_ptr<Connection> connection;
+  // The timeout it is armed for (when armed()).
+  Connection::Waiting waiting = Connection::Waiting::idle;
 };
 
 class EventRuntime final : public Runtime {
@@ -54,6 +57,13 @@ class EventRuntime final : public Runtime {
   void serve_connection(Watch& watch, std::uint32_t events);
   void update_interest(Watch& watch);
   void close_connection(Watch& watch);
+  // After a connection's events: re-arms its timer when what it waits for
+  // changed or it made progress.
+  void arm_timeout(Watch& watch);
+  TimerList& timers(Connection::Waiting waiting) noexcept;
+  void expire_timeouts();
+  // epoll_wait's timeout, shortened to the nearest connection deadline.
+  int until_next_timeout(int timeout) const noexcept;
   void handle_signals();
   void begin_drain();
   void take_queued_work();
@@ -76,7 +86,7 @@ class EventRuntime final : public Runtime {
   StreamContext stream_;
   ConnectionContext context_;
   Watch signal_watch_;
-  std::vector<Watch> listener_watches_;
+  std::unique_ptr<Watch[]> listener_watches_;
   std::vector<std::unique_ptr<DatagramService>> datagrams_;
   std::unordered_map<Watch*, std::unique_ptr<Watch>> connections_;
   std::vector<Watch*> closed_;  // freed after the batch that closed them
@@ -90,6 +100,10 @@ class EventRuntime final : public Runtime {
   // request is kept (first_request_grace).
   Clock::time_point first_request_deadline_{};
   bool first_request_grace_over_ = false;
+  // The loop turn's time: read once after each epoll_wait, used by every
+  // timer armed in that turn.
+  Clock::time_point now_ = Clock::now();
+  TimerList idle_timers_, read_timers_, write_timers_;
 };
 
 EventRuntime::EventRuntime(const WorkerSetup& setup)
@@ -100,9 +114,15 @@ EventRuntime::EventRuntime(const WorkerSetup& setup)
       stream_{.handler = setup.handler,
               .stats = stats_,
               .max_message = setup.params.max_message,
-              .worker_slot = setup.info.slot},
+              .worker_slot = setup.info.slot,
+              .timeouts = {.idle = setup.params.idle_timeout,
+                           .read = setup.params.read_timeout,
+                           .write = setup.params.write_timeout}},
       context_{
-          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size} {
+          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size},
+      idle_timers_(setup.params.idle_timeout),
+      read_timers_(setup.params.read_timeout),
+      write_timers_(setup.params.write_timeout) {
   if (!epoll_) throw SystemError("epoll_create1", errno);
   stats_.retire_after(setup.params.max_requests);
   start_serving();
@@ -118,7 +138,7 @@ void EventRuntime::add_watch(int fd, std::uint32_t events, Watch* watch) {
 
 void EventRuntime::start_serving() {
   add_watch(signals_.fd(), EPOLLIN, &signal_watch_);
-  listener_watches_.resize(setup_.listeners.size());
+  listener_watches_ = std::make_unique<Watch[]>(setup_.listeners.size());
   datagrams_.resize(setup_.listeners.size());
   for (std::size_t i = 0; i < setup_.listeners.size(); ++i) {
     const Listener& listener = setup_.listeners[i];
@@ -168,7 +188,8 @@ int EventRuntime::serve() {
       auto left = std::chrono::ceil<std::chrono::milliseconds>(accept_resume_at_ - Clock::now());
       timeout = static_cast<int>(std::clamp<long>(left.count(), 0, timeout));
     }
-    int n = ::epoll_wait(epoll_.get(), events, 64, timeout);
+    int n = ::epoll_wait(epoll_.get(), events, 64, until_next_timeout(timeout));
+    now_ = Clock::now();
     if (n < 0) {
       if (errno == EINTR) continue;
       log_sys_error("epoll_wait", errno);
@@ -176,6 +197,7 @@ int EventRuntime::serve() {
     }
     for (int i = 0; i < n && !fast_stop_; ++i) serve_event(events[i]);
     forget_closed();
+    if (!fast_stop_) expire_timeouts();
     resume_accepting_if_due();
     beat_heartbeat();
   }
@@ -248,10 +270,12 @@ bool EventRuntime::accept_connections(std::size_t index) {
     watch->connection->registered = EPOLLIN;
     Watch* raw = watch.get();
     connections_.emplace(raw, std::move(watch));
-    if (raw->connection->open() == Connection::Next::close)
+    if (raw->connection->open() == Connection::Next::close) {
       close_connection(*raw);
-    else
+    } else {
       update_interest(*raw);
+      if (raw->connection) arm_timeout(*raw);
+    }
   }
   return true;
 }
@@ -263,10 +287,77 @@ void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
   if (next == Connection::Next::keep && (events & EPOLLOUT)) next = connection.on_writable();
   if (next == Connection::Next::keep && draining_)
     next = connection.on_stop(first_request_grace_over_);
-  if (next == Connection::Next::close)
+  if (next == Connection::Next::close) {
     close_connection(watch);
-  else
+  } else {
     update_interest(watch);
+    if (watch.connection) arm_timeout(watch);
+  }
+}
+
+TimerList& EventRuntime::timers(Connection::Waiting waiting) noexcept {
+  switch (waiting) {
+    case Connection::Waiting::read:
+      return read_timers_;
+    case Connection::Waiting::write:
+      return write_timers_;
+    default:
+      return idle_timers_;
+  }
+}
+
+void EventRuntime::arm_timeout(Watch& watch) {
+  Connection& connection = *watch.connection;
+  const Connection::Waiting waiting = connection.waiting();
+  const bool progress = connection.take_progress();
+  TimerList& list = timers(waiting);
+  if (watch.armed() && waiting == watch.waiting) {
+    // A read timeout runs from the message's first byte however the rest
+    // trickles in: only a finished message restarts it.
+    if (!progress) return;
+    // Lazy, as nginx's timers: a deadline that would move by less than
+    // 1/16 of the timeout (at most 300 ms) stays, so that a busy
+    // keep-alive connection is not relinked on every request.
+    if (watch.deadline + list.slack() > now_ + list.duration()) return;
+  }
+  // A disabled timeout (0) leaves it disarmed; it is looked at again after
+  // its next event.
+  watch.waiting = waiting;
+  list.arm(watch, now_);
+}
+
+int EventRuntime::until_next_timeout(int timeout) const noexcept {
+  const TimerNode* nearest = nullptr;
+  for (const TimerList* list : {&idle_timers_, &read_timers_, &write_timers_}) {
+    const TimerNode* first = list->first();
+    if (first != nullptr && (nearest == nullptr || first->deadline < nearest->deadline))
+      nearest = first;
+  }
+  if (nearest == nullptr) return timeout;
+  // From the turn's time: at most the turn's work late, one clock read a
+  // turn.
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(nearest->deadline - now_);
+  return static_cast<int>(std::clamp<long>(left.count(), 0, timeout));
+}
+
+// Once per loop turn: the connections whose deadline has passed are
+// closed, each told why (its session's on_close, the scoreboard).
+void EventRuntime::expire_timeouts() {
+  for (auto [list, reason] : {std::pair{&idle_timers_, CloseReason::idle_timeout},
+                              {&read_timers_, CloseReason::read_timeout},
+                              {&write_timers_, CloseReason::write_timeout}}) {
+    while (TimerNode* node = list->pop_expired(now_)) {
+      Watch& watch = static_cast<Watch&>(*node);
+      if (!watch.connection) continue;
+      log_debug("closing conn %llu from %s: %s",
+                static_cast<unsigned long long>(watch.connection->request().connection),
+                watch.connection->request().peer.to_string().c_str(),
+                close_reason_name(reason).data());
+      watch.connection->expire(reason);
+      close_connection(watch);
+    }
+  }
+  if (!closed_.empty()) forget_closed();
 }
 
 void EventRuntime::pause_accepting() {
@@ -303,6 +394,7 @@ void EventRuntime::update_interest(Watch& watch) {
 }
 
 void EventRuntime::close_connection(Watch& watch) {
+  watch.cancel();
   // Closing the descriptor removes it from epoll: no other process holds
   // this accepted socket.
   watch.connection.reset();

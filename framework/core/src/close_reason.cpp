@@ -8,8 +8,8 @@ std::string_view close_reason_name(CloseReason reason) noexcept {
       return "peer_closed";
     case CloseReason::peer_reset:
       return "peer_reset";
-    case CloseReason::timeout:
-      return "timeout";
+    case CloseReason::idle_timeout:
+      return "idle_timeout";
     case CloseReason::handler_closed:
       return "handler_closed";
     case CloseReason::handler_aborted:
@@ -20,6 +20,10 @@ std::string_view close_reason_name(CloseReason reason) noexcept {
       return "worker_stopping";
     case CloseReason::limit_exceeded:
       return "limit_exceeded";
+    case CloseReason::read_timeout:
+      return "read_timeout";
+    case CloseReason::write_timeout:
+      return "write_timeout";
   }
   return "unknown";
 }

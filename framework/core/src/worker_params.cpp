@@ -21,6 +21,9 @@ constexpr const char* accept = "PREFORK_ACCEPT";
 constexpr const char* threads = "PREFORK_THREADS";
 constexpr const char* max_message = "PREFORK_MAX_MESSAGE";
 constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
+constexpr const char* idle_timeout_ms = "PREFORK_IDLE_TIMEOUT_MS";
+constexpr const char* read_timeout_ms = "PREFORK_READ_TIMEOUT_MS";
+constexpr const char* write_timeout_ms = "PREFORK_WRITE_TIMEOUT_MS";
 constexpr const char* max_requests = "PREFORK_MAX_REQUESTS";
 constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting off
 constexpr const char* log_level = "PREFORK_LOG_LEVEL";
@@ -102,6 +105,9 @@ std::vector<std::string> WorkerParams::to_environment() const {
       entry(name::threads, std::to_string(threads)),
       entry(name::max_message, std::to_string(max_message)),
       entry(name::graceful_timeout_ms, std::to_string(graceful_timeout.count())),
+      entry(name::idle_timeout_ms, std::to_string(idle_timeout.count())),
+      entry(name::read_timeout_ms, std::to_string(read_timeout.count())),
+      entry(name::write_timeout_ms, std::to_string(write_timeout.count())),
       entry(name::max_requests, std::to_string(max_requests)),
       entry(name::worker_stats, worker_stats ? "1" : "0"),
       entry(name::log_level, log_level_name(log.level)),
@@ -135,6 +141,9 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .threads = static_cast<unsigned>(number(lookup, name::threads)),
       .max_message = static_cast<std::size_t>(number(lookup, name::max_message)),
       .graceful_timeout = std::chrono::milliseconds(number(lookup, name::graceful_timeout_ms)),
+      .idle_timeout = std::chrono::milliseconds(number(lookup, name::idle_timeout_ms)),
+      .read_timeout = std::chrono::milliseconds(number(lookup, name::read_timeout_ms)),
+      .write_timeout = std::chrono::milliseconds(number(lookup, name::write_timeout_ms)),
       .max_requests = number(lookup, name::max_requests),
       .worker_stats = std::string_view(required(lookup, name::worker_stats)) != "0",
       .log = LogSettings{.level = *level, .format = *format, .file = file},

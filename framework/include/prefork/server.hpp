@@ -41,6 +41,12 @@ struct ServerConfig {
   // connection sending more is closed (CloseReason::limit_exceeded).
   std::size_t max_message = 1 << 20;
   std::chrono::milliseconds graceful_timeout{10'000};
+  // A TCP connection is closed when it waits this long (0: never): for its
+  // next message (idle), for the rest of a message it started (read), or
+  // for its peer to take some of its pending replies (write). nginx's values.
+  std::chrono::milliseconds idle_timeout{75'000};
+  std::chrono::milliseconds read_timeout{60'000};
+  std::chrono::milliseconds write_timeout{60'000};
   int backlog = 1024;
   // spawn: the worker program; empty re-runs this executable in its worker
   // role with worker_args (by default this process's own arguments).

@@ -20,7 +20,8 @@ inline constexpr std::uint64_t scoreboard_magic =
 //    Header::exits_timed_out, start_failures, slots_in_use.
 // 6: slots and the accept lock on pages of their own, so that a worker can
 //    map the rest read-only (protect_for_worker).
-inline constexpr std::uint32_t scoreboard_version = 6;
+// 7: close reasons idle_timeout (was timeout), read_timeout, write_timeout.
+inline constexpr std::uint32_t scoreboard_version = 7;
 // The page size the layout is built for (checked at run time).
 inline constexpr std::size_t scoreboard_page = 4096;
 // Per-listener counters have room for this many listeners.

@@ -31,6 +31,10 @@ struct WorkerParams {
   unsigned threads = default_threads;
   std::size_t max_message = 1 << 20;  // the most a connection may buffer of one message
   std::chrono::milliseconds graceful_timeout{10'000};
+  // --idle-timeout, --read-timeout, --write-timeout (0: off).
+  std::chrono::milliseconds idle_timeout{75'000};
+  std::chrono::milliseconds read_timeout{60'000};
+  std::chrono::milliseconds write_timeout{60'000};
   // After this many requests the worker asks to be recycled (Slot::
   // retire_requested); 0: never. The master has already added the jitter.
   std::uint64_t max_requests = 0;
