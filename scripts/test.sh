@@ -2,12 +2,14 @@
 # The whole test suite, as CI runs it (.ci/run):
 #   1. build/       Release (as run.sh, so neither rebuilds the other), every CTest test (unit, integration, consumer)
 #   2. build-asan/  Debug with AddressSanitizer + UBSan (PREFORK_SANITIZE=ON),
-#                   every test but the installed-package one (-LE consumer)
+#                   every test but the installed-package one and the
+#                   benchmarks' smoke tests (-LE 'consumer|bench': they run
+#                   in build/, and their timed loops are slow under ASan)
 #   3. build-tsan/  RelWithDebInfo with ThreadSanitizer (PREFORK_SANITIZE=thread):
 #                   the thread models' tests, the sessions' test in every
 #                   model and the master's metrics thread (only the targets
 #                   they need are built)
-#   4. the libFuzzer targets (tests/fuzz), 10 s each, in build-fuzz/ (clang)
+#   4. the libFuzzer targets (tests/fuzz), 5 s each, in build-fuzz/ (clang)
 #   5. clang-format --dry-run -Werror over the project's C++ files
 #   6. no scoreboard segment left behind in /dev/shm by any of the tests
 # Each step runs even when an earlier one failed, so one run reports every
@@ -94,7 +96,7 @@ if step "configure build-asan/" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
   step "build build-asan/" cmake --build build-asan --parallel "$jobs"; then
   step "ctest build-asan/" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE consumer || true
+    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE 'consumer|bench' || true
 fi
 
 # ThreadSanitizer: the tests of the models that run threads, and the test
@@ -106,6 +108,7 @@ fi
 # servers' stderr (their workers are replaced when they halt).
 tsan_tests='thread-per-connection|prethreaded|hybrid|^integration_sessions_|^integration_metrics_'
 tsan_targets=(integration_protocols integration_supervision integration_kv integration_protocol_api
+  integration_timeouts
   integration_echo_blocking integration_sessions integration_worker_signals integration_metrics)
 if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPREFORK_SANITIZE=thread -DBUILD_TESTING=ON &&
@@ -115,9 +118,9 @@ if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithD
     ctest --test-dir build-tsan --output-on-failure --no-tests=error -j2 -R "$tsan_tests" || true
 fi
 
-# libFuzzer: every parser of outside input, 10 s each over its committed
+# libFuzzer: every parser of outside input, 5 s each over its committed
 # corpus, in a clang tree of its own (scripts/fuzz.sh).
-step "fuzz (tests/fuzz, 10 s each)" bash scripts/fuzz.sh 10 || true
+step "fuzz (tests/fuzz, 5 s each)" bash scripts/fuzz.sh 5 || true
 
 step "clang-format" format_check || true
 step "no segment left in /dev/shm" no_segment_left || true
