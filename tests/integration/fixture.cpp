@@ -176,4 +176,20 @@ std::uint64_t UpperServer::requests_when_at_least(std::uint64_t expected) {
   return last_.totals.requests;
 }
 
+Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners) {
+  for (const Endpoint& e : server.process().wait_for_listening(listeners + 1, start_timeout))
+    if (e.protocol == "metrics") return e;
+  throw std::runtime_error("no `listening metrics` line");
+}
+
+Finished run_to_end(const std::string& program, std::vector<std::string> args) {
+  ServerProcess process(program, std::move(args));
+  Finished result;
+  result.status = process.wait_exit(state_timeout);
+  result.out = process.stdout_text(1'000ms);
+  result.err = process.stderr_text();
+  result.description = process.describe();
+  return result;
+}
+
 }  // namespace prefork::test

@@ -131,4 +131,16 @@ class UpperServer {
 // its way out of it.
 bool current_test_failing();
 
+// The `listening metrics` line of a server started with --metrics, after
+// its `listeners` listener lines.
+Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners);
+
+// A short-lived program run to its end (at most state_timeout).
+struct Finished {
+  std::optional<int> status;
+  std::string out, err;
+  std::string description;
+};
+Finished run_to_end(const std::string& program, std::vector<std::string> args);
+
 }  // namespace prefork::test

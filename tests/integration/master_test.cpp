@@ -102,22 +102,12 @@ TcpClient connection_with_half_a_frame(UpperServer& server) {
 
 // ---- The metrics endpoint ----
 
-Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners) {
-  for (const Endpoint& e : server.process().wait_for_listening(listeners + 1, start_timeout))
-    if (e.protocol == "metrics") return e;
-  throw std::runtime_error("no `listening metrics` line");
-}
-
 // GET `path` over HTTP/1.0: the whole response.
 std::string http_get(const Endpoint& endpoint, const std::string& path) {
-  TcpClient client = TcpClient::connect(endpoint);
   std::string request = "GET ";
   request += path;
   request += " HTTP/1.0\r\n\r\n";
-  client.send_all(request);
-  std::string response;
-  for (std::string part; !(part = client.recv_some()).empty();) response += part;
-  return response;
+  return http(endpoint, request);
 }
 
 // The status code of GET `path`; 0 when the endpoint does not answer.

@@ -26,12 +26,6 @@ using namespace prefork::test;
 
 namespace {
 
-Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners) {
-  for (const Endpoint& e : server.process().wait_for_listening(listeners + 1, start_timeout))
-    if (e.protocol == "metrics") return e;
-  throw std::runtime_error("no `listening metrics` line");
-}
-
 // The soft descriptor limit raised to the hard one (the server inherits
 // it): how many this process may open.
 rlim_t raise_descriptor_limit() {

@@ -65,26 +65,6 @@ void run_client(const Endpoint& endpoint, Load& load, unsigned id) {
   }
 }
 
-// One HTTP/1.1 request to the metrics endpoint; the whole response.
-std::string http(const Endpoint& endpoint, const std::string& request) {
-  TcpClient client = TcpClient::connect(endpoint);
-  client.send_all(request);
-  std::string response;
-  for (std::string part; !(part = client.recv_some()).empty();) response += part;
-  return response;
-}
-
-std::string body_of(const std::string& response) {
-  const std::size_t end = response.find("\r\n\r\n");
-  return end == std::string::npos ? "" : response.substr(end + 4);
-}
-
-Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners) {
-  for (const Endpoint& e : server.process().wait_for_listening(listeners + 1, start_timeout))
-    if (e.protocol == "metrics") return e;
-  throw std::runtime_error("no `listening metrics` line");
-}
-
 // tests/support/check_metrics.sh on (extension, content) files: its exit
 // status (77: the tools are not installed) and output.
 std::pair<int, std::string> check_metrics(

@@ -75,40 +75,6 @@ class Scribbler {
   std::uint64_t state_ = 0x2545f4914f6cdd1dull;
 };
 
-std::string http(const Endpoint& endpoint, const std::string& request) {
-  TcpClient client = TcpClient::connect(endpoint);
-  client.send_all(request);
-  std::string response;
-  for (std::string part; !(part = client.recv_some()).empty();) response += part;
-  return response;
-}
-
-std::string body_of(const std::string& response) {
-  const std::size_t end = response.find("\r\n\r\n");
-  return end == std::string::npos ? "" : response.substr(end + 4);
-}
-
-Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners) {
-  for (const Endpoint& e : server.process().wait_for_listening(listeners + 1, start_timeout))
-    if (e.protocol == "metrics") return e;
-  throw std::runtime_error("no `listening metrics` line");
-}
-
-struct Finished {
-  std::optional<int> status;
-  std::string out, err, description;
-};
-
-Finished run_to_end(const std::string& program, std::vector<std::string> args) {
-  ServerProcess process(program, std::move(args));
-  Finished result;
-  result.status = process.wait_exit(state_timeout);
-  result.out = process.stdout_text(1'000ms);
-  result.err = process.stderr_text();
-  result.description = process.describe();
-  return result;
-}
-
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }

@@ -42,23 +42,6 @@ namespace json = boost::json;
 
 namespace {
 
-// Runs a short-lived program to its end; its stdout, or a test failure.
-struct Finished {
-  std::optional<int> status;
-  std::string out, err;
-  std::string description;
-};
-
-Finished run_to_end(const std::string& program, std::vector<std::string> args) {
-  ServerProcess process(program, std::move(args));
-  Finished result;
-  result.status = process.wait_exit(state_timeout);
-  result.out = process.stdout_text(1'000ms);
-  result.err = process.stderr_text();
-  result.description = process.describe();
-  return result;
-}
-
 bool contains(std::string_view text, std::string_view part) {
   return text.find(part) != std::string::npos;
 }

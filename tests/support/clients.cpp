@@ -287,4 +287,17 @@ std::string ascii_upper(std::string_view text) {
   return upper;
 }
 
+std::string http(const Endpoint& endpoint, const std::string& request) {
+  TcpClient client = TcpClient::connect(endpoint);
+  client.send_all(request);
+  std::string response;
+  for (std::string part; !(part = client.recv_some()).empty();) response += part;
+  return response;
+}
+
+std::string body_of(const std::string& response) {
+  const std::size_t end = response.find("\r\n\r\n");
+  return end == std::string::npos ? "" : response.substr(end + 4);
+}
+
 }  // namespace prefork::test

@@ -106,4 +106,10 @@ class UdpClient {
 // "hello" -> "HELLO", ASCII only, as upper_server does it.
 std::string ascii_upper(std::string_view text);
 
+// One HTTP request on a connection of its own (the metrics endpoint's):
+// the whole response, read until the server closes.
+std::string http(const Endpoint& endpoint, const std::string& request);
+// What follows the response's head; "" without one.
+std::string body_of(const std::string& response);
+
 }  // namespace prefork::test
