@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/interprocess/shared_memory_object.hpp>
@@ -20,6 +19,7 @@
 #include "inherited_listeners.hpp"
 #include "metrics_endpoint.hpp"
 #include "pid_file.hpp"
+#include "supervisor.hpp"
 
 namespace prefork {
 
@@ -28,12 +28,6 @@ namespace {
 // After SIGQUIT, how long a new master that missed its deadline has to stop
 // its workers before it is killed.
 constexpr auto quit_grace = std::chrono::seconds(5);
-
-std::string describe(int status) {
-  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by ") + ::strsignal(WTERMSIG(status));
-  return "ended";
-}
 
 }  // namespace
 
@@ -156,7 +150,7 @@ bool BinaryUpgrade::on_child_exit(pid_t pid, int status) {
   pid_ = 0;
   ready_.reset();
   log_error("upgrade failed: new master pid %d %s before it served; this master serves on", pid,
-            describe(status).c_str());
+            describe_status(status).c_str());
   host_.put_pid_file_back();
   host_.clear_leftovers();
   return true;

@@ -20,6 +20,16 @@ long long ms(SupervisorHost::Clock::duration duration) {
   return ms(std::chrono::duration_cast<milliseconds>(duration));
 }
 
+
+// How often the supervisor looks at the scoreboard when nothing is due: the
+// heartbeat needs a few looks per --timeout; a starting worker is watched
+// closely, since a replacement's readiness lets an old worker go.
+constexpr milliseconds idle_tick{1000};
+constexpr milliseconds starting_tick{50};
+constexpr milliseconds min_tick{50};
+
+}  // namespace
+
 std::string describe_status(int status) {
   if (status < 0) return "could not be started";
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -36,15 +46,6 @@ std::string describe_status(int status) {
   }
   return "changed state " + std::to_string(status);
 }
-
-// How often the supervisor looks at the scoreboard when nothing is due: the
-// heartbeat needs a few looks per --timeout; a starting worker is watched
-// closely, since a replacement's readiness lets an old worker go.
-constexpr milliseconds idle_tick{1000};
-constexpr milliseconds starting_tick{50};
-constexpr milliseconds min_tick{50};
-
-}  // namespace
 
 std::chrono::milliseconds restart_delay(unsigned failures, const SupervisorSettings& settings,
                                         double jitter) {

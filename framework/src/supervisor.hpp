@@ -210,6 +210,10 @@ class Supervisor {
   bool roll_failed_ = false;
 };
 
+// A waitpid() status in words, for the log: "exited with status 3", "was
+// killed by SIGKILL"; a negative one: "could not be started".
+std::string describe_status(int status);
+
 // The wait before restarting a seat whose workers failed to start `failures`
 // times in a row: 0, then first_backoff doubling up to max_backoff, each
 // times a jitter in [1/2, 1) so that failing seats do not retry in step.
