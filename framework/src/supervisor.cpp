@@ -20,7 +20,6 @@ long long ms(SupervisorHost::Clock::duration duration) {
   return ms(std::chrono::duration_cast<milliseconds>(duration));
 }
 
-
 // How often the supervisor looks at the scoreboard when nothing is due: the
 // heartbeat needs a few looks per --timeout; a starting worker is watched
 // closely, since a replacement's readiness lets an old worker go.
