@@ -60,6 +60,10 @@ class Scribbler {
     const std::size_t after = lock + sizeof slot(i).writer_lock;
     random_bytes(at, lock);
     random_bytes(at + after, sizeof(prefork::Slot) - after);
+    // A worker asking to retire is obeyed (it can write only its own slot):
+    // a lawful request, not the damage under test, and it would race the
+    // test's kill of the victim.
+    slot(i).retire_requested.store(0);
   }
 
  private:
