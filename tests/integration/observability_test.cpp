@@ -12,7 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <boost/json/src.hpp>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <atomic>

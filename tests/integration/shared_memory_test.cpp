@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <boost/json/src.hpp>
+#include <boost/json.hpp>
 
 #include <chrono>
 #include <cstring>

@@ -12,7 +12,7 @@
 
 // Header-only Boost.JSON: the tests need no compiled Boost library but
 // Boost.Test.
-#include <boost/json/src.hpp>
+#include <boost/json.hpp>
 
 #include <fcntl.h>
 #include <poll.h>

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include <boost/interprocess/shared_memory_object.hpp>
-#include <boost/json/src.hpp>
+#include <boost/json.hpp>
 
 #include <algorithm>
 #include <array>
