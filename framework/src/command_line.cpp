@@ -107,6 +107,47 @@ std::string seconds_text(std::chrono::milliseconds duration) {
   return text;
 }
 
+// `HOST:PORT[,idle-timeout=S][,read-timeout=S][,write-timeout=S]`: a
+// listener, and the timeouts it overrides (nginx's `listen` parameters).
+ListenerSpec listener_spec(Protocol protocol, const std::string& value) {
+  std::string flag = "--";
+  flag += protocol_name(protocol);
+  const std::size_t comma = value.find(',');
+  ListenerSpec spec{protocol, Address::parse(value.substr(0, comma))};
+  for (std::size_t at = comma; at != std::string::npos;) {
+    const std::size_t end = value.find(',', at + 1);
+    const std::string_view part =
+        std::string_view(value).substr(at + 1, end == value.npos ? value.npos : end - at - 1);
+    at = end;
+    const std::size_t equals = part.find('=');
+    const std::string_view key = part.substr(0, equals);
+    std::optional<std::chrono::milliseconds>* field = key == "idle-timeout"   ? &spec.timeouts.idle
+                                                      : key == "read-timeout" ? &spec.timeouts.read
+                                                      : key == "write-timeout"
+                                                          ? &spec.timeouts.write
+                                                          : nullptr;
+    if (field == nullptr || equals == part.npos) {
+      std::string message = flag;
+      message += " wants HOST:PORT[,idle-timeout=S][,read-timeout=S][,write-timeout=S], not '";
+      message += value;
+      message += "'";
+      throw UsageError(message);
+    }
+    if (protocol == Protocol::datagram) {
+      std::string message = flag;
+      message += " takes no ";
+      message += key;
+      message += ": timeouts are for TCP connections";
+      throw UsageError(message);
+    }
+    std::string what = flag;
+    what += ' ';
+    what += key;
+    *field = flags::seconds(what, part.substr(equals + 1), 0, 86400);
+  }
+  return spec;
+}
+
 // A flag whose value is a whole number in [low, high], kept in `field`.
 template <typename Number>
 Flag number_flag(ServerConfig& config, const std::string& name, std::string value_name,
@@ -212,13 +253,15 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
          "TCP with 4-byte big-endian length-prefixed frames: each frame is one "
          "request"},
         {Protocol::datagram, "UDP: each datagram is one request"}}) {
-    listeners.flags.push_back({{std::string(protocol_name(protocol)), "HOST:PORT", text},
-                               // (An init-capture: clang before 16, which builds the
-                               // fuzz targets, cannot capture a structured binding.)
-                               [&config, protocol = protocol](const std::string& v) {
-                                 config.listeners.push_back({protocol, Address::parse(v)});
-                               },
-                               true});
+    listeners.flags.push_back(
+        {{std::string(protocol_name(protocol)),
+          protocol == Protocol::datagram ? "HOST:PORT" : "HOST:PORT[,idle-timeout=S,...]", text},
+         // (An init-capture: clang before 16, which builds the
+         // fuzz targets, cannot capture a structured binding.)
+         [&config, protocol = protocol](const std::string& v) {
+           config.listeners.push_back(listener_spec(protocol, v));
+         },
+         true});
   }
   listeners.flags.push_back(
       number_flag(config, "backlog", "N",
@@ -247,7 +290,9 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
     std::string help(text);
     help += "; 0: never (default ";
     help += seconds_text(initial.*field);
-    help += ")";
+    help += "; a listener's own: --framed HOST:PORT,";
+    help += flag;
+    help += "=S)";
     listeners.flags.push_back(seconds_flag(config, flag, std::move(help), field));
   }
 

@@ -72,6 +72,32 @@ ConfigValue word(const std::string& path, const std::string& key, const toml::no
   return value;
 }
 
+// A listener as a table (`[[framed]]` with `listen = "HOST:PORT"` and
+// `idle-timeout = 5`...): the word its flag takes, "HOST:PORT,idle-timeout=5".
+// Which parameters exist is the flag's business.
+ConfigValue listener_word(const std::string& path, const std::string& key,
+                          const toml::table& table) {
+  ConfigValue value;
+  value.line = line_of(table);
+  const toml::node* listen = table.get("listen");
+  if (listen == nullptr) {
+    std::string message = config_location(path, value.line);
+    message += ": a table in ";
+    message += key;
+    message += " wants listen = \"HOST:PORT\"";
+    throw UsageError(message);
+  }
+  value.text = word(path, key + ".listen", *listen).text;
+  for (auto&& [name, node] : table) {
+    if (name.str() == "listen") continue;
+    value.text += ',';
+    value.text += name.str();
+    value.text += '=';
+    value.text += word(path, key + "." + std::string(name.str()), node).text;
+  }
+  return value;
+}
+
 }  // namespace
 
 std::string config_location(const std::string& path, unsigned line) {
@@ -220,12 +246,15 @@ std::vector<ConfigEntry> read_config_file(const std::string& path) {
     if (const toml::array* array = node.as_array()) {
       entry.array = true;
       for (const toml::node& element : *array) {
-        if (element.is_array() || element.is_table()) {
+        if (const toml::table* listener = element.as_table()) {
+          entry.values.push_back(listener_word(path, entry.key, *listener));
+          continue;
+        }
+        if (element.is_array()) {
           std::string message = config_location(path, line_of(element));
           message += ": ";
           message += entry.key;
-          message += " wants plain values in its array, not ";
-          message += element.is_array() ? "arrays" : "tables";
+          message += " wants plain values in its array, not arrays";
           throw UsageError(message);
         }
         entry.values.push_back(word(path, entry.key, element));

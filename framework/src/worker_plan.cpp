@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <thread>
@@ -57,6 +58,15 @@ void take_settings(WorkerParams& params, const ServerConfig& config) {
   params.idle_timeout = config.idle_timeout;
   params.read_timeout = config.read_timeout;
   params.write_timeout = config.write_timeout;
+  params.listener_timeouts.clear();
+  const bool own =
+      std::any_of(config.listeners.begin(), config.listeners.end(),
+                  [](const ListenerSpec& spec) { return spec.timeouts != ListenerTimeouts{}; });
+  if (own)
+    for (const ListenerSpec& spec : config.listeners)
+      params.listener_timeouts.push_back({spec.timeouts.idle.value_or(config.idle_timeout),
+                                          spec.timeouts.read.value_or(config.read_timeout),
+                                          spec.timeouts.write.value_or(config.write_timeout)});
   params.worker_stats = config.worker_stats;
   params.log = config.log;
 }

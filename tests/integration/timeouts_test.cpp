@@ -92,6 +92,30 @@ BOOST_AUTO_TEST_CASE(an_idle_connection_is_closed_and_its_session_told) {
   BOOST_TEST(counted(server, CloseReason::idle_timeout, 2) == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_listener_keeps_its_own_timeouts) {
+  // The first listener's own idle timeout; the second has the server's,
+  // which is off: only the first listener's idle connection closes.
+  UpperServer::Options options;
+  options.program = "protocol_server";
+  options.workers = 2;
+  UpperServer server({"--tcp", "127.0.0.1:0,idle-timeout=" + short_timeout, "--tcp", "127.0.0.1:0",
+                      "--idle-timeout", "0", "--handler", "session"},
+                     options);
+  BOOST_TEST_REQUIRE(server.endpoints().size() == 2u);
+  auto strict = TcpClient::connect(server.endpoints()[0], io_timeout);
+  auto lenient = TcpClient::connect(server.endpoints()[1], io_timeout);
+  BOOST_TEST(lenient.recv_line() == "HELLO");
+
+  const Transcript seen = strict.read_to_end();
+  BOOST_TEST(seen.bytes == "HELLO\nEND idle_timeout\n");
+  BOOST_TEST(seen.end == End::orderly);
+  BOOST_TEST(counted(server, CloseReason::idle_timeout, 1) == 1u);
+  // Idle as long, and more: still served.
+  lenient.send_all("ECHO still\n");
+  BOOST_TEST(lenient.recv_line() == "still");
+  BOOST_TEST(closes(server.snapshot(), CloseReason::idle_timeout) == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_slowloris_is_closed_although_it_keeps_sending) {
   // No idle timeout: only the read timeout can end it.
   UpperServer server = start({"--idle-timeout", "0", "--read-timeout", short_timeout});

@@ -257,6 +257,64 @@ std::string error_of(std::vector<std::string> words,
 
 }  // namespace
 
+BOOST_AUTO_TEST_CASE(a_listener_takes_its_own_timeouts) {
+  prefork::CommandLine result = parse({"--framed", "127.0.0.1:0,idle-timeout=2.5,write-timeout=0",
+                                       "--tcp", "[::1]:0,read-timeout=7", "--udp", "127.0.0.1:0"});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  const auto& listeners = result.config->listeners;
+  BOOST_TEST_REQUIRE(listeners.size() == 3u);
+  BOOST_TEST(listeners[0].address.to_string() == "127.0.0.1:0");
+  BOOST_TEST(listeners[0].timeouts.idle.value().count() == 2500);
+  BOOST_TEST(!listeners[0].timeouts.read.has_value());  // the server's
+  BOOST_TEST(listeners[0].timeouts.write.value().count() == 0);
+  BOOST_TEST(listeners[1].address.to_string() == "[::1]:0");
+  BOOST_TEST(listeners[1].timeouts.read.value().count() == 7000);
+  BOOST_TEST((listeners[2].timeouts == prefork::ListenerTimeouts{}));
+
+  BOOST_TEST(error_of({"--udp", "127.0.0.1:0,idle-timeout=1"}) ==
+             "--udp takes no idle-timeout: timeouts are for TCP connections");
+  BOOST_TEST(error_of({"--tcp", "127.0.0.1:0,idle=1"}) ==
+             "--tcp wants HOST:PORT[,idle-timeout=S][,read-timeout=S][,write-timeout=S], not "
+             "'127.0.0.1:0,idle=1'");
+  BOOST_TEST(error_of({"--tcp", "127.0.0.1:0,"}).starts_with("--tcp wants HOST:PORT["));
+  BOOST_TEST(error_of({"--framed", "127.0.0.1:0,read-timeout=soon"}) ==
+             "--framed read-timeout wants seconds from 0 to 86400, not 'soon'");
+}
+
+BOOST_AUTO_TEST_CASE(a_listener_in_the_file_is_a_string_or_a_table) {
+  ConfigFile file(R"(idle-timeout = 30
+tcp = "127.0.0.1:0,idle-timeout=5"
+
+[[framed]]
+listen = "127.0.0.1:0"
+read-timeout = 0.5
+write-timeout = 2
+
+[[framed]]
+listen = "[::1]:0"
+)");
+  prefork::CommandLine result = parse({"--config", file.path});
+  BOOST_TEST_REQUIRE(result.config.has_value(), result.error);
+  const prefork::ServerConfig& config = *result.config;
+  BOOST_TEST(config.idle_timeout.count() == 30'000);
+  BOOST_TEST_REQUIRE(config.listeners.size() == 3u);
+  BOOST_TEST(config.listeners[0].timeouts.idle.value().count() == 5000);
+  BOOST_TEST(config.listeners[1].address.to_string() == "127.0.0.1:0");
+  BOOST_TEST(config.listeners[1].timeouts.read.value().count() == 500);
+  BOOST_TEST(config.listeners[1].timeouts.write.value().count() == 2000);
+  BOOST_TEST(!config.listeners[1].timeouts.idle.has_value());
+  BOOST_TEST(config.listeners[2].address.to_string() == "[::1]:0");
+  BOOST_TEST((config.listeners[2].timeouts == prefork::ListenerTimeouts{}));
+
+  file.write("[[framed]]\nidle-timeout = 1\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":1: a table in framed wants listen = \"HOST:PORT\"");
+  file.write("[[framed]]\nlisten = \"127.0.0.1:0\"\nidle = 1\n");
+  BOOST_TEST(
+      error_of({"--config", file.path}).starts_with(file.path + ":1: framed wants HOST:PORT["),
+      error_of({"--config", file.path}));
+}
+
 BOOST_AUTO_TEST_CASE(a_config_file_sets_every_kind_of_key) {
   prefork::CommandLineDefaults d = defaults();
   std::string delay;

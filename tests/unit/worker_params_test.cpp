@@ -55,6 +55,12 @@ WorkerParams unusual() {
               .format = prefork::LogFormat::json,
               .file = "/var/log/prefork test.log"},
       .run_as = prefork::Credentials{.uid = 65534, .gid = 65533, .groups = {65533, 27, 100}},
+      .listener_timeouts = {{.idle = std::chrono::milliseconds(300),
+                             .read = std::chrono::milliseconds(0),
+                             .write = std::chrono::milliseconds(86'400'000)},
+                            {.idle = std::chrono::milliseconds(1500),
+                             .read = std::chrono::milliseconds(0),
+                             .write = std::chrono::milliseconds(250)}},
   };
 }
 
@@ -117,6 +123,24 @@ BOOST_AUTO_TEST_CASE(a_malformed_number_is_named) {
     BOOST_FAIL("a malformed PREFORK_SLOT was accepted");
   } catch (const std::runtime_error& e) {
     BOOST_TEST(std::string(e.what()).find("PREFORK_SLOT") != std::string::npos, e.what());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(listener_timeouts_resolve_and_a_damaged_list_is_named) {
+  const WorkerParams sent = unusual();
+  BOOST_TEST(sent.timeouts_for(1).write.count() == 250);
+  // A listener past the list (none of its own): the server's.
+  BOOST_TEST(sent.timeouts_for(2).idle.count() == sent.idle_timeout.count());
+  for (const char* damaged : {"1,2", "1,2,3;", "1,2,x", ";1,2,3", ""}) {
+    Environment env(sent.to_environment());
+    env.values["PREFORK_LISTENER_TIMEOUTS_MS"] = damaged;
+    try {
+      WorkerParams::from_environment(env.lookup());
+      BOOST_FAIL("PREFORK_LISTENER_TIMEOUTS_MS='" << damaged << "' was accepted");
+    } catch (const std::runtime_error& e) {
+      BOOST_TEST(std::string(e.what()).find("PREFORK_LISTENER_TIMEOUTS_MS") != std::string::npos,
+                 e.what());
+    }
   }
 }
 

@@ -121,7 +121,7 @@ class Socket {
   // connection ended, `reason` says why.
   bool receive(Awaiting awaiting, std::optional<CloseReason>& reason,
                Clock::time_point started = {}) {
-    const ConnectionTimeouts& timeouts = context_.stream.timeouts;
+    const ConnectionTimeouts& timeouts = context_.stream.timeouts_for(listener_);
     const bool rest = awaiting == Awaiting::rest_of_message;
     std::optional<Clock::time_point> deadline;
     if (rest && timeouts.read.count() > 0)
@@ -198,7 +198,7 @@ class Socket {
   // Until the peer can take more (nullopt), the write timeout passes or a
   // fast stop comes.
   std::optional<CloseReason> wait_for_output() {
-    const std::chrono::milliseconds limit = context_.stream.timeouts.write;
+    const std::chrono::milliseconds limit = context_.stream.timeouts_for(listener_).write;
     const auto deadline = Clock::now() + limit;
     pollfd fds[3] = {
         {fd_, POLLOUT, 0}, {context_.fast_fds[0], POLLIN, 0}, {context_.fast_fds[1], POLLIN, 0}};
@@ -239,7 +239,7 @@ void serve_messages(BlockingContext& context, int fd, const Address& peer, Proto
   Socket socket(context, fd, peer, listener, buffers.in);
   stream.open();
   Clock::time_point started{};  // the first byte of the message in `in`
-  const bool timed_reads = context.stream.timeouts.read.count() > 0;
+  const bool timed_reads = context.stream.timeouts_for(listener).read.count() > 0;
   while (!stream.ending()) {
     std::optional<CloseReason> ended;
     if (!socket.send(buffers.out, ended)) {
@@ -377,7 +377,8 @@ class WholeConnection final : public Connection {
     }
     // What a read call's first fill got starts what it reads: the read
     // timeout of its further fills runs from here.
-    if (idle && context_.stream.timeouts.read.count() > 0) started_ = Clock::now();
+    if (idle && context_.stream.timeouts_for(request_.listener).read.count() > 0)
+      started_ = Clock::now();
     if (!turn_open_) {
       timer_.start(context_.stream.stats, request_.listener);
       turn_open_ = true;

@@ -8,6 +8,7 @@
 
 #include <prefork/codec.hpp>
 #include <prefork/core/slot_writer.hpp>
+#include <prefork/core/worker_params.hpp>
 #include <prefork/handler.hpp>
 
 #include <atomic>
@@ -17,15 +18,11 @@
 #include <memory>
 #include <optional>
 #include <string_view>
+#include <vector>
 
 #include "buffer.hpp"
 
 namespace prefork {
-
-// --idle-timeout, --read-timeout, --write-timeout; 0: off.
-struct ConnectionTimeouts {
-  std::chrono::milliseconds idle{}, read{}, write{};
-};
 
 // What the connections of one worker process share.
 struct StreamContext {
@@ -33,9 +30,21 @@ struct StreamContext {
   SlotWriter& stats;
   std::size_t max_message;
   unsigned worker_slot;
-  ConnectionTimeouts timeouts;
+  std::vector<ConnectionTimeouts> timeouts;   // by listener
   std::atomic<std::uint64_t> connections{0};  // numbers them: 1, 2, ...
+
+  const ConnectionTimeouts& timeouts_for(std::size_t listener) const noexcept {
+    return timeouts[listener];
+  }
 };
+
+// Each listener's timeouts (its own, or the server's), by index.
+inline std::vector<ConnectionTimeouts> listener_timeouts(const WorkerParams& params,
+                                                         std::size_t listeners) {
+  std::vector<ConnectionTimeouts> all;
+  for (std::size_t i = 0; i < listeners; ++i) all.push_back(params.timeouts_for(i));
+  return all;
+}
 
 // How long a stopping worker waits for the first request of a connection
 // it has already accepted. Such a client has done nothing wrong: its

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -60,7 +61,7 @@ class EventRuntime final : public Runtime {
   // After a connection's events: re-arms its timer when what it waits for
   // changed or it made progress.
   void arm_timeout(Watch& watch);
-  TimerList& timers(Connection::Waiting waiting) noexcept;
+  TimerList& timers(const Connection& connection) noexcept;
   void expire_timeouts();
   // epoll_wait's timeout, shortened to the nearest connection deadline.
   int until_next_timeout(int timeout) const noexcept;
@@ -103,7 +104,14 @@ class EventRuntime final : public Runtime {
   // The loop turn's time: read once after each epoll_wait, used by every
   // timer armed in that turn.
   Clock::time_point now_ = Clock::now();
-  TimerList idle_timers_, read_timers_, write_timers_;
+  // A list holds one duration (timer_list.hpp): one set per listener,
+  // whose timeouts may be its own.
+  struct ListenerTimers {
+    explicit ListenerTimers(const ConnectionTimeouts& timeouts) noexcept
+        : idle(timeouts.idle), read(timeouts.read), write(timeouts.write) {}
+    TimerList idle, read, write;
+  };
+  std::deque<ListenerTimers> timers_;
 };
 
 EventRuntime::EventRuntime(const WorkerSetup& setup)
@@ -115,15 +123,11 @@ EventRuntime::EventRuntime(const WorkerSetup& setup)
               .stats = stats_,
               .max_message = setup.params.max_message,
               .worker_slot = setup.info.slot,
-              .timeouts = {.idle = setup.params.idle_timeout,
-                           .read = setup.params.read_timeout,
-                           .write = setup.params.write_timeout}},
+              .timeouts = listener_timeouts(setup.params, setup.listeners.size())},
       context_{
-          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size},
-      idle_timers_(setup.params.idle_timeout),
-      read_timers_(setup.params.read_timeout),
-      write_timers_(setup.params.write_timeout) {
+          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size} {
   if (!epoll_) throw SystemError("epoll_create1", errno);
+  for (const ConnectionTimeouts& timeouts : stream_.timeouts) timers_.emplace_back(timeouts);
   stats_.retire_after(setup.params.max_requests);
   start_serving();
 }
@@ -295,14 +299,15 @@ void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
   }
 }
 
-TimerList& EventRuntime::timers(Connection::Waiting waiting) noexcept {
-  switch (waiting) {
+TimerList& EventRuntime::timers(const Connection& connection) noexcept {
+  ListenerTimers& set = timers_[connection.request().listener];
+  switch (connection.waiting()) {
     case Connection::Waiting::read:
-      return read_timers_;
+      return set.read;
     case Connection::Waiting::write:
-      return write_timers_;
+      return set.write;
     default:
-      return idle_timers_;
+      return set.idle;
   }
 }
 
@@ -310,7 +315,7 @@ void EventRuntime::arm_timeout(Watch& watch) {
   Connection& connection = *watch.connection;
   const Connection::Waiting waiting = connection.waiting();
   const bool progress = connection.take_progress();
-  TimerList& list = timers(waiting);
+  TimerList& list = timers(connection);
   if (watch.armed() && waiting == watch.waiting) {
     // A read timeout runs from the message's first byte however the rest
     // trickles in: only a finished message restarts it.
@@ -328,11 +333,12 @@ void EventRuntime::arm_timeout(Watch& watch) {
 
 int EventRuntime::until_next_timeout(int timeout) const noexcept {
   const TimerNode* nearest = nullptr;
-  for (const TimerList* list : {&idle_timers_, &read_timers_, &write_timers_}) {
-    const TimerNode* first = list->first();
-    if (first != nullptr && (nearest == nullptr || first->deadline < nearest->deadline))
-      nearest = first;
-  }
+  for (const ListenerTimers& set : timers_)
+    for (const TimerList* list : {&set.idle, &set.read, &set.write}) {
+      const TimerNode* first = list->first();
+      if (first != nullptr && (nearest == nullptr || first->deadline < nearest->deadline))
+        nearest = first;
+    }
   if (nearest == nullptr) return timeout;
   // From the turn's time: at most the turn's work late, one clock read a
   // turn.
@@ -343,20 +349,21 @@ int EventRuntime::until_next_timeout(int timeout) const noexcept {
 // Once per loop turn: the connections whose deadline has passed are
 // closed, each told why (its session's on_close, the scoreboard).
 void EventRuntime::expire_timeouts() {
-  for (auto [list, reason] : {std::pair{&idle_timers_, CloseReason::idle_timeout},
-                              {&read_timers_, CloseReason::read_timeout},
-                              {&write_timers_, CloseReason::write_timeout}}) {
-    while (TimerNode* node = list->pop_expired(now_)) {
-      Watch& watch = static_cast<Watch&>(*node);
-      if (!watch.connection) continue;
-      log_debug("closing conn %llu from %s: %s",
-                static_cast<unsigned long long>(watch.connection->request().connection),
-                watch.connection->request().peer.to_string().c_str(),
-                close_reason_name(reason).data());
-      watch.connection->expire(reason);
-      close_connection(watch);
+  for (ListenerTimers& set : timers_)
+    for (auto [list, reason] : {std::pair{&set.idle, CloseReason::idle_timeout},
+                                {&set.read, CloseReason::read_timeout},
+                                {&set.write, CloseReason::write_timeout}}) {
+      while (TimerNode* node = list->pop_expired(now_)) {
+        Watch& watch = static_cast<Watch&>(*node);
+        if (!watch.connection) continue;
+        log_debug("closing conn %llu from %s: %s",
+                  static_cast<unsigned long long>(watch.connection->request().connection),
+                  watch.connection->request().peer.to_string().c_str(),
+                  close_reason_name(reason).data());
+        watch.connection->expire(reason);
+        close_connection(watch);
+      }
     }
-  }
   if (!closed_.empty()) forget_closed();
 }
 

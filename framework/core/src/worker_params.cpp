@@ -24,6 +24,8 @@ constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
 constexpr const char* idle_timeout_ms = "PREFORK_IDLE_TIMEOUT_MS";
 constexpr const char* read_timeout_ms = "PREFORK_READ_TIMEOUT_MS";
 constexpr const char* write_timeout_ms = "PREFORK_WRITE_TIMEOUT_MS";
+// "IDLE,READ,WRITE;..." in ms, one per listener; absent: none of its own.
+constexpr const char* listener_timeouts_ms = "PREFORK_LISTENER_TIMEOUTS_MS";
 constexpr const char* max_requests = "PREFORK_MAX_REQUESTS";
 constexpr const char* worker_stats = "PREFORK_WORKER_STATS";  // "0": counting off
 constexpr const char* log_level = "PREFORK_LOG_LEVEL";
@@ -86,6 +88,44 @@ std::optional<Credentials> run_as_from(const WorkerParams::Lookup& lookup) {
   return credentials;
 }
 
+std::string listener_timeouts_text(const std::vector<ConnectionTimeouts>& all) {
+  std::string text;
+  for (const ConnectionTimeouts& each : all) {
+    if (!text.empty()) text += ';';
+    text += std::to_string(each.idle.count());
+    text += ',';
+    text += std::to_string(each.read.count());
+    text += ',';
+    text += std::to_string(each.write.count());
+  }
+  return text;
+}
+
+std::vector<ConnectionTimeouts> listener_timeouts_from(const WorkerParams::Lookup& lookup) {
+  const char* value = get(lookup, name::listener_timeouts_ms);
+  std::vector<ConnectionTimeouts> all;
+  if (value == nullptr) return all;
+  const std::string_view text(value);
+  auto ms = [&](std::string_view part) {
+    auto number = parse_decimal<std::uint64_t>(part);
+    if (!number)
+      throw std::runtime_error(std::string(name::listener_timeouts_ms) +
+                               " is not IDLE,READ,WRITE;...: '" + std::string(text) + "'");
+    return std::chrono::milliseconds(*number);
+  };
+  for (std::size_t at = 0; at <= text.size();) {
+    const std::size_t end = std::min(text.find(';', at), text.size());
+    const std::string_view entry = text.substr(at, end - at);
+    const std::size_t first = entry.find(',');
+    const std::size_t second = first == entry.npos ? entry.npos : entry.find(',', first + 1);
+    if (second == entry.npos) ms({});  // throws
+    all.push_back({ms(entry.substr(0, first)), ms(entry.substr(first + 1, second - first - 1)),
+                   ms(entry.substr(second + 1))});
+    at = end + 1;
+  }
+  return all;
+}
+
 }  // namespace
 
 std::vector<std::string> WorkerParams::to_environment() const {
@@ -115,6 +155,8 @@ std::vector<std::string> WorkerParams::to_environment() const {
       entry(name::log_file, log.file),
   };
   if (run_as) entries.push_back(entry(name::run_as, run_as_text(*run_as)));
+  if (!listener_timeouts.empty())
+    entries.push_back(entry(name::listener_timeouts_ms, listener_timeouts_text(listener_timeouts)));
   return entries;
 }
 
@@ -148,6 +190,7 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .worker_stats = std::string_view(required(lookup, name::worker_stats)) != "0",
       .log = LogSettings{.level = *level, .format = *format, .file = file},
       .run_as = run_as_from(lookup),
+      .listener_timeouts = listener_timeouts_from(lookup),
   };
 }
 

@@ -5,6 +5,7 @@
 #include <prefork/address.hpp>
 #include <prefork/unique_fd.hpp>
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,9 +26,17 @@ enum class Protocol : unsigned char {
 std::string_view protocol_name(Protocol protocol) noexcept;
 std::optional<Protocol> protocol_from_name(std::string_view name) noexcept;
 
+// A TCP listener's own --idle-timeout, --read-timeout, --write-timeout
+// (`--framed HOST:PORT,idle-timeout=5`); those not given are the server's.
+struct ListenerTimeouts {
+  std::optional<std::chrono::milliseconds> idle, read, write;
+  bool operator==(const ListenerTimeouts&) const = default;
+};
+
 struct ListenerSpec {
   Protocol protocol;
   Address address;
+  ListenerTimeouts timeouts{};
 };
 
 struct Listener {

@@ -21,6 +21,13 @@
 
 namespace prefork {
 
+// What one TCP connection may take: --idle-timeout, --read-timeout,
+// --write-timeout, resolved (0: off).
+struct ConnectionTimeouts {
+  std::chrono::milliseconds idle{}, read{}, write{};
+  bool operator==(const ConnectionTimeouts&) const = default;
+};
+
 struct WorkerParams {
   unsigned slot = 0;
   std::uint64_t generation = 0;  // bumps each time the slot is refilled
@@ -43,6 +50,11 @@ struct WorkerParams {
   // --user/--group: whom the worker becomes once its set-up is done; none:
   // it keeps the master's identity.
   std::optional<Credentials> run_as;
+  // By listener index, the timeouts of every listener when one sets its
+  // own (`HOST:PORT,idle-timeout=5`), the others' filled in from the
+  // server's; empty when none does. (Last: the designated initializers
+  // that leave it out stay warning-free.)
+  std::vector<ConnectionTimeouts> listener_timeouts{};
 
   // "NAME=value" entries, PREFORK_* names.
   std::vector<std::string> to_environment() const;
@@ -52,6 +64,12 @@ struct WorkerParams {
   static WorkerParams from_environment(const Lookup& lookup = {});
   // True when the environment carries a worker's hand-off.
   static bool in_environment(const Lookup& lookup = {});
+
+  // Listener `listener`'s timeouts: its own, or the server's.
+  ConnectionTimeouts timeouts_for(std::size_t listener) const noexcept {
+    if (listener < listener_timeouts.size()) return listener_timeouts[listener];
+    return {idle_timeout, read_timeout, write_timeout};
+  }
 
   bool operator==(const WorkerParams&) const = default;
 };
