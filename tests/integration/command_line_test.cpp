@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "fixture.hpp"
+#include "pattern.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -14,7 +15,6 @@
 #include <cstdio>
 #include <fstream>
 #include <initializer_list>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -326,11 +326,10 @@ BOOST_AUTO_TEST_CASE(log_lines_carry_time_level_pid_and_role) {
                        {"--start", start_mode(), "--stats", shm.name(), "--allow-root", "--workers",
                         "1", "--framed", "127.0.0.1:0"});
   server.wait_for_listening(1, start_timeout);
-  const std::regex starting(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info prefork\[)" +
-                            std::to_string(server.pid()) + R"(\] master: starting 1 workers)");
-  BOOST_TEST(
-      wait_until([&] { return std::regex_search(server.stderr_text(), starting); }, state_timeout),
-      server.describe());
+  const Pattern starting(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info prefork\[)" +
+                         std::to_string(server.pid()) + R"(\] master: starting 1 workers)");
+  BOOST_TEST(wait_until([&] { return starting.found_in(server.stderr_text()); }, state_timeout),
+             server.describe());
   server.signal(SIGTERM);
   BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
 }
@@ -346,16 +345,16 @@ BOOST_AUTO_TEST_CASE(log_settings_reach_the_workers) {
        "127.0.0.1:0", "--log-level", "debug", "--log-format", "json", "--log-file", log.path});
   server.wait_for_listening(1, start_timeout);
   auto worker_ready = [&](unsigned slot) {
-    return std::regex(R"(\{"time":"[0-9T:.Z-]+","level":"debug","pid":\d+,"role":"worker",)"
-                      R"("slot":)" +
-                      std::to_string(slot) +
-                      R"(,"generation":\d+,"message":"ready: model event, accept exclusive"\})");
+    return Pattern(R"(\{"time":"[0-9T:.Z-]+","level":"debug","pid":\d+,"role":"worker",)"
+                   R"("slot":)" +
+                   std::to_string(slot) +
+                   R"(,"generation":\d+,"message":"ready: model event, accept exclusive"\})");
   };
-  const std::regex ready0 = worker_ready(0), ready1 = worker_ready(1);
+  const Pattern ready0 = worker_ready(0), ready1 = worker_ready(1);
   BOOST_TEST(wait_until(
                  [&] {
                    const std::string text = log.text();
-                   return std::regex_search(text, ready0) && std::regex_search(text, ready1);
+                   return ready0.found_in(text) && ready1.found_in(text);
                  },
                  start_timeout),
              "the log file:\n"

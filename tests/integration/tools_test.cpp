@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "fixture.hpp"
+#include "pattern.hpp"
 
 #include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/exposition.hpp>
@@ -32,7 +33,6 @@
 #include <filesystem>
 #include <map>
 #include <numeric>
-#include <regex>
 #include <sstream>
 #include <system_error>
 
@@ -80,9 +80,9 @@ struct Block {
 
 // "2026-11-27 07:30:00.874  prefork-top NAME  master 123  up 00:00:01"
 bool starts_block(const std::string& line) {
-  static const std::regex first_line(
+  static const Pattern first_line(
       R"(^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}  prefork-top .*  master \d+  up .*)");
-  return std::regex_match(line, first_line);
+  return first_line.matches(line);
 }
 
 // The blocks in prefork-top's output, complete lines only (the pipe may
@@ -286,8 +286,8 @@ std::size_t count_of(std::string_view text, std::string_view part) {
 
 // The screen lines of one frame, control sequences removed.
 std::vector<std::string> screen_lines(std::string_view frame) {
-  static const std::regex control("\x1b\\[[0-9;?]*[@-~]");
-  const std::string plain = std::regex_replace(std::string(frame), control, "");
+  static const Pattern control("\x1b\\[[0-9;?]*[@-~]");
+  const std::string plain = control.replaced(frame, "");
   std::vector<std::string> lines;
   std::size_t begin = 0;
   for (std::size_t end; (end = plain.find('\n', begin)) != std::string::npos; begin = end + 1)
@@ -508,13 +508,12 @@ BOOST_AUTO_TEST_CASE(prefork_top_once_shows_one_row_per_worker) {
   BOOST_TEST(contains(top.out, "workers 2/2 ready"));
   // Every listener is shown: the framed one with its accept queue (none
   // published yet, or depth/limit), UDP without one.
-  const std::regex framed_line("listener framed " + server.endpoint("framed").host_port() +
-                               "  accept queue (\\?|\\d+/\\d+)");
+  const Pattern framed_line("listener framed " + server.endpoint("framed").host_port() +
+                            "  accept queue (\\?|\\d+/\\d+)");
   const std::string udp_line = "listener udp " + server.endpoint("udp").host_port();
-  BOOST_TEST(
-      std::count_if(block.lines.begin(), block.lines.end(),
-                    [&](const std::string& l) { return std::regex_match(l, framed_line); }) == 1,
-      top.out);
+  BOOST_TEST(std::count_if(block.lines.begin(), block.lines.end(),
+                           [&](const std::string& l) { return framed_line.matches(l); }) == 1,
+             top.out);
   BOOST_TEST(std::count(block.lines.begin(), block.lines.end(), udp_line) == 1, top.out);
   // No connection yet: no share to compare.
   BOOST_TEST(block.after("max/min") == "-", top.out);

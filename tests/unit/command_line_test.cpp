@@ -12,11 +12,14 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "pattern.hpp"
+
+using prefork::test::Pattern;
 
 namespace {
 
@@ -423,7 +426,7 @@ BOOST_AUTO_TEST_CASE(a_bad_value_names_the_key_the_file_and_the_line) {
 BOOST_AUTO_TEST_CASE(a_syntax_error_names_the_line_and_the_column) {
   ConfigFile file("workers = 2\nmodel = \"event\nstats = \"x\"\n");
   const std::string error = error_of({"--config", file.path});
-  BOOST_TEST(std::regex_match(error, std::regex(file.path + R"(:2:\d+: .+)")), error);
+  BOOST_TEST(Pattern(file.path + R"(:2:\d+: .+)").matches(error), error);
   file.write("workers = 2\nworkers = 3\n");
   BOOST_TEST(error_of({"--config", file.path}).starts_with(file.path + ":2:"));
 }
@@ -554,10 +557,9 @@ BOOST_AUTO_TEST_CASE(the_readme_lists_every_flag_of_help) {
   std::ostringstream readme;
   readme << in.rdbuf();
   BOOST_TEST_REQUIRE(!readme.str().empty());
-  const std::regex flag(R"((^|[ ,])(--[a-z][a-z-]*))");
+  const Pattern flag(R"((^|[ ,])(--[a-z][a-z-]*))");
   std::size_t count = 0;
-  for (std::sregex_iterator it(help.begin(), help.end(), flag), end; it != end; ++it) {
-    const std::string name = (*it)[2];
+  for (const std::string& name : flag.all(help, 2)) {
     ++count;
     BOOST_TEST(readme.str().find("`" + name) != std::string::npos,
                "README.md does not list " << name);

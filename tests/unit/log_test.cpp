@@ -13,10 +13,13 @@
 #include <cerrno>
 #include <cstdio>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include "pattern.hpp"
+
+using prefork::test::Pattern;
 
 namespace {
 
@@ -77,7 +80,7 @@ BOOST_AUTO_TEST_CASE(a_text_line_has_time_level_pid_and_role) {
           "\\(listener tcp\\)",
   };
   for (std::size_t i = 0; i < lines.size(); ++i)
-    BOOST_TEST(std::regex_match(lines[i], std::regex(time_pattern + expected[i])), lines[i]);
+    BOOST_TEST(Pattern(time_pattern + expected[i]).matches(lines[i]), lines[i]);
 }
 
 BOOST_AUTO_TEST_CASE(lines_below_the_level_are_dropped) {
@@ -109,18 +112,17 @@ BOOST_AUTO_TEST_CASE(a_json_line_is_one_escaped_object) {
   const std::vector<std::string> lines = log.lines();
   BOOST_TEST_REQUIRE(lines.size() == 2u, read_file(log.path));
   const std::string pid = std::to_string(::getpid());
-  BOOST_TEST(std::regex_match(lines[0], std::regex(R"(\{"time":")" + time_pattern +
-                                                   R"(","level":"info","pid":)" + pid +
-                                                   R"(,"role":"master","message":.*\})")),
+  BOOST_TEST(Pattern(R"(\{"time":")" + time_pattern + R"(","level":"info","pid":)" + pid +
+                     R"(,"role":"master","message":.*\})")
+                 .matches(lines[0]),
              lines[0]);
   BOOST_TEST(lines[0].ends_with(R"("message":"quote \" backslash \\ newline \n tab \t bell \u0007 )"
                                 "utf8 \xc3\xa9 bad \\ufffd end\"}"),
              lines[0]);
-  BOOST_TEST(std::regex_match(lines[1], std::regex(R"(\{"time":")" + time_pattern +
-                                                   R"(","level":"error","pid":)" + pid +
-                                                   R"(,"role":"worker","slot":7,)"
-                                                   R"("generation":12345678901,)"
-                                                   R"("message":"from a worker"\})")),
+  BOOST_TEST(Pattern(R"(\{"time":")" + time_pattern + R"(","level":"error","pid":)" + pid +
+                     R"(,"role":"worker","slot":7,"generation":12345678901,)"
+                     R"("message":"from a worker"\})")
+                 .matches(lines[1]),
              lines[1]);
 }
 
