@@ -16,7 +16,9 @@
 
 #include <poll.h>
 
+#include <chrono>
 #include <deque>
+#include <thread>
 
 using namespace prefork::test;
 namespace json = boost::json;
@@ -60,6 +62,25 @@ bool unanswered(TcpClient& client, int ms) {
 
 bool one_process() { return one_process_model(); }
 
+boost::test_tools::assertion_result only_where_the_flag_binds(boost::unit_test::test_unit_id) {
+  const prefork::Model model = model_under_test();
+  boost::test_tools::assertion_result result(
+      prefork::connection_cap(model, prefork::Accept::shared, 1000, prefork::default_threads) ==
+      1000);
+  result.message() << "the model's pool holds fewer connections than the flag";
+  return result;
+}
+
+// True once the process's stderr holds `text` (its reader thread may lag).
+bool says(const ServerProcess& process, const std::string& text) {
+  const auto deadline = std::chrono::steady_clock::now() + state_timeout;
+  while (process.stderr_text().find(text) == std::string::npos) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);  // polling a bounded wait, not synchronising
+  }
+  return true;
+}
+
 boost::test_tools::assertion_result only_in_pools(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result result(!one_process());
   result.message() << "the model runs one worker process";
@@ -71,6 +92,8 @@ boost::test_tools::assertion_result only_in_pools(boost::unit_test::test_unit_id
 BOOST_AUTO_TEST_CASE(a_worker_at_its_cap_accepts_no_more_until_one_closes) {
   UpperServer server = start(1, 3);
   BOOST_TEST_REQUIRE(server.ready_snapshot().slots.size() >= 1u);
+  BOOST_TEST(says(server.process(), "at most 3 connections each, 3 in all"),
+             server.process().stderr_text());
   BOOST_TEST(server.ready_snapshot().slots[0].connections_max == 3u);
 
   std::deque<TcpClient> held;
@@ -141,4 +164,19 @@ BOOST_AUTO_TEST_CASE(every_worker_full_leaves_the_next_in_the_queue,
   BOOST_TEST(waiting.recv_frame() == "WAITING");
   auto taken = server.when([](const prefork::ScoreboardSnapshot& s) { return accepted(s) == 5; });
   BOOST_TEST_REQUIRE(taken.has_value());
+}
+
+// A worker at its cap must fit in the open-files limit: the master says so
+// when it cannot, with the numbers.
+BOOST_AUTO_TEST_CASE(a_cap_over_the_open_files_limit_is_warned_about,
+                     *boost::unit_test::precondition(only_where_the_flag_binds)) {
+  ShmGuard shm(unique_stats_name());
+  std::vector<std::string> args{"--nofile=128:128", bin_path("upper_server")};
+  for (std::string& arg :
+       server_arguments(shm.name(), 1, {"--framed", "127.0.0.1:0", "--max-connections", "1000"}))
+    args.push_back(std::move(arg));
+  ServerProcess server("prlimit", args);  // prlimit sets the limits, then execs the server
+  server.wait_for_listening(1, start_timeout);
+  BOOST_TEST(says(server, "--max-connections 1000 per worker"), server.describe());
+  BOOST_TEST(says(server, "RLIMIT_NOFILE is 128"), server.describe());
 }
