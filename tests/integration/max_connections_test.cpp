@@ -15,9 +15,13 @@
 #include <boost/json/src.hpp>
 
 #include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
 
 #include <chrono>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 using namespace prefork::test;
@@ -179,4 +183,44 @@ BOOST_AUTO_TEST_CASE(a_cap_over_the_open_files_limit_is_warned_about,
   server.wait_for_listening(1, start_timeout);
   BOOST_TEST(says(server, "--max-connections 1000 per worker"), server.describe());
   BOOST_TEST(says(server, "RLIMIT_NOFILE is 128"), server.describe());
+}
+
+// The cap is a worker setting a reload (SIGHUP) changes: the workers started
+// for the new configuration have the new one.
+BOOST_AUTO_TEST_CASE(a_reload_gives_new_workers_the_new_cap,
+                     *boost::unit_test::precondition(only_where_the_flag_binds)) {
+  char dir_pattern[] = "/tmp/prefork_maxconn_XXXXXX";
+  BOOST_TEST_REQUIRE(::mkdtemp(dir_pattern) != nullptr);
+  const std::filesystem::path dir = dir_pattern;
+  struct RemoveDir {
+    std::filesystem::path path;
+    ~RemoveDir() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  } remove_dir{dir};
+  const std::string config = (dir / "server.toml").string();
+  auto write_config = [&](const std::string& text) {
+    const std::string next = config + ".next";
+    std::ofstream(next) << text;
+    std::filesystem::rename(next, config);  // whole, as an editor saves it
+  };
+  write_config("max-connections = 3\n");
+  UpperServer::Options options;
+  options.workers = 1;
+  UpperServer server({"--framed", "127.0.0.1:0", "--config", config}, options);
+  BOOST_TEST(server.ready_snapshot().slots[0].connections_max == 3u);
+
+  write_config("max-connections = 2\n");
+  server.process().signal(SIGHUP);
+  auto applied = server.when([](const prefork::ScoreboardSnapshot& s) {
+    unsigned ready = 0;
+    for (const auto& slot : s.slots) {
+      if (slot.pid == 0) continue;
+      if (slot.connections_max != 2) return false;
+      ready += slot.state == prefork::WorkerState::ready ? 1 : 0;
+    }
+    return ready > 0;
+  });
+  BOOST_TEST(applied.has_value(), "no worker with the reloaded cap of 2");
 }
