@@ -405,8 +405,8 @@ void EventRuntime::watch_tcp_listeners(bool on) {
     if (listener.protocol == Protocol::datagram) continue;
     if (on)
       add_watch(listener.fd.get(), EPOLLIN | EPOLLEXCLUSIVE, &listener_watches_[i]);
-    else
-      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
+    else if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr) != 0)
+      log_sys_error("epoll_ctl(DEL)", errno, "%s", listener.local.to_string().c_str());
   }
 }
 
