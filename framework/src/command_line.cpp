@@ -277,6 +277,12 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
     listeners.flags.push_back(
         number_flag(config, flag, "BYTES", text, &ServerConfig::max_message, 0, 0xFFFFFFFFu));
   }
+  listeners.flags.push_back(number_flag(
+      config, "max-connections", "N",
+      "per worker process: the most TCP connections it holds open; at N it stops accepting "
+      "until one closes (the total is N x workers; default " +
+          std::to_string(initial.max_connections) + ")",
+      &ServerConfig::max_connections, 1, 1u << 20));
   // nginx's and HAProxy's: what a slow, idle or hostile client may hold.
   for (auto [flag, text, field] :
        {std::tuple{"idle-timeout", "close a TCP connection waiting this long for its next message",

@@ -387,6 +387,18 @@ void render_slots(MetricsWriter& w, const ScoreboardSnapshot& snap,
   occupied([&](const std::string& slot, const SlotSnapshot& s) {
     w.value({{"slot", slot}}, s.connections_active);
   });
+  w.family("prefork_worker_max_connections", Type::gauge, "",
+           "The most connections the worker holds open (--max-connections, or its pool): at it, "
+           "it accepts no more until one closes.");
+  occupied([&](const std::string& slot, const SlotSnapshot& s) {
+    w.value({{"slot", slot}}, s.connections_max);
+  });
+  w.family("prefork_workers_at_connection_cap", Type::gauge, "",
+           "Workers holding as many connections as their cap: new connections wait in the "
+           "listen queue for them or another worker.");
+  std::uint64_t at_cap = 0;
+  for (const SlotSnapshot& s : snap.slots) at_cap += at_connection_cap(s) ? 1 : 0;
+  w.value({}, at_cap);
   w.family("prefork_worker_waiting_threads", Type::gauge, "",
            "Threads of the worker asleep in accept() or recvmsg() waiting for work; its "
            "heartbeat is not expected to move while it waits.");
@@ -626,6 +638,8 @@ std::string render_json(const ScoreboardSnapshot& snapshot, std::string_view nam
     j.number("rss_bytes", s.rss_bytes);
     j.number("waiting", static_cast<std::uint64_t>(s.waiting));
     j.number("connections_active", s.connections_active);
+    j.number("connections_max", s.connections_max);
+    j.boolean("at_connection_cap", at_connection_cap(s));
     j.boolean("stale", s.stale);
     json_counters(j, s.counters, histogram_or_empty(s.latency));
     j.end_object();

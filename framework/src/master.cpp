@@ -71,9 +71,12 @@ Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scorebo
 }
 
 int Master::run() {
-  log_info("starting %u workers (%s mode, model %s, accept %s)", plan_.workers(),
-           config_.start == StartMode::fork ? "fork" : "spawn", model_name(plan_.model()).data(),
-           accept_name(plan_.accept()).data());
+  log_info(
+      "starting %u workers (%s mode, model %s, accept %s, at most %u connections each, %llu in "
+      "all)",
+      plan_.workers(), config_.start == StartMode::fork ? "fork" : "spawn",
+      model_name(plan_.model()).data(), accept_name(plan_.accept()).data(), plan_.connection_cap(),
+      static_cast<unsigned long long>(plan_.connection_cap()) * plan_.workers());
   while (!supervisor_.finished()) {
     supervisor_.tick();
     check_ready();

@@ -89,8 +89,14 @@ int serve(const ServerConfig& requested, Handler& handler) {
     // Handlers first: a signal from now on is an orderly stop.
     SignalPipe signals(master_signals());
     ::signal(SIGPIPE, SIG_IGN);
-    raise_descriptor_limit();
+    const rlim_t descriptors = raise_descriptor_limit();
     WorkerPlan plan(config, identity.run_as);  // the listeners, opened (or inherited) here
+    // Every listening socket the master holds: a forked worker may too.
+    const std::size_t listening = plan.listener_sets().size() * plan.announced().size();
+    if (const std::string short_by =
+            descriptor_shortfall(descriptors, plan.connection_cap(), listening, plan.workers());
+        !short_by.empty())
+      log_warning("%s", short_by.c_str());
     if (plan.inherited())
       log_info("serving on %zu inherited sockets (LISTEN_FDS) instead of binding",
                plan.listener_sets().size() * plan.announced().size());

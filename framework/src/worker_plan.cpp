@@ -54,6 +54,7 @@ PoolSize pool_size(const ServerConfig& config, Accept accept) {
 void take_settings(WorkerParams& params, const ServerConfig& config) {
   params.threads = config.threads == 0 ? default_threads : config.threads;
   params.max_message = config.max_message;
+  params.max_connections = config.max_connections;
   params.graceful_timeout = config.graceful_timeout;
   params.idle_timeout = config.idle_timeout;
   params.read_timeout = config.read_timeout;

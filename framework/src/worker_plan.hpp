@@ -35,6 +35,10 @@ class WorkerPlan {
 
   Model model() const noexcept { return base_.model; }
   Accept accept() const noexcept { return base_.accept; }
+  // The most connections each worker holds at once (connection_cap()).
+  unsigned connection_cap() const noexcept {
+    return prefork::connection_cap(base_.model, base_.accept, base_.max_connections, base_.threads);
+  }
   // The pool at start, and the most it may grow to (TTIN, the dynamic pool).
   unsigned workers() const noexcept { return workers_; }
   unsigned max_workers() const noexcept { return max_workers_; }

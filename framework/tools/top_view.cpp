@@ -272,7 +272,7 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
   for (std::size_t i = 0; i < columns.size(); ++i) titles[i] = columns[i].title;
   lines.push_back(table_line(titles));
 
-  bool late_marked = false, stale_marked = false, waiting_marked = false;
+  bool late_marked = false, stale_marked = false, waiting_marked = false, cap_marked = false;
   std::uint64_t active = 0, rss = 0;
   for (const SlotSnapshot& s : snap.slots) {
     Row row;
@@ -299,6 +299,10 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
     row[6] = std::to_string(s.counters.requests);
     row[7] = std::to_string(s.counters.errors);
     row[8] = std::to_string(s.connections_active);
+    if (prefork::at_connection_cap(s)) {
+      row[8] += '^';
+      cap_marked = true;
+    }
     row[9] = std::to_string(s.counters.connections_total);
     if (accepted_live > 0)
       row[10] = format("%.1f", 100.0 * static_cast<double>(s.counters.connections_total) /
@@ -340,9 +344,12 @@ std::vector<std::string> render_table(std::string_view name, const Sample& now,
   if (rss != 0) total_row[12] = human_bytes(rss);
   lines.push_back(table_line(total_row));
 
-  if (late_marked || stale_marked || waiting_marked) {
+  if (late_marked || stale_marked || waiting_marked || cap_marked) {
     std::string legend;
-    if (waiting_marked) legend += "_ idle: asleep in accept/recvmsg, waiting for work";
+    if (cap_marked) legend += "^ at its connection cap: accepting no more until one closes";
+    if (waiting_marked)
+      legend += std::string(legend.empty() ? "" : "   ") +
+                "_ idle: asleep in accept/recvmsg, waiting for work";
     if (late_marked)
       legend += std::string(legend.empty() ? "" : "   ") + "! heartbeat older than 3 s";
     if (stale_marked)

@@ -154,6 +154,7 @@ struct Scenario {
     s0.rss_bytes = 4'321'000;
     s0.waiting.store(1);
     s0.connections_active = 3;
+    s0.connections_max = 3;  // at its cap
     Expected& e0 = expected["0"];
     serve(s0.counters, e0, 0, {100, 0, 10, 1000, 2000});
     serve(s0.counters, e0, 1, {40, 0, 4, 400, 800});
@@ -172,6 +173,7 @@ struct Scenario {
     s1.state = WorkerState::starting;
     s1.generation = 3;
     s1.started_ns = slot1_started_ns;  // no heartbeat yet
+    s1.connections_max = 8;
     Expected& e1 = expected["1"];
     serve(s1.counters, e1, 1, {1, 0, 1, 8, 8});
     record(s1.latency, e1, {800});
@@ -357,6 +359,8 @@ const std::vector<FamilySpec> scenario_families = {
     {"prefork_worker_heartbeat_time_seconds", "gauge", "seconds", 1},
     {"prefork_worker_resident_memory_bytes", "gauge", "bytes", 2},
     {"prefork_worker_active_connections", "gauge", "", 2},
+    {"prefork_worker_max_connections", "gauge", "", 2},
+    {"prefork_workers_at_connection_cap", "gauge", "", 1},
     {"prefork_worker_waiting_threads", "gauge", "", 2},
     {"prefork_worker_counters_stale", "gauge", "", 2},
     {"prefork_requests", "counter", "", 4 * 3},
@@ -479,6 +483,10 @@ void check_values(const Parsed& p, const Scenario& sc) {
   BOOST_TEST(gauge("prefork_worker_resident_memory_bytes", "1") == "0");
   BOOST_TEST(gauge("prefork_worker_active_connections", "0") == "3");
   BOOST_TEST(gauge("prefork_worker_active_connections", "1") == "0");
+  BOOST_TEST(gauge("prefork_worker_max_connections", "0") == "3");
+  BOOST_TEST(gauge("prefork_worker_max_connections", "1") == "8");
+  BOOST_TEST(value_of(p, "prefork_workers_at_connection_cap", "prefork_workers_at_connection_cap",
+                      {}) == "1");
   BOOST_TEST(gauge("prefork_worker_waiting_threads", "0") == "1");
   BOOST_TEST(gauge("prefork_worker_waiting_threads", "1") == "0");
   BOOST_TEST(gauge("prefork_worker_counters_stale", "0") == "0");
@@ -796,7 +804,8 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
   BOOST_REQUIRE(workers.size() == 3u);
   std::set<std::string> worker_keys = counter_keys;
   worker_keys.insert({"slot", "pid", "state", "generation", "started_ns", "heartbeat_ns",
-                      "rss_bytes", "connections_active", "waiting", "stale"});
+                      "rss_bytes", "connections_active", "connections_max", "at_connection_cap",
+                      "waiting", "stale"});
   struct Identity {
     int pid;
     const char* state;
@@ -820,6 +829,8 @@ BOOST_AUTO_TEST_CASE(json_has_every_key_and_value) {
       BOOST_TEST(u64(w, "heartbeat_ns") == id.heartbeat_ns);
       BOOST_TEST(u64(w, "rss_bytes") == id.rss_bytes);
       BOOST_TEST(u64(w, "connections_active") == id.connections_active);
+      BOOST_TEST(u64(w, "connections_max") == (i == 0 ? 3u : i == 1 ? 8u : 0u));
+      BOOST_TEST(w.at("at_connection_cap").as_bool() == (i == 0));
       BOOST_TEST(u64(w, "waiting") == (i == 0 ? 1u : 0u));
       BOOST_TEST(w.at("stale").as_bool() == false);
       check_json_counters(w, sc.expected.at(std::to_string(i)));

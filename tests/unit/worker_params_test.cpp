@@ -45,6 +45,7 @@ WorkerParams unusual() {
       .accept = prefork::Accept::flock,
       .threads = 9,
       .max_message = 65536,
+      .max_connections = 77,
       .graceful_timeout = std::chrono::milliseconds(2500),
       .idle_timeout = std::chrono::milliseconds(1500),
       .read_timeout = std::chrono::milliseconds(0),
@@ -76,6 +77,7 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.stats_name == sent.stats_name);
   BOOST_TEST(received.threads == sent.threads);
   BOOST_TEST(received.max_message == sent.max_message);
+  BOOST_TEST(received.max_connections == sent.max_connections);
   BOOST_TEST(received.graceful_timeout.count() == sent.graceful_timeout.count());
   BOOST_TEST(received.idle_timeout.count() == sent.idle_timeout.count());
   BOOST_TEST(received.read_timeout.count() == sent.read_timeout.count());

@@ -10,9 +10,11 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -51,6 +53,8 @@ class BlockingRuntime final : public Runtime {
                  .reopen_fd = facts(setup.params.model).shared_writers ? -1 : stop_.reopen_fd(),
                  .whole = dynamic_cast<ConnectionHandler*>(&setup.handler)} {
     stats_.retire_after(setup.params.max_requests);
+    cap_ = connection_cap(setup.params.model, setup.params.accept, setup.params.max_connections,
+                          setup.params.threads);
     if (setup.params.accept == Accept::lock)
       gate_ = setup.params.model == Model::prethreaded ? make_thread_lock_gate()
                                                        : make_process_lock_gate(setup.accept_lock);
@@ -115,7 +119,11 @@ class BlockingRuntime final : public Runtime {
     no_zombies.sa_flags = SA_NOCLDWAIT;
     if (::sigaction(SIGCHLD, &no_zombies, &previous) != 0) log_sys_error("sigaction", errno);
     const pid_t worker = ::getpid();
-    for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
+    // One pidfd per child serving a connection: readable once it ends,
+    // which SA_NOCLDWAIT would otherwise hide (the --max-connections cap).
+    std::vector<UniqueFd> children;
+    for (Work work = next_below_cap(*source, children); work.kind != Work::Kind::stop;
+         work = next_below_cap(*source, children)) {
       // The connection's number is taken here: each child numbers only its
       // own, from the count it was forked with.
       const std::uint64_t number = stream_.connections.fetch_add(1, std::memory_order_relaxed);
@@ -125,6 +133,7 @@ class BlockingRuntime final : public Runtime {
       StopSignal::Held held;
       pid_t child = ::fork();
       if (child == 0) {
+        children.clear();  // its siblings' are not its business
         stream_.connections.store(number, std::memory_order_relaxed);
         // Its own signals end its own connection (worker_signals.hpp).
         const auto own = stop_.become_connection_child();
@@ -163,6 +172,13 @@ class BlockingRuntime final : public Runtime {
       if (child < 0) {
         log_sys_error("fork", errno, "for a connection");
         stats_.error(ErrorKind::other, work.listener);
+      } else if (work.kind == Work::Kind::connection) {
+        // ESRCH: it has already ended (and been reaped).
+        UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
+        if (pidfd)
+          children.push_back(std::move(pidfd));
+        else if (errno != ESRCH)
+          log_sys_error("pidfd_open", errno, "for connection child %d", static_cast<int>(child));
       }
     }
     // They finish their requests first: with SA_NOCLDWAIT, waitpid() fails
@@ -175,11 +191,41 @@ class BlockingRuntime final : public Runtime {
     return 0;
   }
 
+  // fork-per-connection: the next work once fewer than the cap of
+  // `children` serve connections; a stop while at the cap ends the wait.
+  Work next_below_cap(WorkSource& source, std::vector<UniqueFd>& children) {
+    std::vector<pollfd> polled;
+    while (children.size() >= cap_ && !stop_.requested()) {
+      polled.assign(1, pollfd{stop_.fd(), POLLIN, 0});
+      for (const UniqueFd& child : children) polled.push_back({child.get(), POLLIN, 0});
+      if (::poll(polled.data(), polled.size(), 1000) < 0 && errno != EINTR)
+        log_sys_error("poll", errno, "on the connection children");
+      std::size_t kept = 0;
+      for (std::size_t i = 0; i < children.size(); ++i)
+        if (polled[i + 1].revents == 0) children[kept++] = std::move(children[i]);
+      children.resize(kept);
+      stats_.beat();  // at the cap, not stuck
+    }
+    return source.next();
+  }
+
   int thread_per_connection() {
     auto source = make_source(nullptr);
     // Members, not locals: after a fast stop the threads outlive this call.
-    auto& [mutex, finished, running] = connection_threads_;
-    for (Work work = source->next(); work.kind != Work::Kind::stop; work = source->next()) {
+    auto& [mutex, finished, running, connections] = connection_threads_;
+    for (;;) {
+      {
+        // At the cap: wait for a connection to end instead of accepting
+        // (the rest wait in the kernel's backlog); the stop is looked at
+        // each second, and the heartbeat kept.
+        std::unique_lock lock(mutex);
+        while (connections >= cap_ && !stop_.requested()) {
+          finished.wait_for(lock, std::chrono::seconds(1));
+          stats_.beat();
+        }
+      }
+      Work work = source->next();
+      if (work.kind == Work::Kind::stop) break;
       // A datagram and its sender are in the source's buffers, which the
       // next receive overwrites: the thread needs its own copies.
       const bool is_datagram = work.kind == Work::Kind::datagram;
@@ -188,9 +234,10 @@ class BlockingRuntime final : public Runtime {
       {
         std::lock_guard lock(mutex);
         ++running;
+        if (!is_datagram) ++connections;
       }
       try {
-        StopSignal::thread_without_signals([this, work = std::move(work),
+        StopSignal::thread_without_signals([this, is_datagram, work = std::move(work),
                                             datagram = std::move(datagram)]() mutable {
           if (work.kind == Work::Kind::datagram) {
             DatagramService service(setup_.listeners[work.listener].fd.get(), work.listener,
@@ -202,9 +249,11 @@ class BlockingRuntime final : public Runtime {
             serve_blocking(context_, std::move(work.fd), work.peer,
                            setup_.listeners[work.listener].protocol, work.listener, buffers);
           }
-          auto& [mutex, finished, running] = connection_threads_;
+          auto& [mutex, finished, running, connections] = connection_threads_;
           std::lock_guard lock(mutex);
-          if (--running == 0) finished.notify_all();
+          --running;
+          if (!is_datagram) --connections;
+          if (running == 0 || !is_datagram) finished.notify_all();
         }).detach();
       } catch (const std::system_error& e) {
         // Out of threads: this one connection is dropped, the rest served.
@@ -212,6 +261,7 @@ class BlockingRuntime final : public Runtime {
         stats_.error(ErrorKind::other, work.listener);
         std::lock_guard lock(mutex);
         --running;
+        if (!is_datagram) --connections;
       }
     }
     std::unique_lock lock(mutex);
@@ -274,7 +324,13 @@ class BlockingRuntime final : public Runtime {
     for (;;) {
       {
         std::unique_lock lock(pool.mutex);
-        pool.room.wait(lock, [&] { return pool.queue.size() < pool.idle || stop_.requested(); });
+        // A connection for an idle thread, and below the cap: busy threads
+        // and those a queued connection will wake.
+        pool.room.wait(lock, [&] {
+          return (pool.queue.size() < pool.idle &&
+                  thread_count() - pool.idle + pool.queue.size() < cap_) ||
+                 stop_.requested();
+        });
       }
       Work work = source->next();
       if (work.kind == Work::Kind::stop) break;
@@ -330,7 +386,8 @@ class BlockingRuntime final : public Runtime {
   struct ConnectionThreads {
     std::mutex mutex;
     std::condition_variable finished;
-    unsigned running = 0;
+    unsigned running = 0;      // threads, for connections and datagrams
+    unsigned connections = 0;  // of them, serving connections (the cap)
   };
   // The queue from the accepting thread to the pool.
   struct PoolQueue {
@@ -350,6 +407,7 @@ class BlockingRuntime final : public Runtime {
   ConnectionThreads connection_threads_;
   PoolQueue pool_queue_;
   bool left_threads_serving_ = false;
+  unsigned cap_ = 0;  // connection_cap(): the most connections held at once
   StopSignal stop_;
   SlotWriter stats_;
   StreamContext stream_;

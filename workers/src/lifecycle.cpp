@@ -63,6 +63,9 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   };
   SlotWriter life(resources.slot, false, params.worker_stats);
   life.started(params.generation);
+  resources.slot.connections_max.store(
+      connection_cap(params.model, params.accept, params.max_connections, params.threads),
+      std::memory_order_relaxed);
   ignore_signals_without_meaning();
 
   std::unique_ptr<Runtime> runtime;

@@ -55,6 +55,10 @@ class EventRuntime final : public Runtime {
   bool accept_connections(std::size_t listener);
   void pause_accepting();
   void resume_accepting_if_due();
+  // Watches the TCP listeners while the worker may accept: not draining,
+  // not paused, below its --max-connections.
+  void update_accepting();
+  void watch_tcp_listeners(bool on);
   void serve_connection(Watch& watch, std::uint32_t events);
   void update_interest(Watch& watch);
   void close_connection(Watch& watch);
@@ -95,6 +99,12 @@ class EventRuntime final : public Runtime {
   bool fast_stop_ = false;  // INT, QUIT: leave the loop at once
   // After EMFILE and the like: stop watching the listeners for a while.
   bool accept_paused_ = false;
+  // At the cap the listeners leave the epoll set, so that the connections
+  // wait in the kernel's backlog (another worker takes them) instead of
+  // being accepted and closed.
+  const std::size_t cap_;
+  std::size_t open_ = 0;  // connections accepted and not yet closed
+  bool tcp_watched_ = true;
   Clock::time_point accept_resume_at_{};
   Clock::time_point drain_deadline_{};
   // While draining: until then, a connection that has not sent its first
@@ -125,7 +135,9 @@ EventRuntime::EventRuntime(const WorkerSetup& setup)
               .worker_slot = setup.info.slot,
               .timeouts = listener_timeouts(setup.params, setup.listeners.size())},
       context_{
-          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size} {
+          .stream = stream_, .timer = {}, .scratch = scratch_.get(), .scratch_size = scratch_size},
+      cap_(connection_cap(setup.params.model, setup.params.accept, setup.params.max_connections,
+                          setup.params.threads)) {
   if (!epoll_) throw SystemError("epoll_create1", errno);
   for (const ConnectionTimeouts& timeouts : stream_.timeouts) timers_.emplace_back(timeouts);
   stats_.retire_after(setup.params.max_requests);
@@ -203,6 +215,7 @@ int EventRuntime::serve() {
     forget_closed();
     if (!fast_stop_) expire_timeouts();
     resume_accepting_if_due();
+    update_accepting();
     beat_heartbeat();
   }
   // A fast stop leaves here with connections open: destroying them closes
@@ -239,6 +252,12 @@ void EventRuntime::forget_closed() {
 bool EventRuntime::accept_connections(std::size_t index) {
   const Listener& listener = setup_.listeners[index];
   for (unsigned i = 0; i < accept_budget; ++i) {
+    if (open_ >= cap_) {
+      // At the cap: what is queued stays queued (another worker, or this
+      // one once a connection closes, takes it).
+      watch_tcp_listeners(false);
+      return false;
+    }
     Address peer;
     *peer.length_pointer() = Address::capacity();
     int fd = ::accept4(listener.fd.get(), peer.data(), peer.length_pointer(),
@@ -274,6 +293,7 @@ bool EventRuntime::accept_connections(std::size_t index) {
     watch->connection->registered = EPOLLIN;
     Watch* raw = watch.get();
     connections_.emplace(raw, std::move(watch));
+    ++open_;
     if (raw->connection->open() == Connection::Next::close) {
       close_connection(*raw);
     } else {
@@ -371,18 +391,30 @@ void EventRuntime::pause_accepting() {
   if (accept_paused_) return;
   accept_paused_ = true;
   accept_resume_at_ = Clock::now() + accept_pause;
-  for (const Listener& listener : setup_.listeners)
-    if (listener.protocol != Protocol::datagram)
-      ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
+  watch_tcp_listeners(false);
   // accept_failed() has said so, at most once a second.
 }
 
 void EventRuntime::resume_accepting_if_due() {
   if (!accept_paused_ || draining_ || Clock::now() < accept_resume_at_) return;
   accept_paused_ = false;
-  for (std::size_t i = 0; i < setup_.listeners.size(); ++i)
-    if (setup_.listeners[i].protocol != Protocol::datagram)
-      add_watch(setup_.listeners[i].fd.get(), EPOLLIN | EPOLLEXCLUSIVE, &listener_watches_[i]);
+}
+
+void EventRuntime::update_accepting() {
+  watch_tcp_listeners(!draining_ && !accept_paused_ && open_ < cap_);
+}
+
+void EventRuntime::watch_tcp_listeners(bool on) {
+  if (on == tcp_watched_) return;
+  tcp_watched_ = on;
+  for (std::size_t i = 0; i < setup_.listeners.size(); ++i) {
+    const Listener& listener = setup_.listeners[i];
+    if (listener.protocol == Protocol::datagram) continue;
+    if (on)
+      add_watch(listener.fd.get(), EPOLLIN | EPOLLEXCLUSIVE, &listener_watches_[i]);
+    else if (::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr) != 0)
+      log_sys_error("epoll_ctl(DEL)", errno, "%s", listener.local.to_string().c_str());
+  }
 }
 
 void EventRuntime::update_interest(Watch& watch) {
@@ -404,6 +436,7 @@ void EventRuntime::close_connection(Watch& watch) {
   watch.cancel();
   // Closing the descriptor removes it from epoll: no other process holds
   // this accepted socket.
+  if (watch.connection) --open_;
   watch.connection.reset();
   closed_.push_back(&watch);
 }
@@ -441,6 +474,7 @@ void EventRuntime::begin_drain() {
     // registered after close(): remove it explicitly.
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener.fd.get(), nullptr);
   }
+  tcp_watched_ = false;
   take_queued_work();
   std::vector<Watch*> open;
   for (auto& [watch, owner] : connections_)

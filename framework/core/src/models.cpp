@@ -1,5 +1,6 @@
 #include <prefork/models.hpp>
 
+#include <algorithm>
 #include <array>
 
 namespace prefork {
@@ -97,6 +98,22 @@ std::optional<Accept> resolve_accept(Model model, Accept accept, std::string& wh
   for (Accept allowed : rule.accepts) why.append(" ").append(accept_name(allowed));
   why.append(")");
   return std::nullopt;
+}
+
+unsigned connection_cap(Model model, Accept accept, unsigned max_connections,
+                        unsigned threads) noexcept {
+  switch (model) {
+    case Model::iterative:
+    case Model::prefork:
+      return 1;
+    case Model::prethreaded:
+      if (accept == Accept::lock) return threads;
+      return std::min(max_connections, threads);
+    case Model::hybrid:
+      return std::min(max_connections, threads);
+    default:
+      return max_connections;
+  }
 }
 
 std::string describe_models() {

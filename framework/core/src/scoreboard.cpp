@@ -417,6 +417,7 @@ void Scoreboard::retire(unsigned index) noexcept {
   const std::uint64_t slot_sequence = s.sequence.load(relaxed);
   s.sequence.store(slot_sequence + (slot_sequence & 1), relaxed);
   s.connections_active.store(0, relaxed);
+  s.connections_max.store(0, relaxed);
   s.waiting.store(0, relaxed);
   s.retire_requested.store(0, relaxed);
   s.started_ns.store(0, relaxed);
@@ -625,6 +626,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) co
         out.heartbeat_ns = s.heartbeat_ns.load(relaxed);
         out.rss_bytes = s.rss_bytes.load(relaxed);
         out.connections_active = s.connections_active.load(relaxed);
+        out.connections_max = s.connections_max.load(relaxed);
         out.waiting = s.waiting.load(relaxed);
         Impl::Whole& last = impl_->last[i];
         out.stale = !read_slot_counters(s, listener_count, out.counters, wait);

@@ -20,6 +20,7 @@ constexpr const char* model = "PREFORK_MODEL";
 constexpr const char* accept = "PREFORK_ACCEPT";
 constexpr const char* threads = "PREFORK_THREADS";
 constexpr const char* max_message = "PREFORK_MAX_MESSAGE";
+constexpr const char* max_connections = "PREFORK_MAX_CONNECTIONS";
 constexpr const char* graceful_timeout_ms = "PREFORK_GRACEFUL_TIMEOUT_MS";
 constexpr const char* idle_timeout_ms = "PREFORK_IDLE_TIMEOUT_MS";
 constexpr const char* read_timeout_ms = "PREFORK_READ_TIMEOUT_MS";
@@ -144,6 +145,7 @@ std::vector<std::string> WorkerParams::to_environment() const {
       entry(name::accept, accept_name(accept)),
       entry(name::threads, std::to_string(threads)),
       entry(name::max_message, std::to_string(max_message)),
+      entry(name::max_connections, std::to_string(max_connections)),
       entry(name::graceful_timeout_ms, std::to_string(graceful_timeout.count())),
       entry(name::idle_timeout_ms, std::to_string(idle_timeout.count())),
       entry(name::read_timeout_ms, std::to_string(read_timeout.count())),
@@ -182,6 +184,7 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .accept = *accept_value,
       .threads = static_cast<unsigned>(number(lookup, name::threads)),
       .max_message = static_cast<std::size_t>(number(lookup, name::max_message)),
+      .max_connections = static_cast<unsigned>(number(lookup, name::max_connections)),
       .graceful_timeout = std::chrono::milliseconds(number(lookup, name::graceful_timeout_ms)),
       .idle_timeout = std::chrono::milliseconds(number(lookup, name::idle_timeout_ms)),
       .read_timeout = std::chrono::milliseconds(number(lookup, name::read_timeout_ms)),

@@ -48,6 +48,11 @@ struct ServerConfig {
   std::chrono::milliseconds read_timeout{60'000};
   std::chrono::milliseconds write_timeout{60'000};
   int backlog = 1024;
+  // The most TCP connections one worker process holds open: at it the
+  // worker stops accepting until one closes (the rest wait in the backlog,
+  // for another worker). The pooled blocking models are bounded by their
+  // pool too (connection_cap(), prefork/models.hpp). At least 1.
+  unsigned max_connections = default_max_connections;
   // spawn: the worker program; empty re-runs this executable in its worker
   // role with worker_args (by default this process's own arguments).
   std::string worker_exe;

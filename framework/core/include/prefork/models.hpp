@@ -56,6 +56,20 @@ struct ModelFacts {
 // Threads per process of the threaded pools when --threads is not given.
 inline constexpr unsigned default_threads = 4;
 
+// --max-connections when not given: as nginx's worker_connections (512 in
+// its binary, 768 in Debian's nginx.conf), rounded up to the soft open-files
+// limit most shells give, which the master raises to the hard one anyway.
+inline constexpr unsigned default_max_connections = 1024;
+
+// The most connections one worker process of `model` holds open at once
+// with --max-connections `max_connections` and --threads `threads`:
+// event, thread- and fork-per-connection stop accepting at the flag's cap;
+// iterative and prefork serve one at a time; prethreaded --accept main and
+// hybrid accept only for an idle pool thread, and no more than the cap;
+// prethreaded --accept lock is its --threads (the threads accept themselves).
+unsigned connection_cap(Model model, Accept accept, unsigned max_connections,
+                        unsigned threads) noexcept;
+
 // For callers: every model, in the order of the enum.
 std::span<const ModelFacts> all_model_facts() noexcept;
 const ModelFacts& facts(Model model) noexcept;

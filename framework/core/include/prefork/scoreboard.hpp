@@ -67,7 +67,8 @@ struct SlotSnapshot {
   WorkerState state = WorkerState::empty;
   std::uint64_t generation = 0, started_ns = 0, heartbeat_ns = 0, rss_bytes = 0,
                 connections_active = 0;
-  std::uint32_t waiting = 0;  // see Slot::waiting
+  std::uint64_t connections_max = 0;  // the worker's cap (Slot::connections_max)
+  std::uint32_t waiting = 0;          // see Slot::waiting
   CounterValues counters;
   std::shared_ptr<const Histogram> latency;  // never null; empty if Latencies::skipped
   // The slot stayed mid-update for the whole snapshot (its writer stopped
@@ -75,6 +76,13 @@ struct SlotSnapshot {
   // reader took of the same worker, or zero.
   bool stale = false;
 };
+// The slot's worker holds as many connections as its cap: it accepts no
+// more until one closes (--max-connections).
+inline bool at_connection_cap(const SlotSnapshot& slot) noexcept {
+  return slot.pid != 0 && slot.connections_max != 0 &&
+         slot.connections_active >= slot.connections_max;
+}
+
 struct ScoreboardSnapshot {
   pid_t master_pid = 0;
   std::uint64_t started_ns = 0;  // the master's, CLOCK_REALTIME

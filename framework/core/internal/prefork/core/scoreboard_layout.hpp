@@ -1,4 +1,4 @@
-// The scoreboard's shared-memory layout (version 6): Header, then
+// The scoreboard's shared-memory layout (version 8): Header, then
 // slot_count Slots, each starting on a page. All counters are 64-bit. Written by the master (the
 // header) and the workers (their slots, through SlotWriter); readers go
 // through ScoreboardReader (prefork/scoreboard.hpp).
@@ -21,7 +21,8 @@ inline constexpr std::uint64_t scoreboard_magic =
 // 6: slots and the accept lock on pages of their own, so that a worker can
 //    map the rest read-only (protect_for_worker).
 // 7: close reasons idle_timeout (was timeout), read_timeout, write_timeout.
-inline constexpr std::uint32_t scoreboard_version = 7;
+// 8: Slot::connections_max (the worker's --max-connections cap).
+inline constexpr std::uint32_t scoreboard_version = 8;
 // The page size the layout is built for (checked at run time).
 inline constexpr std::size_t scoreboard_page = 4096;
 // Per-listener counters have room for this many listeners.
@@ -59,6 +60,9 @@ struct alignas(scoreboard_page) Slot {
   std::atomic<std::uint64_t> heartbeat_ns{0};  // CLOCK_REALTIME, about once a second
   std::atomic<std::uint64_t> rss_bytes{0};     // with the heartbeat
   std::atomic<std::uint64_t> connections_active{0};
+  // The most connections the worker holds open (connection_cap(),
+  // prefork/models.hpp), set as it starts: at it, it does not accept.
+  std::atomic<std::uint64_t> connections_max{0};
   // Threads of the worker asleep in accept() or recvmsg() waiting for work
   // (Stevens' designs), or in a blocking model waiting on their client: the
   // kernel wakes them, so their heartbeat, written when they get work, is

@@ -37,6 +37,7 @@ struct WorkerParams {
   Accept accept = Accept::exclusive;  // resolved: never automatic
   unsigned threads = default_threads;
   std::size_t max_message = 1 << 20;  // the most a connection may buffer of one message
+  unsigned max_connections = default_max_connections;  // --max-connections
   std::chrono::milliseconds graceful_timeout{10'000};
   // --idle-timeout, --read-timeout, --write-timeout (0: off).
   std::chrono::milliseconds idle_timeout{75'000};
