@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Soak: one upper_server for about ten minutes under well-behaved load, then
+the same load with hostile clients and periodic worker kills, then the load
+alone again; RSS and descriptors of the master and every worker sampled
+throughout, and the well-behaved clients' success rate and latency per phase.
+
+  alone    prefork-bench, open loop (--rate), framed keep-alive, --check upper
+  hostile  the same, plus clients of every kind in hostile.py (idle, trickle,
+           never_read, oversized, garbage, reset), each reconnecting when closed,
+           and a worker (a pid from the scoreboard, a child of our master) killed
+           with SIGKILL every --kill-every seconds
+  after    the load alone again: the hostile clients' connections are gone
+
+One server for all three: the question is whether it drifts as time passes
+under abuse, so the phases share its history; "after" brackets "hostile" with a
+second baseline, which shows the machine's noise and whether the figures come
+back. The server runs with timeouts of 5 s (--idle-timeout, --read-timeout,
+--write-timeout), so that each hostile connection is closed and reopened
+dozens of times in a run, and --max-message 1 MiB (the default, given so the
+oversized client knows it).
+
+"Flat" (series.verdict): over the hostile phase's samples, the last third's
+maximum of the largest worker RSS, the master's RSS, all workers' descriptors
+and the master's descriptors is within the first third's maximum plus 10%
+(at least 2 MiB, or 8 descriptors); and the descriptors in "after" are within
+those of "alone" plus the same tolerance. A benchmark's verdict, not a test.
+
+  bench/soak/soak.py                           # ~10 min: bench/results/soak.md and .json
+  bench/soak/soak.py --quick                   # ~60 s, written to a temporary directory
+  bench/soak/soak.py --duration 180 --out /tmp/soak
+
+Exit status: 0 when flat, 1 when not (or a phase failed to run), 2 on a usage
+error. Every process it starts is ended by pid, also on failure or Ctrl-C.
+Python 3.11 standard library only, and build/bin/{upper_server,prefork-bench}."""
+
+import argparse
+import atexit
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCH = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+sys.path.insert(1, os.path.join(BENCH, "faults"))  # server.py, procfs.py
+sys.path.insert(2, BENCH)  # benchlib.py
+
+import benchlib  # noqa: E402
+import hostile  # noqa: E402
+import series  # noqa: E402
+import server  # noqa: E402
+
+TIMEOUT_S = 5  # the server's idle, read and write timeouts
+MAX_MESSAGE = 1 << 20
+PHASES = (("alone", 0.25), ("hostile", 0.60), ("after", 0.15))  # share of --duration
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="bench/soak/soak.py", description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=os.path.join(benchlib.ROOT, "build"),
+                   help="build directory with bin/upper_server, bin/prefork-bench (default "
+                        "build/, a Release build)")
+    p.add_argument("--quick", action="store_true",
+                   help="about 60 s, fewer clients; never writes bench/results/")
+    p.add_argument("--duration", type=float,
+                   help="seconds of all three phases (default 600, --quick 60)")
+    p.add_argument("--workers", type=int, default=4, help="worker processes (4)")
+    p.add_argument("--connections", type=int, default=16,
+                   help="well-behaved keep-alive connections (16)")
+    p.add_argument("--rate", type=float, default=2000,
+                   help="well-behaved requests per second, open loop (2000)")
+    p.add_argument("--per-kind", type=int, help="hostile clients of each kind (4, --quick 2)")
+    p.add_argument("--kill-every", type=float,
+                   help="seconds between worker kills in the hostile phase (30, --quick 8)")
+    p.add_argument("--sample-every", type=float,
+                   help="seconds between samples (5, --quick 2)")
+    p.add_argument("--out", help="directory for soak.md and soak.json (bench/results/; with "
+                                 "--quick a new temporary directory)")
+    a = p.parse_args(argv)
+    a.duration = a.duration or (60.0 if a.quick else 600.0)
+    a.per_kind = a.per_kind or (2 if a.quick else 4)
+    a.kill_every = a.kill_every or (8.0 if a.quick else 30.0)
+    a.sample_every = a.sample_every or (2.0 if a.quick else 5.0)
+    a.bucket_s = 5.0 if a.duration <= 90 else 30.0
+    for flag in ("duration", "workers", "connections", "rate", "per_kind", "kill_every",
+                 "sample_every"):
+        if getattr(a, flag) <= 0:
+            p.error(f"--{flag.replace('_', '-')} must be positive")
+    longest = max(share for _, share in PHASES)
+    if a.duration < 30 or a.duration * longest > 600:  # prefork-bench runs 600 s at most
+        p.error(f"--duration must be between 30 and {600 / longest:.0f} s")
+    a.build = os.path.abspath(a.build)
+    bins = os.path.join(a.build, "bin")
+    a.exe, a.bench, a.top = (os.path.join(bins, n) for n in
+                             ("upper_server", "prefork-bench", "prefork-top"))
+    for exe in (a.exe, a.bench):
+        if not os.access(exe, os.X_OK):
+            p.error(f"{exe} is missing: build first (cmake -S {benchlib.ROOT} -B build "
+                    "-DCMAKE_BUILD_TYPE=Release && cmake --build build -j2)")
+    if not os.access(a.top, os.X_OK):
+        a.top = None
+    if a.quick:
+        a.out = os.path.abspath(a.out) if a.out else tempfile.mkdtemp(prefix="soak-quick.")
+        if os.path.realpath(a.out) == os.path.realpath(benchlib.RESULTS):
+            p.error("--quick never writes bench/results/: give another --out")
+    else:
+        a.out = os.path.abspath(a.out) if a.out else benchlib.RESULTS
+    return a
+
+
+def hostile_settings():
+    return {"hold_s": 3 * TIMEOUT_S + 5, "pause_s": 0.1, "trickle_s": 1.0,
+            "reply_bytes": 256 * 1024, "max_message": MAX_MESSAGE, "max_connections": 100000}
+
+
+def server_args():
+    return ["--idle-timeout", str(TIMEOUT_S), "--read-timeout", str(TIMEOUT_S),
+            "--write-timeout", str(TIMEOUT_S), "--max-message", str(MAX_MESSAGE)]
+
+
+def bench_command(a, port, seconds):
+    return [a.bench, "--target", "framed", "--address", f"127.0.0.1:{port}", "--connections",
+            str(a.connections), "--threads", "1", "--rate", f"{a.rate:g}", "--warmup", "1",
+            "--duration", f"{seconds:g}", "--check", "upper", "--json", "--quiet"]
+
+
+CLIENTS = set()  # prefork-bench processes running, ended by end_clients() at exit
+
+
+def end_clients():
+    for proc in list(CLIENTS):
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        CLIENTS.discard(proc)
+
+
+class Soak:
+    """The run's state: the server, the samples, the kills, the phases' results."""
+
+    def __init__(self, a, srv):
+        self.a, self.srv = a, srv
+        self.began = time.monotonic()
+        self.samples, self.kills, self.phases, self.hostile = [], [], [], {}
+        self.problems = []
+        self.next_sample = 0.0
+        self.server_command = ""
+
+    def now(self):
+        return time.monotonic() - self.began
+
+    def sample(self, phase):
+        board = self.srv.stats() or self.srv.scoreboard()
+        self.samples.append(series.take_sample(self.now(), phase, self.srv.proc.pid, board))
+        self.next_sample = self.now() + self.a.sample_every
+
+    def kill_one(self):
+        """SIGKILL one ready worker of our server (checked to be our master's child)."""
+        board = self.srv.stats()
+        pids = [w["pid"] for w in (board or {}).get("workers", [])
+                if w.get("state") == "ready" and w.get("pid", 0) > 0
+                and self.srv.is_worker(w["pid"])]
+        if pids and self.srv.signal(random.choice(pids), signal.SIGKILL):
+            self.kills.append(round(self.now(), 1))
+
+    def phase(self, name, seconds):
+        """One phase: prefork-bench for `seconds` (1 of them warm-up), hostile clients and
+        kills in the hostile one, a sample every sample_every seconds."""
+        a = self.a
+        say(f"phase {name}: {seconds:.0f} s")
+        began = self.now()
+        proc = benchlib.start_client(bench_command(a, self.srv.framed_port, seconds - 1))
+        CLIENTS.add(proc)
+        crowd = None
+        if name == "hostile":
+            crowd = hostile.Hostiles(self.srv.framed_port, hostile.KINDS, a.per_kind,
+                                     seconds, hostile_settings())
+            crowd.start()
+        next_kill = began + a.kill_every
+        while proc.poll() is None and self.now() < began + seconds + 30:
+            if self.now() >= self.next_sample:
+                self.sample(name)
+            if crowd and self.now() >= next_kill:
+                self.kill_one()
+                next_kill += a.kill_every
+            time.sleep(min(0.2, max(0.0, self.next_sample - self.now())))
+        data, problem = benchlib.finish_client(proc, seconds)
+        CLIENTS.discard(proc)
+        if crowd:
+            stuck = crowd.stop()
+            self.hostile = crowd.figures()
+            if stuck:
+                self.problems.append(f"hostile clients still running at the end: {stuck}")
+        if problem and not data:
+            self.problems.append(f"phase {name}: {problem}")
+        result = series.client_phase(data) or {}
+        result.update({"phase": name, "seconds": round(self.now() - began, 1),
+                       "bench_status": problem})
+        self.phases.append(result)
+        say(f"phase {name}: {phase_line(result)}")
+
+
+def phase_line(r):
+    if "requests" not in r:
+        return f"no result ({r.get('bench_status')})"
+    return (f"{r['requests']} answered, {r['errors']} errors {r['error_kinds'] or ''}, "
+            f"p50 {fmt(r['p50_ms'], 3)} ms, p99 {fmt(r['p99_ms'], 3)} ms")
+
+
+def fmt(v, digits=2):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def say(text):
+    print(f"bench/soak: {text}", file=sys.stderr, flush=True)
+
+
+def run(a, name):
+    logdir = tempfile.mkdtemp(prefix="soak.")
+    srv = server.ServerProcess(a.exe, name, logdir, a.workers, server_args(), top=a.top)
+    machine = benchlib.machine(a.build)
+    srv.start()
+    srv.wait_ready()
+    say(f"{a.exe}: framed port {srv.framed_port}, {a.workers} workers; logs in {logdir}")
+    soak = Soak(a, srv)
+    soak.server_command = benchlib.command_text(srv.cmd)
+    try:
+        soak.sample("start")
+        for phase, share in PHASES:
+            soak.phase(phase, a.duration * share)
+        soak.sample("end")
+        status = srv.wait_exit(0)  # still running, as it should be
+        if status is not None:
+            soak.problems.append(f"the master exited during the run (status {status})")
+    finally:
+        killed = srv.end()
+    if killed:
+        soak.problems.append(f"processes left after SIGTERM, killed: {killed}")
+    if srv.status not in (0, None):
+        soak.problems.append(f"the master's exit status {srv.status} after SIGTERM")
+    machine["load_average_after"] = benchlib.loadavg()
+    return soak, machine, logdir
+
+
+def document(a, soak, machine, argv):
+    def of(phase):
+        return [s for s in soak.samples if s["phase"] == phase]
+
+    verdict = series.verdict(of("hostile"), of("alone"), of("after"))
+    rows = series.rows(soak.samples, a.bucket_s, soak.kills)
+    return {"command": benchlib.command_text(["bench/soak/soak.py", *argv]),
+            "machine": machine,
+            "settings": {"duration_s": a.duration, "workers": a.workers,
+                         "connections": a.connections, "rate_rps": a.rate,
+                         "hostile_per_kind": a.per_kind, "kill_every_s": a.kill_every,
+                         "sample_every_s": a.sample_every, "timeouts_s": TIMEOUT_S,
+                         "max_message": MAX_MESSAGE, "phases": dict(PHASES),
+                         "server_args": server_args(), "tolerance": series.TOLERANCE,
+                         "hostile": hostile_settings()},
+            "server_command": soak.server_command,
+            "phases": soak.phases, "hostile": soak.hostile, "kills": soak.kills,
+            "verdict": verdict, "problems": soak.problems, "rows": rows,
+            "samples": soak.samples}
+
+
+def markdown(doc):
+    m, st = doc["machine"], doc["settings"]
+    v_head, v_lines = series.verdict_text(doc["verdict"])
+    out = ["# Soak: RSS and descriptors under hostile clients and worker kills", "",
+           f"`{doc['command']}` (bench/soak/soak.py), {m['date']}, commit `{m['commit'][:12]}`.",
+           "", v_head, "", *v_lines, ""]
+    if doc["problems"]:
+        out += ["Problems:", ""] + [f"- {p}" for p in doc["problems"]] + [""]
+    out += ["## Machine and conditions", "",
+            f"- {benchlib.cpus_text(m)}{benchlib.virtual_text(m)}, {m['cpu']}, "
+            f"{m['memory_gib']} GiB RAM, Linux {m['kernel']}, {m['os']}, {m['libc']}; built "
+            f"{m['build_type']}.",
+            f"- Load average (1, 5, 15 min): {m['load_average_before']} before, "
+            f"{m['load_average_after']} after. The clients (prefork-bench, the hostile "
+            "clients' Python threads) share the CPUs with the server and whatever else runs "
+            "here: the phases are compared within this run only.",
+            f"- Server: `{doc['server_command']}` (5 s timeouts: every hostile connection is "
+            "closed and reopened many times).",
+            f"- Well-behaved: prefork-bench, framed keep-alive, {st['connections']} connections, "
+            f"open loop at {st['rate_rps']:g} req/s (latency from each intended send time), "
+            "each reply checked upper-cased, 1 s warm-up per phase.",
+            f"- Hostile phase: {st['hostile_per_kind']} clients of each kind (idle, trickle a "
+            "byte a second, never_read 256 KiB replies, oversized header, 256 random bytes, "
+            "half a frame then RST), each reconnecting 0.1 s after its connection ends; a "
+            f"worker SIGKILLed every {st['kill_every_s']:g} s.",
+            f"- Phases: {', '.join(f'{k} {v:.0%}' for k, v in st['phases'].items())} of "
+            f"{st['duration_s']:g} s; a sample every {st['sample_every_s']:g} s (RSS from "
+            "/proc/PID/status VmRSS, descriptors from /proc/PID/fd, closes from /stats.json).",
+            "", "## Well-behaved clients", "",
+            "| phase | s | answered | errors | success | p50 ms | p99 ms | max ms | behind "
+            "schedule |", "|" + "---|" * 9]
+    for r in doc["phases"]:
+        if "requests" not in r:
+            out.append(f"| {r['phase']} | {r['seconds']} | no result: {r['bench_status']} "
+                       "|||||||")
+            continue
+        kinds = ", ".join(f"{k} {v}" for k, v in r["error_kinds"].items())
+        out.append(f"| {r['phase']} | {r['seconds']} | {r['requests']} | {r['errors']}"
+                   f"{f' ({kinds})' if kinds else ''} | {fmt(100 * r['success_rate'], 3)}% | "
+                   f"{fmt(r['p50_ms'], 3)} | {fmt(r['p99_ms'], 3)} | {fmt(r['max_ms'], 1)} | "
+                   f"{r['behind_schedule']} |")
+    out += ["", ratio_text(doc["phases"]), "", "## Hostile clients", "",
+            "| kind | connections | closed by the server | given up by the client | refused | "
+            "other errors |", "|---|---|---|---|---|---|"]
+    for kind, c in doc["hostile"].items():
+        out.append(f"| {kind} | {c['connections']} | {c['closed_by_server']} | "
+                   f"{c['closed_by_client']} | {c['refused']} | {c['errors']} |")
+    out += ["", "`reset` closes its own connections (with an RST); every other kind should be "
+            "closed by the server (a timeout, or the message limit).", "",
+            f"Workers killed: {len(doc['kills'])}.", "",
+            "## RSS and descriptors over time", "",
+            "Worker RSS: smallest and largest worker in the rows' samples; fds: the sum over "
+            "all workers. Closed: connections closed in the row, by reason, from the "
+            "scoreboard's totals.", "", series.table(doc["rows"]), ""]
+    return "\n".join(out)
+
+
+def ratio_text(phases):
+    by = {r["phase"]: r for r in phases if r.get("p99_ms")}
+    if "hostile" not in by or "alone" not in by:
+        return "No p99 ratio: a phase has no result."
+    h = by["hostile"]["p99_ms"]
+    text = f"p99 hostile / alone: {h / by['alone']['p99_ms']:.2f}"
+    if "after" in by:
+        text += f"; hostile / after: {h / by['after']['p99_ms']:.2f}"
+    return (text + " (alone and after bracket the hostile phase: their difference is the "
+            "machine's noise). Errors in the hostile phase are the requests in flight on a "
+            "killed worker's connections.")
+
+
+def main(argv):
+    a = parse_args(argv)
+    name = f"prefork_soak_{os.getpid()}"
+    # SIGTERM, SIGINT, SIGHUP end the run; at exit (LIFO) the server is ended by pid,
+    # then a scoreboard segment left by name is removed
+    benchlib.stop_all_at_exit(name)
+    atexit.register(server.end_all)
+    atexit.register(end_clients)
+    server.become_subreaper()
+    soak, machine, logdir = run(a, name)
+    doc = document(a, soak, machine, argv)
+    os.makedirs(a.out, exist_ok=True)
+    with open(os.path.join(a.out, "soak.json"), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    with open(os.path.join(a.out, "soak.md"), "w") as f:
+        f.write(markdown(doc))
+    head, lines = series.verdict_text(doc["verdict"])
+    print("\n".join([head, *lines, *doc["problems"]]))
+    good = doc["verdict"]["flat"] and not doc["problems"]
+    if good:
+        shutil.rmtree(logdir, ignore_errors=True)
+    print(f"bench/soak: wrote {os.path.join(a.out, 'soak.md')} and soak.json"
+          + ("" if good else f"; server logs kept in {logdir}"))
+    return 0 if good else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except server.ServerError as e:
+        sys.exit(f"bench/soak: {e}")
