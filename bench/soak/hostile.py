@@ -135,15 +135,16 @@ class NeverRead(HostileClient):
     def misbehave(self, sock):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         size = self.settings["reply_bytes"]
-        frame = HEADER.pack(size) + b"n" * size
+        frame = memoryview(HEADER.pack(size) + b"n" * size)
         end = min(time.monotonic() + self.hold_s(), self.deadline)
         sock.settimeout(0.5)
+        at = 0  # frames stay whole across blocked sends: the server sees no garbage
         while self.more() and time.monotonic() < end:
             try:
-                sock.sendall(frame)
+                at = (at + sock.send(frame[at:])) % len(frame)
             except socket.timeout:
                 # blocked: the server stopped reading us (its replies are stuck). A close
-                # by the server shows as a reset on the next send.
+                # by the server shows as a reset on a later send.
                 self.stop.wait(0.5)
         return False
 
