@@ -39,16 +39,16 @@ class Tally:
             return dict(self.counts)
 
 
-def closed_by_peer(sock, wait_s):
+def closed_by_peer(sock, wait_s, stop=None):
     """True when the server has closed `sock` (EOF or reset) within `wait_s`; replies the
-    server sends meanwhile are read and dropped."""
+    server sends meanwhile are read and dropped. False within 0.25 s of `stop` being set."""
     end = time.monotonic() + wait_s
-    while True:
+    while stop is None or not stop.is_set():
         left = end - time.monotonic()
         if left <= 0:
             return False
-        if not select.select([sock], [], [], left)[0]:
-            return False
+        if not select.select([sock], [], [], min(left, 0.25))[0]:
+            continue
         try:
             if not sock.recv(65536):
                 return True
@@ -56,6 +56,7 @@ def closed_by_peer(sock, wait_s):
             return True
         except (BlockingIOError, socket.timeout, InterruptedError):
             continue
+    return False
 
 
 class HostileClient(threading.Thread):
@@ -71,6 +72,11 @@ class HostileClient(threading.Thread):
 
     def more(self):
         return not self.stop.is_set() and time.monotonic() < self.deadline
+
+    def wait_close(self, sock):
+        """closed_by_peer() for as long as this client holds a connection."""
+        return closed_by_peer(sock, min(self.hold_s(), self.deadline - time.monotonic()),
+                              self.stop)
 
     def hold_s(self):
         """How long one connection may last before this client gives up on it: past the
@@ -106,7 +112,7 @@ class Idle(HostileClient):
     kind = "idle"
 
     def misbehave(self, sock):
-        return closed_by_peer(sock, min(self.hold_s(), self.deadline - time.monotonic()))
+        return self.wait_close(sock)
 
 
 class Trickle(HostileClient):
@@ -121,7 +127,7 @@ class Trickle(HostileClient):
             if not self.more() or time.monotonic() > end:
                 return False
             sock.send(bytes([byte]))
-            if closed_by_peer(sock, self.settings["trickle_s"]):
+            if closed_by_peer(sock, self.settings["trickle_s"], self.stop):
                 return True
         return False
 
@@ -154,7 +160,7 @@ class Oversized(HostileClient):
 
     def misbehave(self, sock):
         sock.sendall(HEADER.pack(self.settings["max_message"] + 1) + b"o" * 4096)
-        return closed_by_peer(sock, min(self.hold_s(), self.deadline - time.monotonic()))
+        return self.wait_close(sock)
 
 
 class Garbage(HostileClient):
@@ -162,7 +168,7 @@ class Garbage(HostileClient):
 
     def misbehave(self, sock):
         sock.sendall(os.urandom(256))
-        return closed_by_peer(sock, min(self.hold_s(), self.deadline - time.monotonic()))
+        return self.wait_close(sock)
 
 
 class Reset(HostileClient):

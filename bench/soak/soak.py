@@ -347,7 +347,10 @@ def markdown(doc):
         out.append(f"| {kind} | {c['connections']} | {c['closed_by_server']} | "
                    f"{c['closed_by_client']} | {c['refused']} | {c['errors']} |")
     out += ["", "`reset` closes its own connections (with an RST); every other kind should be "
-            "closed by the server (a timeout, or the message limit).", "",
+            "closed by the server (a timeout, or the message limit: 256 random bytes nearly "
+            "always begin with a length over it). A connection given up by the client is "
+            "one still open when the phase ended, or one the server kept past "
+            f"{hostile_settings()['hold_s']} s.", "",
             f"Workers killed: {len(doc['kills'])}.", "",
             "## RSS and descriptors over time", "",
             "Worker RSS: smallest and largest worker in the rows' samples; fds: the sum over "
