@@ -193,7 +193,8 @@ class Soak:
             crowd = hostile.Hostiles(self.srv.framed_port, hostile.KINDS, a.per_kind,
                                      seconds, hostile_settings())
             crowd.start()
-        self.next_kill = began + a.kill_every if crowd else None
+        # kills fall mid-slice: one during a prefork-bench's warm-up would go uncounted
+        self.next_kill = began + a.kill_every + a.slice_s / 2 if crowd else None
         slices = []
         while began + seconds - self.now() >= 3:
             length = min(a.slice_s, began + seconds - self.now())
@@ -205,6 +206,7 @@ class Soak:
                 self.problems.append(f"hostile clients still running at the end: {stuck}")
         result = series.phase_summary(name, slices)
         result["seconds"] = round(self.now() - began, 1)
+        result["runs"] = slices
         self.phases.append(result)
         say(f"phase {name}: {phase_line(result)}")
 
@@ -225,7 +227,10 @@ class Soak:
         CLIENTS.discard(proc)
         if problem and not data:
             self.problems.append(f"phase {name}: {problem}")
-        return series.client_phase(data)
+        got = series.client_phase(data)
+        if got:  # when, to set a slice's p99 beside the kills and the samples
+            got.update({"from_s": round(began, 1), "to_s": round(self.now(), 1)})
+        return got
 
 
 def phase_line(r):
@@ -322,7 +327,8 @@ def markdown(doc):
             f"- Hostile phase: {st['hostile_per_kind']} clients of each kind (idle, trickle a "
             "byte a second, never_read 256 KiB replies, oversized header, 256 random bytes, "
             "half a frame then RST), each reconnecting 0.1 s after its connection ends; a "
-            f"worker SIGKILLed every {st['kill_every_s']:g} s.",
+            f"worker SIGKILLed every {st['kill_every_s']:g} s, in the middle of a "
+            "prefork-bench run (a kill in a run's warm-up would go uncounted).",
             f"- Phases: {', '.join(f'{k} {v:.0%}' for k, v in st['phases'].items())} of "
             f"{st['duration_s']:g} s; a sample every {st['sample_every_s']:g} s (RSS from "
             "/proc/PID/status VmRSS, descriptors from /proc/PID/fd, closes from /stats.json).",
@@ -352,11 +358,28 @@ def markdown(doc):
             "one still open when the phase ended, or one the server kept past "
             f"{hostile_settings()['hold_s']} s.", "",
             f"Workers killed: {len(doc['kills'])}.", "",
+            "## Each prefork-bench run", "", runs_table(doc), "",
             "## RSS and descriptors over time", "",
             "Worker RSS: smallest and largest worker in the rows' samples; fds: the sum over "
             "all workers. Closed: connections closed in the row, by reason, from the "
             "scoreboard's totals.", "", series.table(doc["rows"]), ""]
     return "\n".join(out)
+
+
+def runs_table(doc):
+    """A line per prefork-bench run: when, its p99 and max, its errors, the kills in it."""
+    lines = ["| phase | from s | to s | answered | errors | p99 ms | max ms | kills |",
+             "|---|---|---|---|---|---|---|---|"]
+    for phase in doc["phases"]:
+        for r in phase.get("runs", []):
+            if not r:
+                lines.append(f"| {phase['phase']} | no result |||||||")
+                continue
+            kills = sum(1 for k in doc["kills"] if r["from_s"] <= k < r["to_s"])
+            lines.append(f"| {phase['phase']} | {r['from_s']:.0f} | {r['to_s']:.0f} | "
+                         f"{r['requests']} | {r['errors']} | {fmt(r['p99_ms'], 3)} | "
+                         f"{fmt(r['max_ms'], 1)} | {kills} |")
+    return "\n".join(lines)
 
 
 def pct(rate):
