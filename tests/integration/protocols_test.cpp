@@ -193,6 +193,47 @@ BOOST_AUTO_TEST_CASE(oversized_frame_closes_only_its_connection) {
 
 namespace {
 
+boost::test_tools::assertion_result not_per_connection_processes(boost::unit_test::test_unit_id) {
+  boost::test_tools::assertion_result result(model_under_test() !=
+                                             prefork::Model::fork_per_connection);
+  result.message() << "each connection's process logs its own first line";
+  return result;
+}
+
+}  // namespace
+
+// A client can send oversized messages as fast as it connects: each is
+// counted, but logged at most once a second per worker process, with the
+// count of those not logged.
+BOOST_AUTO_TEST_CASE(a_flood_of_oversized_messages_is_logged_once_a_second,
+                     *boost::unit_test::precondition(not_per_connection_processes)) {
+  UpperServer server({"--framed", "127.0.0.1:0", "--max-frame", "16"});
+  const auto began = std::chrono::steady_clock::now();
+  constexpr unsigned flood = 40;
+  char header[prefork::frame_header_size];
+  prefork::write_frame_header(17, header);
+  for (unsigned i = 0; i < flood; ++i) {
+    auto offender = TcpClient::connect(server.endpoint("framed"));
+    offender.send_all(std::string(header, sizeof header));
+    BOOST_TEST(offender.closed_by_peer());
+  }
+  auto counted = server.when([](const auto& s) { return s.totals.errors >= flood; });
+  BOOST_TEST_REQUIRE(counted.has_value());
+  const auto seconds =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - began)
+          .count();
+  const std::string log = server.process().stderr_text();
+  std::size_t lines = 0;
+  for (std::size_t at = 0; (at = log.find("a message over --max-message", at)) != log.npos; ++at)
+    ++lines;
+  BOOST_TEST(lines >= 1u, log);
+  // At most one a second in each of the (two) worker processes.
+  BOOST_TEST(lines <= 2u * (static_cast<std::size_t>(seconds) + 1), log);
+  BOOST_TEST(log.find("more since the last such line") != log.npos, log);
+}
+
+namespace {
+
 std::size_t resident_kib(pid_t pid) {
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   for (std::string line; std::getline(status, line);)

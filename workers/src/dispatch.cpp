@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include <prefork/core/log_limiter.hpp>
 #include <prefork/log.hpp>
 
 namespace prefork {
@@ -57,7 +58,13 @@ void connection_failed(SlotWriter& stats, std::size_t listener, const char* call
                        const Address& peer) {
   const bool reset = error == EPIPE || error == ECONNRESET;
   stats.error(reset ? ErrorKind::peer_reset : ErrorKind::other, listener);
-  if (!reset) log_sys_error(call, error, "with %s", peer.to_string().c_str());
+  if (reset) return;
+  // Once a second at most: a peer may cause these (ETIMEDOUT, EHOSTUNREACH...).
+  static LogLimiter limiter(std::chrono::seconds(1));
+  std::uint64_t suppressed = 0;
+  if (limiter.admit(LogLimiter::Clock::now(), suppressed))
+    log_sys_error(call, error, "with %s (%llu more since the last such line)",
+                  peer.to_string().c_str(), static_cast<unsigned long long>(suppressed));
 }
 
 std::span<char> append_reply(Buffer& out, const Codec& codec, std::size_t size) {

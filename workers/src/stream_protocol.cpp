@@ -1,5 +1,7 @@
 #include "stream_protocol.hpp"
 
+#include <prefork/core/log_limiter.hpp>
+
 #include <prefork/log.hpp>
 
 #include "dispatch.hpp"
@@ -71,9 +73,16 @@ std::size_t StreamProtocol::serve(std::string_view input, std::size_t out_limit)
     if (decoded.status == Decoded::Status::too_large ||
         rest.size() > context_.max_message + codec_.overhead()) {
       context_.stats.error(ErrorKind::oversized_frame, request_.listener);
-      log_info("closing conn %llu from %s: a message over --max-message %zu bytes",
-               static_cast<unsigned long long>(request_.connection),
-               request_.peer.to_string().c_str(), context_.max_message);
+      // Counted every time, logged once a second: a client can send these
+      // as fast as it connects.
+      static LogLimiter limiter(std::chrono::seconds(1));
+      std::uint64_t suppressed = 0;
+      if (limiter.admit(LogLimiter::Clock::now(), suppressed))
+        log_info(
+            "closing conn %llu from %s: a message over --max-message %zu bytes (%llu more since "
+            "the last such line)",
+            static_cast<unsigned long long>(request_.connection), request_.peer.to_string().c_str(),
+            context_.max_message, static_cast<unsigned long long>(suppressed));
       end(CloseReason::limit_exceeded);
     }
     break;
