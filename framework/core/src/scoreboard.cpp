@@ -41,15 +41,23 @@ namespace {
 
 using namespace std::chrono_literals;
 
+#ifndef PREFORK_FUZZ_BUILD
 // A master that is between creating the segment and publishing its magic.
 constexpr auto settle_timeout = 200ms;
 // Longer than any retire() can take, unless its master died in the middle.
 constexpr auto snapshot_timeout = 1s;
-constexpr int snapshot_spins = 64;
 // How long a reader waits for a slot's writer to leave its update: an update
 // takes nanoseconds, but its writer may be preempted inside it; longer than
 // this, it was stopped or killed there.
 constexpr auto slot_patience = 50ms;
+#else
+// The fuzz build (tests/fuzz/scoreboard_reader_fuzz.cpp): the same bounded
+// waits, short enough that a segment left mid-update costs microseconds.
+constexpr auto settle_timeout = 100us;
+constexpr auto snapshot_timeout = 100us;
+constexpr auto slot_patience = 100us;
+#endif
+constexpr int snapshot_spins = 64;
 
 std::size_t size_for(std::uint64_t slot_count) {
   return sizeof(Header) + slot_count * sizeof(Slot);
