@@ -3,8 +3,11 @@
 #include <setjmp.h>
 #include <signal.h>
 
+#include <cerrno>
 #include <cstdint>
 #include <mutex>
+
+#include <prefork/log.hpp>
 
 namespace prefork {
 
@@ -50,7 +53,7 @@ void install() {
   action.sa_sigaction = on_bus;
   action.sa_flags = SA_SIGINFO;
   ::sigemptyset(&action.sa_mask);
-  ::sigaction(SIGBUS, &action, &previous);
+  if (::sigaction(SIGBUS, &action, &previous) != 0) log_sys_error("sigaction", errno, "SIGBUS");
 }
 
 }  // namespace
