@@ -20,7 +20,7 @@ for arg in "$@"; do
     *) targets+=("$arg") ;;
   esac
 done
-[[ ${#targets[@]} -gt 0 ]] || targets=(codecs command_line config_file metrics_request)
+[[ ${#targets[@]} -gt 0 ]] || targets=(codecs command_line config_file datagram metrics_request scoreboard_reader)
 
 if [[ ! -f build-fuzz/CMakeCache.txt ]]; then
   # -O1 and line tables only: the build is most of a short run's time;

@@ -224,13 +224,15 @@ void Master::reload() {
 void Master::publish_metrics() {
   Header& header = scoreboard_.header();
   const SupervisorCounts& counts = supervisor_.counts();
-  header.worker_restarts.store(counts.restarts, std::memory_order_relaxed);
-  header.exits_crashed.store(counts.exits_crashed, std::memory_order_relaxed);
-  header.exits_signaled.store(counts.exits_signaled, std::memory_order_relaxed);
-  header.exits_recycled.store(counts.exits_recycled, std::memory_order_relaxed);
-  header.exits_timed_out.store(counts.exits_timed_out, std::memory_order_relaxed);
-  header.start_failures.store(counts.start_failures, std::memory_order_relaxed);
-  header.generation.store(counts.generation, std::memory_order_relaxed);
+  scoreboard_.access([&header, &counts] {
+    header.worker_restarts.store(counts.restarts, std::memory_order_relaxed);
+    header.exits_crashed.store(counts.exits_crashed, std::memory_order_relaxed);
+    header.exits_signaled.store(counts.exits_signaled, std::memory_order_relaxed);
+    header.exits_recycled.store(counts.exits_recycled, std::memory_order_relaxed);
+    header.exits_timed_out.store(counts.exits_timed_out, std::memory_order_relaxed);
+    header.start_failures.store(counts.start_failures, std::memory_order_relaxed);
+    header.generation.store(counts.generation, std::memory_order_relaxed);
+  });
 
   const auto now = Clock::now();
   if (now < metrics_due_) return;
@@ -257,14 +259,16 @@ double Master::random() { return std::uniform_real_distribution<double>(0.0, 1.0
 
 pid_t Master::start(const StartOrder& order) {
   Header& header = scoreboard_.header();
-  if (header.slots_in_use.load(std::memory_order_relaxed) <= order.slot)
-    header.slots_in_use.store(order.slot + 1, std::memory_order_release);
   Slot& entry = scoreboard_.slot(order.slot);
-  entry.generation.store(order.generation);
-  entry.state.store(WorkerState::starting);
+  scoreboard_.access([&header, &entry, &order] {
+    if (header.slots_in_use.load(std::memory_order_relaxed) <= order.slot)
+      header.slots_in_use.store(order.slot + 1, std::memory_order_release);
+    entry.generation.store(order.generation);
+    entry.state.store(WorkerState::starting);
+  });
   const pid_t pid = starter_.start(order);
   if (pid < 0) return -1;
-  entry.pid.store(pid);
+  scoreboard_.access([&entry, pid] { entry.pid.store(pid); });
   return pid;
 }
 
@@ -304,14 +308,18 @@ void Master::kill(pid_t pid, int signal, bool group) {
 
 WorkerView Master::observe(unsigned slot) {
   const Slot& entry = scoreboard_.slot(slot);
-  const WorkerState state = entry.state.load(std::memory_order_acquire);
-  return WorkerView{
-      .ready = state == WorkerState::ready || state == WorkerState::stopping,
-      .heartbeat = entry.heartbeat_ns.load(std::memory_order_relaxed),
-      .waiting = entry.waiting.load(std::memory_order_relaxed) > 0,
-      .busy = entry.connections_active.load(std::memory_order_relaxed) > 0,
-      .retire_requested = entry.retire_requested.load(std::memory_order_relaxed) != 0,
-  };
+  WorkerView view{};  // a segment cut under this read: nothing seen this turn
+  scoreboard_.access([&entry, &view] {
+    const WorkerState state = entry.state.load(std::memory_order_acquire);
+    view = WorkerView{
+        .ready = state == WorkerState::ready || state == WorkerState::stopping,
+        .heartbeat = entry.heartbeat_ns.load(std::memory_order_relaxed),
+        .waiting = entry.waiting.load(std::memory_order_relaxed) > 0,
+        .busy = entry.connections_active.load(std::memory_order_relaxed) > 0,
+        .retire_requested = entry.retire_requested.load(std::memory_order_relaxed) != 0,
+    };
+  });
+  return view;
 }
 
 // Its counts fold into the totals before anything reuses the slot.

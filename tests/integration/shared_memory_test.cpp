@@ -155,6 +155,73 @@ BOOST_AUTO_TEST_CASE(a_scribbled_scoreboard_leaves_the_master_supervising) {
   BOOST_TEST(server.process().running());
 }
 
+// Any process of the master's user may cut the segment (`truncate -s 0
+// /dev/shm/NAME`) while the master, its workers and a prefork-top have it
+// mapped: touching the lost pages raises SIGBUS. The master survives it,
+// gives the segment its size back (zero-filled: readers report it corrupt)
+// and goes on supervising; prefork-top reports it instead of dying.
+BOOST_AUTO_TEST_CASE(a_segment_truncated_under_the_server_leaves_it_serving_and_reported) {
+  UpperServer server({"--framed", "127.0.0.1:0", "--metrics", "127.0.0.1:0"});
+  const Endpoint metrics = metrics_endpoint(server, 1);
+  const std::vector<prefork::SlotSnapshot> ready = server.ready_snapshot().slots;
+  BOOST_TEST_REQUIRE(!ready.empty());
+  const pid_t victim = ready[0].pid;
+  BOOST_TEST_REQUIRE(victim > 0);
+  // The master must have seen its workers ready before the cut zeroes what
+  // they wrote: a later turn of its once-a-second figures than the first
+  // after the ready snapshot.
+  const std::uint64_t ready_ns = server.ready_snapshot().taken_ns;
+  std::uint64_t first_turn = 0;
+  BOOST_TEST_REQUIRE(server
+                         .when([&](const prefork::ScoreboardSnapshot& s) {
+                           if (s.metrics_updated_ns <= ready_ns) return false;
+                           if (first_turn == 0) first_turn = s.metrics_updated_ns;
+                           return s.metrics_updated_ns > first_turn;
+                         })
+                         .has_value());
+  // A prefork-top that has the segment mapped when it is cut.
+  ServerProcess top(bin_path("prefork-top"), {"--json", "--interval", "0.05", server.stats_name()});
+  BOOST_TEST_REQUIRE(top.next_line(state_timeout).has_value(), top.describe());
+
+  BOOST_TEST_REQUIRE(::truncate(shm_path(server.stats_name()).c_str(), 0) == 0);
+  // prefork-top goes on refreshing, and says it.
+  bool reported = false;
+  while (!reported) {
+    const std::optional<std::string> line = top.next_line(state_timeout);
+    BOOST_TEST_REQUIRE(line.has_value(), top.describe());
+    reported = contains(*line, "is corrupt: it was truncated") || contains(*line, "magic is 0");
+  }
+  // The master: its /metrics answers, the damage reported...
+  const std::string text = http(metrics, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+  BOOST_TEST(text.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, text.substr(0, 300));
+  BOOST_TEST(contains(text, "\nprefork_scoreboard_corrupt 1\n"), text.substr(0, 300));
+  BOOST_TEST(wait_until(
+                 [&] {
+                   return contains(server.process().stderr_text(),
+                                   "was truncated under the master: gave it its");
+                 },
+                 state_timeout),
+             server.process().stderr_text());
+  // ...and it still supervises: a worker killed now is folded in and replaced.
+  ::kill(victim, SIGKILL);
+  // (It may have died of its own write to the cut segment first.)
+  const std::string restarted = "(pid " + std::to_string(victim) + ") was killed by SIG";
+  BOOST_TEST(wait_until([&] { return contains(server.process().stderr_text(), restarted); },
+                        state_timeout),
+             server.process().stderr_text());
+  TcpClient client = TcpClient::connect(server.endpoint("framed"));
+  BOOST_TEST(client.request_frame("still") == "STILL");
+  BOOST_TEST(server.process().running());
+  BOOST_TEST(http(metrics, "GET /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200 OK\r\n", 0) == 0u);
+
+  // A reader that opens it now refuses it with a message, not a signal.
+  BOOST_REQUIRE(::truncate(shm_path(server.stats_name()).c_str(), 0) == 0);
+  const Finished once = run_to_end(bin_path("prefork-top"), {"--once", server.stats_name()});
+  BOOST_TEST(status_or_running(once.status) == 1, once.description);
+  BOOST_TEST(contains(once.err, "stats segment " + server.stats_name()), once.description);
+  BOOST_TEST(!top.wait_exit(0ms).has_value(), top.describe());  // still running: no SIGBUS
+}
+
 BOOST_AUTO_TEST_CASE(stats_names_the_kernel_refuses_are_usage_errors) {
   for (const std::string name : {".", "..", "a/b"}) {
     const Finished run = run_to_end(bin_path("upper_server"),

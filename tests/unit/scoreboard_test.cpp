@@ -648,3 +648,51 @@ BOOST_AUTO_TEST_CASE(a_protected_worker_writes_only_its_slot_and_the_accept_lock
   BOOST_TEST(board.slot(2).counters.requests.load() == 9u);
   BOOST_TEST(board.header().slot_count == 3u);
 }
+
+// Any process of the master's user may `truncate -s 0 /dev/shm/NAME` while
+// the master and its readers run: reading or writing past the new end
+// raises SIGBUS, which must not end the reader or the master.
+BOOST_AUTO_TEST_CASE(a_segment_truncated_under_a_reader_is_reported_not_a_sigbus) {
+  ShmName shm;
+  Scoreboard board = Scoreboard::create(shm.name, 2);
+  ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  BOOST_TEST(reader.snapshot().corrupt.empty());
+  BOOST_REQUIRE(::truncate(("/dev/shm/" + shm.name).c_str(), 0) == 0);
+  for (auto wait : {ScoreboardReader::Wait::bounded, ScoreboardReader::Wait::none}) {
+    const ScoreboardSnapshot snap = reader.snapshot(ScoreboardReader::Latencies::copied, wait);
+    BOOST_TEST(contains(snap.corrupt, "truncated to 0 bytes"), snap.corrupt);
+    BOOST_TEST(snap.master_pid == ::getpid());
+    BOOST_TEST(snap.latency != nullptr);
+    BOOST_TEST(snap.slots.empty());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_master_survives_a_truncated_segment_and_gives_its_size_back) {
+  ShmName shm;
+  std::vector<Listener> listeners;
+  listeners.push_back({Protocol::stream, UniqueFd{}, Address::parse("127.0.0.1:1")});
+  Scoreboard board = Scoreboard::create(shm.name, 2, listeners);
+  ScoreboardReader reader = ScoreboardReader::open(shm.name);
+  board.slot(1).pid.store(4242);
+  const std::string path = "/dev/shm/" + shm.name;
+  BOOST_REQUIRE(::truncate(path.c_str(), 0) == 0);
+  // The fold of a dead worker's slot: its first store faults, is survived,
+  // and the segment is its size again, zero-filled.
+  board.retire(1);
+  struct stat st {};
+  BOOST_REQUIRE(::stat(path.c_str(), &st) == 0);
+  BOOST_TEST(static_cast<std::size_t>(st.st_size) == sizeof(Header) + 2 * sizeof(Slot));
+  BOOST_TEST(board.slot(1).pid.load() == 0);
+  // The same for the master's other stores, and for its reads.
+  BOOST_REQUIRE(::truncate(path.c_str(), 0) == 0);
+  board.publish_queue(0, 1, 2);
+  BOOST_REQUIRE(::stat(path.c_str(), &st) == 0);
+  BOOST_TEST(st.st_size > 0);
+  BOOST_REQUIRE(::truncate(path.c_str(), 0) == 0);
+  std::int32_t pid = -1;
+  BOOST_TEST(!board.access([&] { pid = board.slot(0).pid.load(); }));
+  BOOST_TEST(board.access([&] { pid = board.slot(0).pid.load(); }));
+  BOOST_TEST(pid == 0);
+  // Its figures are gone: readers say so.
+  BOOST_TEST(contains(reader.snapshot().corrupt, "magic is 0"), reader.snapshot().corrupt);
+}

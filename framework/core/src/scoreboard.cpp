@@ -2,6 +2,7 @@
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 
+#include <prefork/core/bus_guard.hpp>
 #include <prefork/core/robust_mutex.hpp>
 
 #include <sched.h>
@@ -40,15 +41,23 @@ namespace {
 
 using namespace std::chrono_literals;
 
+#ifndef PREFORK_FUZZ_BUILD
 // A master that is between creating the segment and publishing its magic.
 constexpr auto settle_timeout = 200ms;
 // Longer than any retire() can take, unless its master died in the middle.
 constexpr auto snapshot_timeout = 1s;
-constexpr int snapshot_spins = 64;
 // How long a reader waits for a slot's writer to leave its update: an update
 // takes nanoseconds, but its writer may be preempted inside it; longer than
 // this, it was stopped or killed there.
 constexpr auto slot_patience = 50ms;
+#else
+// The fuzz build (tests/fuzz/scoreboard_reader_fuzz.cpp): the same bounded
+// waits, short enough that a segment left mid-update costs microseconds.
+constexpr auto settle_timeout = 100us;
+constexpr auto snapshot_timeout = 100us;
+constexpr auto slot_patience = 100us;
+#endif
+constexpr int snapshot_spins = 64;
 
 std::size_t size_for(std::uint64_t slot_count) {
   return sizeof(Header) + slot_count * sizeof(Slot);
@@ -254,6 +263,11 @@ bool read_slot_counters(const Slot& s, unsigned listener_count, CounterValues& o
   }
 }
 
+const std::shared_ptr<const Histogram>& no_latencies_shared() {
+  static const auto empty = std::make_shared<const Histogram>();
+  return empty;
+}
+
 bool printable(const char* text, std::size_t size) {
   const std::size_t n = ::strnlen(text, size);
   return n < size && std::all_of(text, text + n, [](char c) { return c >= 0x20 && c < 0x7f; });
@@ -399,6 +413,10 @@ unsigned Scoreboard::slot_count() const noexcept { return impl_->slot_count; }
 // The writer side of the seqlock that snapshot() reads. The slot's own
 // writer is gone (reaped), so its sequence is not taken.
 void Scoreboard::retire(unsigned index) noexcept {
+  access([this, index] { fold_in(index); });
+}
+
+void Scoreboard::fold_in(unsigned index) noexcept {
   constexpr auto relaxed = std::memory_order_relaxed;
   Header& h = header();
   Slot& s = slot(index);
@@ -446,9 +464,25 @@ void Scoreboard::publish_queue(unsigned listener, std::uint32_t depth,
                                std::uint32_t limit) noexcept {
   Header& h = header();
   if (listener >= impl_->listener_count) return;  // never the live count: see ScoreboardReader
-  h.listeners[listener].queue_depth.store(depth, std::memory_order_relaxed);
-  h.listeners[listener].queue_limit.store(limit, std::memory_order_relaxed);
-  h.metrics_updated_ns.store(realtime_ns(), std::memory_order_relaxed);
+  access([&h, listener, depth, limit] {
+    h.listeners[listener].queue_depth.store(depth, std::memory_order_relaxed);
+    h.listeners[listener].queue_limit.store(limit, std::memory_order_relaxed);
+    h.metrics_updated_ns.store(realtime_ns(), std::memory_order_relaxed);
+  });
+}
+
+bool Scoreboard::access(void (*body)(void*), void* context) noexcept {
+  Mapping& m = impl_->mapping;
+  if (run_guarded(m.base(), m.size(), body, context)) return true;
+  if (::ftruncate(m.shm.get_mapping_handle().handle, static_cast<off_t>(m.size())) != 0)
+    log_sys_error("ftruncate", errno, "stats segment %s back to %zu bytes", impl_->name.c_str(),
+                  m.size());
+  else
+    log_error(
+        "stats segment %s was truncated under the master: gave it its %zu bytes back, "
+        "zero-filled where it was cut (its figures are lost; readers report it corrupt)",
+        impl_->name.c_str(), m.size());
+  return false;
 }
 
 // ---- SlotAttachment --------------------------------------------------------
@@ -511,6 +545,14 @@ struct ScoreboardReader::Impl {
   // Histograms no snapshot uses any more, for the next one: a fresh 264 KiB
   // allocation costs more in page faults than the copy itself.
   mutable std::vector<std::shared_ptr<Histogram>> histograms;
+  pid_t master_pid = 0;  // as opened, for a snapshot of a truncated segment
+
+  // snapshot()'s copy, unguarded.
+  ScoreboardSnapshot copy(Latencies latencies, Wait wait) const;
+  // Why the segment is shorter than its mapping (someone truncated it), or
+  // an empty string.
+  std::string truncation() const;
+  ScoreboardSnapshot truncated(const std::string& what) const;
 
   template <class Source>
   std::shared_ptr<Histogram> copy_of(const Source& source) const {
@@ -531,6 +573,7 @@ ScoreboardReader ScoreboardReader::open(const std::string& name) {
   impl->slot_count = h.slot_count;
   impl->segment_size = h.segment_size;
   impl->listener_count = h.listener_count;
+  impl->master_pid = h.master_pid;
   if (impl->listener_count > scoreboard_max_listeners)
     throw std::runtime_error("stats segment " + name + " is corrupt: its header claims " +
                              std::to_string(impl->listener_count) + " listeners, at most " +
@@ -547,17 +590,17 @@ ScoreboardReader::ScoreboardReader(std::unique_ptr<Impl> impl) noexcept : impl_(
 ScoreboardReader::ScoreboardReader(ScoreboardReader&&) noexcept = default;
 ScoreboardReader::~ScoreboardReader() = default;
 
-ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) const {
-  static const auto no_latencies = std::make_shared<const Histogram>();
+ScoreboardSnapshot ScoreboardReader::Impl::copy(Latencies latencies, Wait wait) const {
+  const auto& no_latencies = no_latencies_shared();
   const bool copy_latencies = latencies == Latencies::copied;
   constexpr auto relaxed = std::memory_order_relaxed;
-  const Header& h = *impl_->mapping.header();
-  const Slot* slots = impl_->mapping.slots();
-  const unsigned listener_count = impl_->listener_count;
+  const Header& h = *mapping.header();
+  const Slot* slots = mapping.slots();
+  const unsigned listener_count = this->listener_count;
   ScoreboardSnapshot snap;
   auto corrupt = [&snap, this](const std::string& what) {
     if (snap.corrupt.empty())
-      snap.corrupt = "stats segment " + impl_->name + " is corrupt: " + what;
+      snap.corrupt = "stats segment " + name + " is corrupt: " + what;
     else
       snap.corrupt += "; " + what;
   };
@@ -566,10 +609,10 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) co
       corrupt(std::string("its header's ") + field + " is " + std::to_string(now) + ", was " +
               std::to_string(was));
   };
-  changed("magic", impl_->mapping.magic(), scoreboard_magic);
+  changed("magic", mapping.magic(), scoreboard_magic);
   changed("version", h.version, scoreboard_version);
-  changed("slot count", h.slot_count, impl_->slot_count);
-  changed("segment size", h.segment_size, impl_->segment_size);
+  changed("slot count", h.slot_count, slot_count);
+  changed("segment size", h.segment_size, segment_size);
   changed("listener count", h.listener_count, listener_count);
   snap.master_pid = h.master_pid;
   snap.started_ns = h.started_ns;
@@ -587,11 +630,11 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) co
     l.name.assign(record.name);
   }
   const unsigned in_use = h.slots_in_use.load(std::memory_order_acquire);
-  if (in_use > impl_->slot_count)
-    corrupt(std::to_string(in_use) + " slots in use, of " + std::to_string(impl_->slot_count));
-  const unsigned shown = std::min(impl_->slot_count, std::max(1u, in_use));
+  if (in_use > slot_count)
+    corrupt(std::to_string(in_use) + " slots in use, of " + std::to_string(slot_count));
+  const unsigned shown = std::min(slot_count, std::max(1u, in_use));
   snap.slots.resize(shown);
-  impl_->last.resize(shown);
+  last.resize(shown);
 
   const auto deadline = std::chrono::steady_clock::now() + snapshot_timeout;
   for (int attempt = 1;; ++attempt) {
@@ -614,7 +657,7 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) co
         snap.listeners[i].queue_limit = h.listeners[i].queue_limit.load(relaxed);
       }
       snap.retired = load(h.retired, listener_count);
-      snap.retired_latency = copy_latencies ? impl_->copy_of(h.retired_latency) : no_latencies;
+      snap.retired_latency = copy_latencies ? copy_of(h.retired_latency) : no_latencies;
       for (unsigned i = 0; i < snap.slots.size(); ++i) {
         const Slot& s = slots[i];
         SlotSnapshot& out = snap.slots[i];
@@ -628,14 +671,14 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) co
         out.connections_active = s.connections_active.load(relaxed);
         out.connections_max = s.connections_max.load(relaxed);
         out.waiting = s.waiting.load(relaxed);
-        Impl::Whole& last = impl_->last[i];
+        const Whole& whole = last[i];
         out.stale = !read_slot_counters(s, listener_count, out.counters, wait);
         if (out.stale) {
-          const bool same = last.pid == out.pid && last.generation == out.generation;
-          out.counters = same ? last.counters : CounterValues{};
+          const bool same = whole.pid == out.pid && whole.generation == out.generation;
+          out.counters = same ? whole.counters : CounterValues{};
           out.counters.listeners.resize(listener_count);
         }
-        out.latency = copy_latencies ? impl_->copy_of(s.latency) : no_latencies;
+        out.latency = copy_latencies ? copy_of(s.latency) : no_latencies;
       }
       // Orders the copies above before the second read of the sequence.
       std::atomic_thread_fence(std::memory_order_acquire);
@@ -656,15 +699,44 @@ ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) co
   }
 
   snap.totals = snap.retired;
-  std::shared_ptr<Histogram> latency =
-      copy_latencies ? impl_->copy_of(*snap.retired_latency) : nullptr;
+  std::shared_ptr<Histogram> latency = copy_latencies ? copy_of(*snap.retired_latency) : nullptr;
   for (const SlotSnapshot& s : snap.slots) {
     snap.totals += s.counters;
     if (latency) latency->merge(*s.latency);
-    if (!s.stale) impl_->last[s.slot] = {s.pid, s.generation, s.counters};
+    if (!s.stale) last[s.slot] = {s.pid, s.generation, s.counters};
   }
   snap.latency = latency ? std::move(latency) : no_latencies;
   return snap;
+}
+
+// What a reader can say of a segment cut under it: nothing but that.
+ScoreboardSnapshot ScoreboardReader::Impl::truncated(const std::string& what) const {
+  ScoreboardSnapshot snap;
+  snap.master_pid = master_pid;
+  snap.taken_ns = realtime_ns();
+  snap.retired_latency = snap.latency = no_latencies_shared();
+  snap.corrupt = "stats segment " + name + " is corrupt: " + what;
+  return snap;
+}
+
+std::string ScoreboardReader::Impl::truncation() const {
+  struct stat st {};
+  if (::fstat(mapping.shm.get_mapping_handle().handle, &st) != 0 ||
+      static_cast<std::uint64_t>(st.st_size) >= mapping.size())
+    return {};
+  return "it was truncated to " + std::to_string(st.st_size) + " bytes of its " +
+         std::to_string(mapping.size());
+}
+
+ScoreboardSnapshot ScoreboardReader::snapshot(Latencies latencies, Wait wait) const {
+  // A cut already made costs no fault; the guard covers one made meanwhile.
+  if (std::string cut = impl_->truncation(); !cut.empty()) return impl_->truncated(cut);
+  ScoreboardSnapshot snap;
+  if (run_guarded(impl_->mapping.base(), impl_->mapping.size(),
+                  [&] { snap = impl_->copy(latencies, wait); }))
+    return snap;
+  std::string cut = impl_->truncation();
+  return impl_->truncated(cut.empty() ? "it was truncated while read" : cut);
 }
 
 bool ScoreboardReader::unlinked() const {

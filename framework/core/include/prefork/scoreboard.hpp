@@ -146,7 +146,9 @@ class ScoreboardReader {
   // A consistent copy: retries while the master is folding a slot in or a
   // worker is updating its slot (see SlotSnapshot::stale). Never trusts the
   // segment's own counts beyond what open() checked: a header scribbled
-  // over is reported in ScoreboardSnapshot::corrupt, not followed.
+  // over is reported in ScoreboardSnapshot::corrupt, not followed. So is a
+  // segment truncated under the reader (by anyone of the master's user),
+  // with nothing else: no SIGBUS (prefork/core/bus_guard.hpp).
   ScoreboardSnapshot snapshot(Latencies latencies = Latencies::copied,
                               Wait wait = Wait::bounded) const;
 

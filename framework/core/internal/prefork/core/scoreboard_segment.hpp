@@ -8,6 +8,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <type_traits>
 
 namespace prefork {
 
@@ -53,7 +54,21 @@ class Scoreboard {
   // The master's periodic figures: each listener's accept queue.
   void publish_queue(unsigned listener, std::uint32_t depth, std::uint32_t limit) noexcept;
 
+  // The master's accesses to the segment (its stores, its reads of the
+  // workers' slots; retire() and publish_queue() use it): when a process of
+  // the master's user truncates the segment, the SIGBUS costs the access
+  // (false), not the master. The segment then gets its size back, zero-filled
+  // where it was cut, so that the workers' writes stop faulting too: its
+  // figures are lost, and readers report it corrupt (its magic is gone).
+  template <class Access>
+  bool access(Access&& body) noexcept {
+    using A = std::remove_reference_t<Access>;
+    return access([](void* a) { (*static_cast<A*>(a))(); }, &body);
+  }
+  bool access(void (*body)(void*), void* context) noexcept;
+
  private:
+  void fold_in(unsigned index) noexcept;  // retire(), unguarded
   struct Impl;
   explicit Scoreboard(std::unique_ptr<Impl> impl) noexcept;
   std::unique_ptr<Impl> impl_;
