@@ -6,6 +6,7 @@
 
 #include <cerrno>
 
+#include <prefork/core/log_limiter.hpp>
 #include <prefork/log.hpp>
 
 namespace prefork {
@@ -46,8 +47,14 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       // Never handle part of a datagram as if it were whole.
       stats_.bytes_in(listener_, static_cast<std::size_t>(n));
       stats_.error(ErrorKind::truncated_datagram, listener_);
-      log_info("dropped a datagram from %s larger than the %zu-byte buffer",
-               peer_.to_string().c_str(), buffer_size);
+      // Once a second at most: a client can send these as fast as it likes.
+      static LogLimiter limiter(std::chrono::seconds(1));
+      std::uint64_t suppressed = 0;
+      if (limiter.admit(LogLimiter::Clock::now(), suppressed))
+        log_info(
+            "dropped a datagram from %s larger than the %zu-byte buffer (%llu more since the "
+            "last such line)",
+            peer_.to_string().c_str(), buffer_size, static_cast<unsigned long long>(suppressed));
       return Received::dropped;
     }
     length = static_cast<std::size_t>(n);
