@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,12 +15,16 @@
 
 #include "dispatch.hpp"
 #include "stop_signal.hpp"
+#include "worker.hpp"
 
 namespace prefork {
 
 namespace {
 
 constexpr std::size_t read_size = 64 * 1024;
+// Replies up to this size keep their buffer between requests; a bigger
+// one is freed once sent.
+constexpr std::size_t kept_output = 4 * 1024;
 
 // What a connection waits for, which decides the stops it gives way to.
 enum class Awaiting {
@@ -121,6 +126,12 @@ class Socket {
   // connection ended, `reason` says why.
   bool receive(Awaiting awaiting, std::optional<CloseReason>& reason,
                Clock::time_point started = {}) {
+    // While it waits for the client, a connection holds only the message
+    // under way (none: no input memory), not what a burst left.
+    if (in_.empty())
+      in_.release();
+    else
+      in_.shrink(4 * read_size);
     const ConnectionTimeouts& timeouts = context_.stream.timeouts;
     const bool rest = awaiting == Awaiting::rest_of_message;
     std::optional<Clock::time_point> deadline;
@@ -136,7 +147,7 @@ class Socket {
     context_.stream.stats.waiting(true);
     const Woken woken = wait_for_input(fd_, context_, awaiting, deadline);
     context_.stream.stats.waiting(false);
-    context_.stream.stats.beat();
+    if (context_.stream.stats.beat()) trim_heap_if_grown();
     if (woken == Woken::timed_out) {
       reason = rest ? CloseReason::read_timeout : CloseReason::idle_timeout;
       return false;
@@ -146,10 +157,19 @@ class Socket {
       return false;
     }
     for (;;) {
-      ssize_t n = ::recv(fd_, in_.prepare(read_size), read_size, 0);
+      // Into the room `in` has, and what does not fit onto the stack, to be
+      // appended: the buffer grows by what came, not by a read's worth (a
+      // slowloris costs what it sent). At most one read beyond the room.
+      char spill[read_size];
+      const std::size_t room = in_.room();
+      iovec parts[2] = {{in_.end(), room}, {spill, room < read_size ? read_size - room : 0}};
+      ssize_t n = ::readv(fd_, parts, 2);
       if (n > 0) {
-        in_.commit(static_cast<std::size_t>(n));
-        context_.stream.stats.bytes_in(listener_, static_cast<std::size_t>(n));
+        const auto got = static_cast<std::size_t>(n);
+        const std::size_t in_room = got < room ? got : room;
+        in_.commit(in_room);
+        in_.append({spill, got - in_room});
+        context_.stream.stats.bytes_in(listener_, got);
         return true;
       }
       if (n == 0) {
@@ -191,6 +211,8 @@ class Socket {
       reason = CloseReason::peer_reset;
       return false;
     }
+    // All sent: a big reply's buffer is given back.
+    out.shrink(kept_output);
     return true;
   }
 
@@ -423,15 +445,22 @@ class WholeConnection final : public Connection {
 
 void serve_blocking(BlockingContext& context, UniqueFd fd, const Address& peer, Protocol protocol,
                     std::size_t listener, ConnectionBuffers& buffers) {
+  // Doubling stops at a message at the limit (and its framing) plus one
+  // read: what `in` holds at most, and the replies to it (a send finishes
+  // before the next read).
+  const std::size_t message =
+      context.stream.max_message + context.stream.handler.codec(listener, protocol).overhead();
+  buffers.in.limit_growth(message + read_size);
+  buffers.out.limit_growth(message + read_size);
   if (context.whole)
     WholeConnection(context, fd.release(), peer, protocol, listener, buffers).serve();
   else
     serve_messages(context, fd.release(), peer, protocol, listener, buffers);
-  buffers.in.consume(buffers.in.size());
+  // Nothing of this client is kept for the next one (a blocking model's
+  // thread or process waits for it with no input memory).
+  buffers.in.release();
   buffers.out.consume(buffers.out.size());
-  // A big message grew them: do not keep that memory for the next client.
-  if (buffers.in.capacity() > 4 * read_size) buffers.in.release();
-  if (buffers.out.capacity() > 4 * read_size) buffers.out.release();
+  buffers.out.shrink(kept_output);
 }
 
 }  // namespace prefork

@@ -68,8 +68,7 @@ std::size_t StreamProtocol::serve(std::string_view input, std::size_t out_limit)
       if (!handle(decoded.message)) break;
       continue;
     }
-    if (decoded.status == Decoded::Status::too_large ||
-        rest.size() > context_.max_message + codec_.overhead()) {
+    if (decoded.status == Decoded::Status::too_large || rest.size() > max_buffered()) {
       context_.stats.error(ErrorKind::oversized_frame, request_.listener);
       log_info("closing conn %llu from %s: a message over --max-message %zu bytes",
                static_cast<unsigned long long>(request_.connection),
@@ -84,6 +83,10 @@ std::size_t StreamProtocol::serve(std::string_view input, std::size_t out_limit)
 bool StreamProtocol::holds_message(std::string_view input) const {
   return !input.empty() &&
          codec_.decode(input, context_.max_message).status == Decoded::Status::message;
+}
+
+std::size_t StreamProtocol::max_buffered() const noexcept {
+  return context_.max_message + codec_.overhead();
 }
 
 bool StreamProtocol::handle(std::string_view message) {
