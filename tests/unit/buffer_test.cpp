@@ -45,6 +45,7 @@ BOOST_AUTO_TEST_CASE(an_empty_buffer_past_what_is_kept_is_freed) {
   Buffer b;
   b.append(std::string(5000, 'x'));
   b.consume(5000);
+  BOOST_TEST(b.shrinkable(4096));
   b.shrink(4096);
   BOOST_TEST(b.capacity() == 0u);
   b.append(std::string(100, 'y'));
@@ -66,6 +67,7 @@ BOOST_AUTO_TEST_CASE(a_mostly_unused_buffer_shrinks_to_what_it_holds) {
   // A buffer still mostly in use stays.
   b.append(std::string(4, 'z'));
   const std::size_t capacity = b.capacity();
+  BOOST_TEST(!b.shrinkable(0));
   b.shrink(0);
   BOOST_TEST(b.capacity() == capacity);
   BOOST_TEST(b.view() == "tailzzzz");

@@ -117,8 +117,9 @@ bool still_writable(CloseReason reason) noexcept {
 // serving it.
 class Socket {
  public:
-  Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in)
-      : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in) {}
+  Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in,
+         Buffer& out)
+      : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in), out_(out) {}
 
   // Reads more into `in`, giving way to the stops `awaiting` allows, and
   // to the idle timeout, or the read timeout counted from `started` (the
@@ -126,12 +127,6 @@ class Socket {
   // connection ended, `reason` says why.
   bool receive(Awaiting awaiting, std::optional<CloseReason>& reason,
                Clock::time_point started = {}) {
-    // While it waits for the client, a connection holds only the message
-    // under way (none: no input memory), not what a burst left.
-    if (in_.empty())
-      in_.release();
-    else
-      in_.shrink(4 * read_size);
     const ConnectionTimeouts& timeouts = context_.stream.timeouts;
     const bool rest = awaiting == Awaiting::rest_of_message;
     std::optional<Clock::time_point> deadline;
@@ -145,7 +140,7 @@ class Socket {
     // Once awake it works: it beats (at most once a second), so that a
     // worker busy with one long connection shows its progress.
     context_.stream.stats.waiting(true);
-    const Woken woken = wait_for_input(fd_, context_, awaiting, deadline);
+    const Woken woken = wait_giving_back(awaiting, deadline);
     context_.stream.stats.waiting(false);
     if (context_.stream.stats.beat()) trim_heap_if_grown();
     if (woken == Woken::timed_out) {
@@ -211,12 +206,31 @@ class Socket {
       reason = CloseReason::peer_reset;
       return false;
     }
-    // All sent: a big reply's buffer is given back.
-    out.shrink(kept_output);
     return true;
   }
 
  private:
+  // What a burst left is kept while the client keeps sending (large
+  // messages back to back would otherwise be reallocated, their pages
+  // faulted in again, for each) and given back once it has been quiet for
+  // give_back_after: then the connection holds only the message under way
+  // (none: no input memory) and a small output buffer.
+  static constexpr std::chrono::milliseconds give_back_after{1000};
+  std::size_t input_kept() const noexcept { return in_.empty() ? 0 : 4 * read_size; }
+
+  Woken wait_giving_back(Awaiting awaiting, std::optional<Clock::time_point> deadline) {
+    if (in_.shrinkable(input_kept()) || out_.shrinkable(kept_output)) {
+      const auto quiet = Clock::now() + give_back_after;
+      if (!deadline || quiet < *deadline) {
+        const Woken woken = wait_for_input(fd_, context_, awaiting, quiet);
+        if (woken != Woken::timed_out) return woken;
+        in_.shrink(input_kept());
+        out_.shrink(kept_output);
+      }
+    }
+    return wait_for_input(fd_, context_, awaiting, deadline);
+  }
+
   // Until the peer can take more (nullopt), the write timeout passes or a
   // fast stop comes.
   std::optional<CloseReason> wait_for_output() {
@@ -251,6 +265,7 @@ class Socket {
   const Address& peer_;
   std::size_t listener_;
   Buffer& in_;
+  Buffer& out_;
 };
 
 // Message by message, through the listener's codec and the session or
@@ -258,7 +273,7 @@ class Socket {
 void serve_messages(BlockingContext& context, int fd, const Address& peer, Protocol protocol,
                     std::size_t listener, ConnectionBuffers& buffers) {
   StreamProtocol stream(context.stream, peer, protocol, listener, buffers.out, buffers.timer);
-  Socket socket(context, fd, peer, listener, buffers.in);
+  Socket socket(context, fd, peer, listener, buffers.in, buffers.out);
   stream.open();
   Clock::time_point started{};  // the first byte of the message in `in`
   const bool timed_reads = context.stream.timeouts.read.count() > 0;
@@ -303,7 +318,7 @@ class WholeConnection final : public Connection {
       : context_(context),
         request_{protocol, listener, peer, context.stream.worker_slot,
                  context.stream.connections.fetch_add(1, std::memory_order_relaxed) + 1},
-        socket_(context, fd, peer, listener, buffers.in),
+        socket_(context, fd, peer, listener, buffers.in, out_),
         fd_(fd),
         in_(buffers.in),
         timer_(buffers.timer) {

@@ -55,12 +55,16 @@ class Buffer {
     storage_.reset();
     capacity_ = begin_ = end_ = 0;
   }
+  // Whether shrink(keep) would give memory back.
+  bool shrinkable(std::size_t keep) const noexcept {
+    return capacity_ > keep && size() <= capacity_ / 4;
+  }
   // Gives back what a burst left: a buffer of more than `keep` bytes that
   // is at most a quarter full shrinks to what it holds (an empty one is
   // freed). The allocator returns blocks above its mmap threshold to the
   // kernel; shrinking one is an mremap, without a copy.
   void shrink(std::size_t keep) noexcept {
-    if (capacity_ <= keep || size() > capacity_ / 4) return;
+    if (!shrinkable(keep)) return;
     if (empty()) {
       release();
       return;

@@ -72,23 +72,26 @@ Connection::Next Connection::serve_held() {
   const std::size_t consumed = protocol_.serve(partial_.view(), high_watermark);
   progress_ = progress_ || consumed != 0;
   partial_.consume(consumed);
-  shrink_input();
   return flush();
 }
 
-void Connection::shrink_input() noexcept {
+void Connection::give_back_if_unused() noexcept {
+  // Kept while in use: a client sending large messages one after the other
+  // would otherwise have its buffers reallocated (and their pages faulted
+  // in again) for each.
+  if (std::exchange(used_, false)) return;
   // No message under way: no input memory (the next read lands in the
-  // scratch buffer). A big message handled with a little of the next
-  // behind it: only that little is kept; below four reads' worth the
-  // buffer stays, so that a client pipelining small messages is not
-  // reallocated on every read.
+  // scratch buffer); part of one: only that part. Small buffers stay, so
+  // that a client pipelining small messages is not reallocated.
   if (partial_.empty())
     partial_.release();
   else
     partial_.shrink(4 * context_.scratch_size);
+  if (out_.empty()) out_.shrink(kept_output);
 }
 
 Connection::Next Connection::read_messages() {
+  used_ = true;
   if (partial_.empty()) {
     // The common case: whole messages straight from the scratch buffer;
     // only an unfinished one is kept.
@@ -141,9 +144,7 @@ Connection::Next Connection::flush() {
   }
   // Only what the peer took restarts the write timeout.
   progress_ = progress_ || out_.size() < pending;
-  if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
-  // All sent: a big reply's or a slow reader's buffer is given back.
-  out_.shrink(kept_output);
+  if (!out_.empty()) return Next::keep;        // the rest when EPOLLOUT says so
   if (protocol_.ending()) return Next::close;  // all written: the graceful end
   // A client that has finished sending still gets the answers to the whole
   // messages it sent, which a slow read may have held back.

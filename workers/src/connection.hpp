@@ -66,6 +66,11 @@ class Connection {
   // sending its last words, and the caller closes it.
   void expire(CloseReason reason);
 
+  // Once a heartbeat: a connection that has not read since the last call
+  // gives back what a burst left (its buffers are then at most what it has
+  // of a message under way, and a small output buffer).
+  void give_back_if_unused() noexcept;
+
   // The events epoll has for it now; kept by the worker.
   std::uint32_t registered = 0;
 
@@ -76,9 +81,6 @@ class Connection {
   Next flush();
   bool idle() const noexcept { return partial_.empty() && out_.empty(); }
   bool backlogged() const noexcept { return out_.size() > high_watermark; }
-
-  // Gives back what a burst left once a message or the replies are done.
-  void shrink_input() noexcept;
 
   // Stop reading from a client that does not read its replies.
   static constexpr std::size_t high_watermark = 1 << 20;
@@ -98,6 +100,7 @@ class Connection {
   StreamProtocol protocol_;
   bool peer_closed_ = false;
   bool progress_ = false;
+  bool used_ = false;  // read since the last give_back_if_unused()
 };
 
 }  // namespace prefork
