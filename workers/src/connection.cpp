@@ -71,6 +71,7 @@ void Connection::expire(CloseReason reason) {
 Connection::Next Connection::serve_held() {
   const std::size_t consumed = protocol_.serve(partial_.view(), high_watermark);
   progress_ = progress_ || consumed != 0;
+  used_ = used_ || consumed != 0;
   partial_.consume(consumed);
   return flush();
 }
@@ -91,7 +92,6 @@ void Connection::give_back_if_unused() noexcept {
 }
 
 Connection::Next Connection::read_messages() {
-  used_ = true;
   if (partial_.empty()) {
     // The common case: whole messages straight from the scratch buffer;
     // only an unfinished one is kept.
@@ -101,6 +101,7 @@ Connection::Next Connection::read_messages() {
     std::string_view input(context_.scratch, static_cast<std::size_t>(n));
     std::size_t consumed = protocol_.serve(input, high_watermark);
     progress_ = progress_ || consumed != 0;
+    used_ = used_ || consumed != 0;
     if (!protocol_.ending()) partial_.append(input.substr(consumed));
     return flush();
   }

@@ -66,8 +66,8 @@ class Connection {
   // sending its last words, and the caller closes it.
   void expire(CloseReason reason);
 
-  // Once a heartbeat: a connection that has not read since the last call
-  // gives back what a burst left (its buffers are then at most what it has
+  // Once a heartbeat: a connection that has handled no message since the
+  // last call gives back what a burst left (its buffers are then at most what it has
   // of a message under way, and a small output buffer).
   void give_back_if_unused() noexcept;
 
@@ -100,7 +100,9 @@ class Connection {
   StreamProtocol protocol_;
   bool peer_closed_ = false;
   bool progress_ = false;
-  bool used_ = false;  // read since the last give_back_if_unused()
+  // A message handled since the last give_back_if_unused(): a trickle of
+  // bytes does not count, so a slowloris keeps no buffer a big message grew.
+  bool used_ = false;
 };
 
 }  // namespace prefork
