@@ -118,7 +118,7 @@ fi
 # servers' stderr (their workers are replaced when they halt).
 tsan_tests='thread-per-connection|prethreaded|hybrid|^integration_sessions_|^integration_metrics_'
 tsan_targets=(integration_protocols integration_supervision integration_kv integration_protocol_api
-  integration_timeouts integration_max_connections
+  integration_timeouts integration_max_connections integration_memory
   integration_echo_blocking integration_sessions integration_worker_signals integration_metrics)
 if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DPREFORK_SANITIZE=thread -DBUILD_TESTING=ON &&

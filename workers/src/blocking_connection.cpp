@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -14,12 +15,16 @@
 
 #include "dispatch.hpp"
 #include "stop_signal.hpp"
+#include "worker.hpp"
 
 namespace prefork {
 
 namespace {
 
 constexpr std::size_t read_size = 64 * 1024;
+// Replies up to this size keep their buffer between requests; a bigger
+// one is freed once sent.
+constexpr std::size_t kept_output = 4 * 1024;
 
 // What a connection waits for, which decides the stops it gives way to.
 enum class Awaiting {
@@ -112,8 +117,9 @@ bool still_writable(CloseReason reason) noexcept {
 // serving it.
 class Socket {
  public:
-  Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in)
-      : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in) {}
+  Socket(BlockingContext& context, int fd, const Address& peer, std::size_t listener, Buffer& in,
+         Buffer& out)
+      : context_(context), fd_(fd), peer_(peer), listener_(listener), in_(in), out_(out) {}
 
   // Reads more into `in`, giving way to the stops `awaiting` allows, and
   // to the idle timeout, or the read timeout counted from `started` (the
@@ -134,9 +140,9 @@ class Socket {
     // Once awake it works: it beats (at most once a second), so that a
     // worker busy with one long connection shows its progress.
     context_.stream.stats.waiting(true);
-    const Woken woken = wait_for_input(fd_, context_, awaiting, deadline);
+    const Woken woken = wait_giving_back(awaiting, deadline);
     context_.stream.stats.waiting(false);
-    context_.stream.stats.beat();
+    if (context_.stream.stats.beat()) trim_heap_if_grown();
     if (woken == Woken::timed_out) {
       reason = rest ? CloseReason::read_timeout : CloseReason::idle_timeout;
       return false;
@@ -146,10 +152,19 @@ class Socket {
       return false;
     }
     for (;;) {
-      ssize_t n = ::recv(fd_, in_.prepare(read_size), read_size, 0);
+      // Into the room `in` has, and what does not fit onto the stack, to be
+      // appended: the buffer grows by what came, not by a read's worth (a
+      // slowloris costs what it sent). At most one read beyond the room.
+      char spill[read_size];
+      const std::size_t room = in_.room();
+      iovec parts[2] = {{in_.end(), room}, {spill, room < read_size ? read_size - room : 0}};
+      ssize_t n = ::readv(fd_, parts, 2);
       if (n > 0) {
-        in_.commit(static_cast<std::size_t>(n));
-        context_.stream.stats.bytes_in(listener_, static_cast<std::size_t>(n));
+        const auto got = static_cast<std::size_t>(n);
+        const std::size_t in_room = got < room ? got : room;
+        in_.commit(in_room);
+        in_.append({spill, got - in_room});
+        context_.stream.stats.bytes_in(listener_, got);
         return true;
       }
       if (n == 0) {
@@ -195,6 +210,27 @@ class Socket {
   }
 
  private:
+  // What a burst left is kept while the client keeps sending (large
+  // messages back to back would otherwise be reallocated, their pages
+  // faulted in again, for each) and given back once it has been quiet for
+  // give_back_after: then the connection holds only the message under way
+  // (none: no input memory) and a small output buffer.
+  static constexpr std::chrono::milliseconds give_back_after{1000};
+  std::size_t input_kept() const noexcept { return in_.empty() ? 0 : 4 * read_size; }
+
+  Woken wait_giving_back(Awaiting awaiting, std::optional<Clock::time_point> deadline) {
+    if (in_.shrinkable(input_kept()) || out_.shrinkable(kept_output)) {
+      const auto quiet = Clock::now() + give_back_after;
+      if (!deadline || quiet < *deadline) {
+        const Woken woken = wait_for_input(fd_, context_, awaiting, quiet);
+        if (woken != Woken::timed_out) return woken;
+        in_.shrink(input_kept());
+        out_.shrink(kept_output);
+      }
+    }
+    return wait_for_input(fd_, context_, awaiting, deadline);
+  }
+
   // Until the peer can take more (nullopt), the write timeout passes or a
   // fast stop comes.
   std::optional<CloseReason> wait_for_output() {
@@ -229,6 +265,7 @@ class Socket {
   const Address& peer_;
   std::size_t listener_;
   Buffer& in_;
+  Buffer& out_;
 };
 
 // Message by message, through the listener's codec and the session or
@@ -236,7 +273,7 @@ class Socket {
 void serve_messages(BlockingContext& context, int fd, const Address& peer, Protocol protocol,
                     std::size_t listener, ConnectionBuffers& buffers) {
   StreamProtocol stream(context.stream, peer, protocol, listener, buffers.out, buffers.timer);
-  Socket socket(context, fd, peer, listener, buffers.in);
+  Socket socket(context, fd, peer, listener, buffers.in, buffers.out);
   stream.open();
   Clock::time_point started{};  // the first byte of the message in `in`
   const bool timed_reads = context.stream.timeouts_for(listener).read.count() > 0;
@@ -281,7 +318,7 @@ class WholeConnection final : public Connection {
       : context_(context),
         request_{protocol, listener, peer, context.stream.worker_slot,
                  context.stream.connections.fetch_add(1, std::memory_order_relaxed) + 1},
-        socket_(context, fd, peer, listener, buffers.in),
+        socket_(context, fd, peer, listener, buffers.in, out_),
         fd_(fd),
         in_(buffers.in),
         timer_(buffers.timer) {
@@ -424,15 +461,22 @@ class WholeConnection final : public Connection {
 
 void serve_blocking(BlockingContext& context, UniqueFd fd, const Address& peer, Protocol protocol,
                     std::size_t listener, ConnectionBuffers& buffers) {
+  // Doubling stops at a message at the limit (and its framing) plus one
+  // read: what `in` holds at most, and the replies to it (a send finishes
+  // before the next read).
+  const std::size_t message =
+      context.stream.max_message + context.stream.handler.codec(listener, protocol).overhead();
+  buffers.in.limit_growth(message + read_size);
+  buffers.out.limit_growth(message + read_size);
   if (context.whole)
     WholeConnection(context, fd.release(), peer, protocol, listener, buffers).serve();
   else
     serve_messages(context, fd.release(), peer, protocol, listener, buffers);
-  buffers.in.consume(buffers.in.size());
+  // Nothing of this client is kept for the next one (a blocking model's
+  // thread or process waits for it with no input memory).
+  buffers.in.release();
   buffers.out.consume(buffers.out.size());
-  // A big message grew them: do not keep that memory for the next client.
-  if (buffers.in.capacity() > 4 * read_size) buffers.in.release();
-  if (buffers.out.capacity() > 4 * read_size) buffers.out.release();
+  buffers.out.shrink(kept_output);
 }
 
 }  // namespace prefork

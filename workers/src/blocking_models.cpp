@@ -94,7 +94,7 @@ class BlockingRuntime final : public Runtime {
       work.service->handle(source.datagram_buffer(), work.length);
     }
     if (work.kind == Work::Kind::connection) source.ready_for_more();
-    stats_.beat();
+    if (stats_.beat()) trim_heap_if_grown();
   }
 
   // iterative and prefork: Stevens' figure 30.9 loop; also the loop of each

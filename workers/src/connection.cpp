@@ -2,6 +2,7 @@
 
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,7 +18,12 @@ Connection::Connection(UniqueFd fd, const Address& peer, Protocol protocol, std:
     : fd_(std::move(fd)),
       peer_(peer),
       context_(context),
-      protocol_(context.stream, peer_, protocol, listener, out_, context.timer) {}
+      protocol_(context.stream, peer_, protocol, listener, out_, context.timer) {
+  // Doubling stops at the bound (a message at the limit and one read), so a
+  // message near the limit does not take twice its size.
+  partial_.limit_growth(protocol_.max_buffered() + context.scratch_size);
+  out_.limit_growth(high_watermark + protocol_.max_buffered());
+}
 
 // The session hears of an undecided end (the drain ran out of time) from
 // ~StreamProtocol, right after.
@@ -65,8 +71,24 @@ void Connection::expire(CloseReason reason) {
 Connection::Next Connection::serve_held() {
   const std::size_t consumed = protocol_.serve(partial_.view(), high_watermark);
   progress_ = progress_ || consumed != 0;
+  used_ = used_ || consumed != 0;
   partial_.consume(consumed);
   return flush();
+}
+
+void Connection::give_back_if_unused() noexcept {
+  // Kept while in use: a client sending large messages one after the other
+  // would otherwise have its buffers reallocated (and their pages faulted
+  // in again) for each.
+  if (std::exchange(used_, false)) return;
+  // No message under way: no input memory (the next read lands in the
+  // scratch buffer); part of one: only that part. Small buffers stay, so
+  // that a client pipelining small messages is not reallocated.
+  if (partial_.empty())
+    partial_.release();
+  else
+    partial_.shrink(4 * context_.scratch_size);
+  if (out_.empty()) out_.shrink(kept_output);
 }
 
 Connection::Next Connection::read_messages() {
@@ -79,17 +101,25 @@ Connection::Next Connection::read_messages() {
     std::string_view input(context_.scratch, static_cast<std::size_t>(n));
     std::size_t consumed = protocol_.serve(input, high_watermark);
     progress_ = progress_ || consumed != 0;
-    if (!protocol_.ending() && consumed < input.size())
-      std::memcpy(partial_.append(input.size() - consumed), input.data() + consumed,
-                  input.size() - consumed);
+    used_ = used_ || consumed != 0;
+    if (!protocol_.ending()) partial_.append(input.substr(consumed));
     return flush();
   }
-  // A message is under way: read into its own buffer, one scratch-full at
-  // a time.
-  ssize_t n = ::recv(fd_.get(), partial_.prepare(context_.scratch_size), context_.scratch_size, 0);
+  // A message is under way: read into the room its buffer has, and what
+  // does not fit into the scratch buffer, to be appended (the buffer grows
+  // by what came, not by a read's worth: a slowloris costs what it sent).
+  // At most one scratch-full beyond the room.
+  const std::size_t room = partial_.room();
+  iovec parts[2] = {
+      {partial_.end(), room},
+      {context_.scratch, room < context_.scratch_size ? context_.scratch_size - room : 0}};
+  ssize_t n = ::readv(fd_.get(), parts, 2);
   if (n <= 0) return after_read(n);
-  context_.stream.stats.bytes_in(protocol_.request().listener, static_cast<std::size_t>(n));
-  partial_.commit(static_cast<std::size_t>(n));
+  const auto got = static_cast<std::size_t>(n);
+  context_.stream.stats.bytes_in(protocol_.request().listener, got);
+  const std::size_t in_room = got < room ? got : room;
+  partial_.commit(in_room);
+  partial_.append({context_.scratch, got - in_room});
   return serve_held();
 }
 
@@ -115,9 +145,7 @@ Connection::Next Connection::flush() {
   }
   // Only what the peer took restarts the write timeout.
   progress_ = progress_ || out_.size() < pending;
-  if (!out_.empty()) return Next::keep;  // the rest when EPOLLOUT says so
-  // A slow reader made the buffer grow; do not keep that memory.
-  if (out_.capacity() > 4 * high_watermark) out_.release();
+  if (!out_.empty()) return Next::keep;        // the rest when EPOLLOUT says so
   if (protocol_.ending()) return Next::close;  // all written: the graceful end
   // A client that has finished sending still gets the answers to the whole
   // messages it sent, which a slow read may have held back.

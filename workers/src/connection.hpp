@@ -22,7 +22,8 @@ struct ConnectionContext {
   RequestTimer timer;  // the requests of the read being served
   // Reads land here first; only the start of an unfinished message is
   // copied into the connection's own buffer, so an idle connection holds no
-  // input memory.
+  // input memory, and one that sent a few bytes of a message holds about
+  // that much (not a read's worth).
   char* scratch;
   std::size_t scratch_size;
 };
@@ -65,6 +66,11 @@ class Connection {
   // sending its last words, and the caller closes it.
   void expire(CloseReason reason);
 
+  // Once a heartbeat: a connection that has handled no message since the
+  // last call gives back what a burst left (its buffers are then at most what it has
+  // of a message under way, and a small output buffer).
+  void give_back_if_unused() noexcept;
+
   // The events epoll has for it now; kept by the worker.
   std::uint32_t registered = 0;
 
@@ -78,15 +84,25 @@ class Connection {
 
   // Stop reading from a client that does not read its replies.
   static constexpr std::size_t high_watermark = 1 << 20;
+  // Replies up to this size keep their buffer between requests (no
+  // allocation per request); a bigger one is freed once sent.
+  static constexpr std::size_t kept_output = 4 * 1024;
 
   UniqueFd fd_;
   Address peer_;
   ConnectionContext& context_;
-  Buffer partial_;  // the start of a message still being received
-  Buffer out_;      // replies not yet accepted by the kernel
+  // The start of a message still being received: at most a message at the
+  // limit plus one read (max_buffered() + scratch_size).
+  Buffer partial_;
+  // Replies not yet accepted by the kernel: reading stops above
+  // high_watermark, so at most that plus the replies to one read.
+  Buffer out_;
   StreamProtocol protocol_;
   bool peer_closed_ = false;
   bool progress_ = false;
+  // A message handled since the last give_back_if_unused(): a trickle of
+  // bytes does not count, so a slowloris keeps no buffer a big message grew.
+  bool used_ = false;
 };
 
 }  // namespace prefork

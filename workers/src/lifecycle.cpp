@@ -10,11 +10,14 @@
 #include <prefork/worker.hpp>
 #include <prefork/workers/runtime.hpp>
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <stdexcept>
 
 #include "worker.hpp"
@@ -47,9 +50,40 @@ bool become_unprivileged(const WorkerParams& params) {
   return ::getppid() == params.master_pid;
 }
 
+// glibc returns a freed block to the kernel only if it was mmapped, and
+// after each free of one raises its mmap threshold to that block's size (up
+// to 32 MiB): the next big buffers come from the heap and stay resident
+// once freed (a thread-per-connection worker kept 36 MB after 200
+// connections with 1 MiB messages had closed: bench/results/memory.md).
+// Setting the threshold fixes it (and the heap's trim threshold) at glibc's
+// default: connection buffers past 128 KiB are mmapped and given back.
+// Not checked: a sanitizer's allocator refuses it (ASan's mallopt returns
+// 0), and nothing else depends on it.
+void give_big_blocks_back() noexcept {
+#if defined(__GLIBC__)
+  static_cast<void>(::mallopt(M_MMAP_THRESHOLD, 128 * 1024));
+#endif
+}
+
 }  // namespace
 
+void trim_heap_if_grown() noexcept {
+#if defined(__GLIBC__)
+  // The heap's free bytes at the last trim (or lower since: reused).
+  static std::atomic<std::size_t> trimmed_at{0};
+  const std::size_t free_now = ::mallinfo2().fordblks;
+  const std::size_t last = trimmed_at.load(std::memory_order_relaxed);
+  if (free_now < last + (std::size_t{1} << 20)) {
+    if (free_now < last) trimmed_at.store(free_now, std::memory_order_relaxed);
+    return;
+  }
+  trimmed_at.store(free_now, std::memory_order_relaxed);
+  ::malloc_trim(0);
+#endif
+}
+
 int run_worker(const WorkerParams& params, const WorkerResources& resources, Handler& handler) {
+  give_big_blocks_back();
   const WorkerSetup setup{
       .params = params,
       .listeners = resources.listeners,

@@ -70,8 +70,7 @@ std::size_t StreamProtocol::serve(std::string_view input, std::size_t out_limit)
       if (!handle(decoded.message)) break;
       continue;
     }
-    if (decoded.status == Decoded::Status::too_large ||
-        rest.size() > context_.max_message + codec_.overhead()) {
+    if (decoded.status == Decoded::Status::too_large || rest.size() > max_buffered()) {
       context_.stats.error(ErrorKind::oversized_frame, request_.listener);
       // Counted every time, logged once a second: a client can send these
       // as fast as it connects.
@@ -93,6 +92,10 @@ std::size_t StreamProtocol::serve(std::string_view input, std::size_t out_limit)
 bool StreamProtocol::holds_message(std::string_view input) const {
   return !input.empty() &&
          codec_.decode(input, context_.max_message).status == Decoded::Status::message;
+}
+
+std::size_t StreamProtocol::max_buffered() const noexcept {
+  return context_.max_message + codec_.overhead();
 }
 
 bool StreamProtocol::handle(std::string_view message) {

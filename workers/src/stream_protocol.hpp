@@ -84,6 +84,9 @@ class StreamProtocol final : public ReplySink {
   // Whether `input` starts with a whole message (due an answer after a
   // half-close).
   bool holds_message(std::string_view input) const;
+  // The most input that may be buffered with no whole message in it: a
+  // message at --max-message and its framing. One more is over the limit.
+  std::size_t max_buffered() const noexcept;
 
   // Once set, no more messages are handled: the connection ends.
   std::optional<CloseReason> ending() const noexcept { return ending_; }

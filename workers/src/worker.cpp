@@ -518,6 +518,9 @@ void EventRuntime::end_first_request_grace() {
 
 void EventRuntime::beat_heartbeat() {
   if (!stats_.beat()) return;
+  for (auto& [watch, owner] : connections_)
+    if (watch->connection) watch->connection->give_back_if_unused();
+  trim_heap_if_grown();
   // PR_SET_PDEATHSIG covers most ways a master dies; this catches the rest
   // (e.g. the race between fork and prctl).
   if (!draining_ && ::getppid() != setup_.params.master_pid) {

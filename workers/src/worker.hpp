@@ -35,6 +35,13 @@ class Runtime {
   virtual bool left_threads_serving() const noexcept { return false; }
 };
 
+// Once a heartbeat: when the heap's free memory grew by more than 1 MiB
+// since the last look (a burst of connections freed their buffers), gives
+// its free pages back to the kernel (malloc_trim). Blocks above the mmap
+// threshold went back when freed (lifecycle.cpp); this is for the smaller
+// ones, which a long-lived allocation between them keeps in the heap.
+void trim_heap_if_grown() noexcept;
+
 // One epoll loop per process (worker.cpp).
 std::unique_ptr<Runtime> make_event_runtime(const WorkerSetup& setup);
 // The models other than event (blocking_models.cpp).
