@@ -38,7 +38,8 @@ BOOST_AUTO_TEST_CASE(room_is_what_fits_without_growing) {
   BOOST_TEST(b.room() == 100u);
   b.commit(40);
   BOOST_TEST(b.room() == 60u);
-  BOOST_TEST(b.end() == b.data() + 40);
+  // As pointers (Boost.Test compares two char pointers as C strings).
+  BOOST_TEST(static_cast<const void*>(b.end()) == static_cast<const void*>(b.data() + 40));
 }
 
 BOOST_AUTO_TEST_CASE(an_empty_buffer_past_what_is_kept_is_freed) {

@@ -521,6 +521,14 @@ void EventRuntime::beat_heartbeat() {
   for (auto& [watch, owner] : connections_)
     if (watch->connection) watch->connection->give_back_if_unused();
   trim_heap_if_grown();
+  // A listener's wakeup taken by a worker that reached its cap in that turn
+  // is not passed on (EPOLLEXCLUSIVE; docs/NOTES.md): once a second, a
+  // worker with room looks at its listeners itself, so such a connection
+  // waits a second at most, not for the next arrival. One accept4() a
+  // second per listener, EAGAIN when nothing is queued.
+  for (std::size_t i = 0; i < setup_.listeners.size() && tcp_watched_; ++i)
+    if (setup_.listeners[i].protocol != Protocol::datagram) accept_connections(i);
+  if (!closed_.empty()) forget_closed();
   // PR_SET_PDEATHSIG covers most ways a master dies; this catches the rest
   // (e.g. the race between fork and prctl).
   if (!draining_ && ::getppid() != setup_.params.master_pid) {
