@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it (.ci/run):
-#   1. build/       Release (as run.sh, so neither rebuilds the other), every CTest test (unit, integration, consumer)
+#   1. build/       Release (as run.sh, so neither rebuilds the other), every CTest test (unit,
+#                   integration, consumer, benchmarks' smoke tests, the teaching guide's commands)
 #   2. build-asan/  Debug with AddressSanitizer + UBSan (PREFORK_SANITIZE=ON),
 #                   every test but the installed-package one, the
-#                   benchmarks' smoke tests (-LE 'consumer|bench': they run
-#                   in build/, and their timed loops are slow under ASan) and
+#                   benchmarks' smoke tests and the guide's doc test
+#                   (-LE 'consumer|bench|doc': they run in build/, and their
+#                   timed loops are slow under ASan) and
 #                   the spawn-mode runs of the blocking models' matrices
 #   3. build-tsan/  RelWithDebInfo with ThreadSanitizer (PREFORK_SANITIZE=thread):
 #                   the thread models' tests, the sessions' test in every
@@ -105,7 +107,7 @@ if step "configure build-asan/" configure build-asan -DCMAKE_BUILD_TYPE=Debug \
   step "build build-asan/" cmake --build build-asan --parallel "$jobs"; then
   step "ctest build-asan/" env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE 'consumer|bench' \
+    ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 -LE 'consumer|bench|doc' \
     -E "$asan_skip" || true
 fi
 
