@@ -10,10 +10,12 @@ always knows where one message ends and the next begins.
     framed_client.py --byte-by-byte hello        # the frame trickles in one byte at a time
     framed_client.py --sticky a bb ccc           # three frames in ONE write
     framed_client.py --raw-length 100000000      # a header only: is it refused?
+    framed_client.py --split --count 20 hello    # header and payload in two send()s: ~40 ms
     framed_client.py                             # interactive, like the lesson's client
 """
 import argparse
 import socket
+import statistics
 import struct
 import sys
 import time
@@ -29,7 +31,7 @@ def family_of(host):
 def parse_args():
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0],
-        epilog='--byte-by-byte, --sticky and --raw-length exclude each other.')
+        epilog='--byte-by-byte, --sticky, --raw-length and --split exclude each other.')
     parser.add_argument('messages', nargs='*', help='messages to send (none: interactive)')
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=8081)
@@ -45,13 +47,17 @@ def parse_args():
                         help='send all frames in one sendall(), then read all replies')
     parser.add_argument('--raw-length', type=int, metavar='N',
                         help='send only a header announcing N bytes, then report what happens')
+    parser.add_argument('--split', action='store_true',
+                        help='header and payload in two send() calls; print round-trip times')
+    parser.add_argument('--nodelay', action='store_true',
+                        help="set TCP_NODELAY: Nagle's algorithm off")
     args = parser.parse_args()
     if args.count < 1:
         parser.error('--count must be at least 1')
-    if args.byte_by_byte + args.sticky + (args.raw_length is not None) > 1:
-        parser.error('--byte-by-byte, --sticky and --raw-length exclude each other')
-    if args.sticky and not args.messages:
-        parser.error('--sticky needs messages on the command line')
+    if args.byte_by_byte + args.sticky + (args.raw_length is not None) + args.split > 1:
+        parser.error('--byte-by-byte, --sticky, --raw-length and --split exclude each other')
+    if (args.sticky or args.split) and not args.messages:
+        parser.error('--sticky and --split need messages on the command line')
     if args.raw_length is not None:
         if args.messages:
             parser.error('--raw-length sends no messages')
@@ -87,6 +93,31 @@ def send_byte_by_byte(phone, data, delay_ms):
     for i in range(len(data)):
         phone.sendall(data[i:i + 1])
         time.sleep(delay_ms / 1000)
+
+
+def split(phone, payloads, nodelay):
+    """Write, write, read: the header and the payload each in its own
+    send(), then the reply. With Nagle's algorithm on, the payload (a small
+    segment) waits until the header is acknowledged; the server, holding
+    half a frame and so no reply to carry the ACK, delays it (Linux: 40 ms
+    at least, except in its quick-ACK mode, e.g. early in a connection)."""
+    times = []
+    for payload in payloads:
+        start = time.perf_counter()
+        phone.sendall(HEADER.pack(len(payload)))
+        phone.sendall(payload)
+        reply = recv_frame(phone)
+        times.append((time.perf_counter() - start) * 1000)
+        print(f'{reply} in {times[-1]:.2f} ms', flush=True)
+    mode = 'TCP_NODELAY' if nodelay else 'Nagle on'
+    print(f'{len(times)} requests, header and payload in two send() calls ({mode}): '
+          f'median {statistics.median(times):.2f} ms, max {max(times):.2f} ms')
+    if nodelay:
+        print('TCP_NODELAY: each payload went out at once, without waiting for the ACK '
+              'of its header')
+    else:
+        print("a request of ~40 ms is its payload held back by Nagle's algorithm until the "
+              "server's delayed ACK of the header (--nodelay sends it at once)")
 
 
 def interactive():
@@ -125,10 +156,10 @@ def main():
     args = parse_args()
     phone = socket.socket(family_of(args.host), socket.SOCK_STREAM)
     phone.settimeout(args.timeout)  # connect, send and recv all give up after this
-    if args.byte_by_byte:
+    if args.byte_by_byte or args.nodelay:
         # Without TCP_NODELAY, Nagle's algorithm would glue the small writes
-        # back together (the lesson's sticky packets), and the server would
-        # see whole frames anyway.
+        # of --byte-by-byte back together (the lesson's sticky packets), and
+        # the server would see whole frames anyway.
         phone.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         phone.connect((args.host, args.port))
@@ -141,6 +172,8 @@ def main():
             phone.sendall(b''.join(frames))
             for _ in frames:
                 print(recv_frame(phone), flush=True)
+        elif args.split:
+            split(phone, list(payloads(args)), args.nodelay)
         else:
             for payload in payloads(args):
                 if args.byte_by_byte:

@@ -2,17 +2,23 @@
 # The example clients against the real example servers, on loopback with
 # ports chosen by the kernel: kv_client.py against kv_server (commands as
 # arguments, --together, --byte-by-byte, stdin, the line limit, a store per
-# process), tcp_client.py and udp_client.py against echo_blocking, and
-# echo_blocking's refusal of --model event (exit 2).
-#   usage: clients_check.sh KV_SERVER ECHO_BLOCKING
+# process), tcp_client.py and udp_client.py against echo_blocking,
+# echo_blocking's refusal of --model event (exit 2), and the clients' lesson
+# experiments against upper_server (udp --recv-size and --size, tcp --sticky,
+# framed --split; with and without --nodelay).
+#   usage: clients_check.sh KV_SERVER ECHO_BLOCKING UPPER_SERVER PREFORK_TOP
 set -u
 
-kv_server=${1:?usage: clients_check.sh KV_SERVER ECHO_BLOCKING}
-echo_blocking=${2:?usage: clients_check.sh KV_SERVER ECHO_BLOCKING}
+usage='usage: clients_check.sh KV_SERVER ECHO_BLOCKING UPPER_SERVER PREFORK_TOP'
+kv_server=${1:?$usage}
+echo_blocking=${2:?$usage}
+upper_server=${3:?$usage}
+prefork_top=${4:?$usage}
 examples=$(cd "$(dirname "$0")/../../examples" && pwd)
 kv_client=$examples/kv_server/kv_client.py
 tcp_client=$examples/clients/tcp_client.py
 udp_client=$examples/clients/udp_client.py
+framed_client=$examples/clients/framed_client.py
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/clients_check.XXXXXX")
 failures=0
@@ -69,7 +75,7 @@ start_server() {
     >"$server_out.out" 2>"$server_out.err" &
   server_pid=$!
   for _ in $(seq 100); do
-    [[ $(grep -c '^listening ' "$server_out.out") -ge $lines ]] && return 0
+    [[ $(grep -sc '^listening ' "$server_out.out") -ge $lines ]] && return 0
     kill -0 "$server_pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -195,6 +201,97 @@ grep -q 'needs a blocking model' "$work/event.err" ||
   fail "echo_blocking --model event: stderr was '$(<"$work/event.err")'"
 grep -q '^listening' "$work/event.out" && fail "echo_blocking --model event: it listened"
 [[ -e /dev/shm/$name ]] && fail "echo_blocking --model event: left /dev/shm/$name"
+
+# --- upper_server: the lesson's experiments -------------------------------
+start_server 3 "$upper_server" --tcp 127.0.0.1:0 --framed 127.0.0.1:0 --udp 127.0.0.1:0 \
+  --workers 2
+tcp=$(port_of tcp) framed=$(port_of framed) udp=$(port_of udp)
+
+# shape TEXT: TEXT with every number replaced by N (measured counts and times).
+shape() { sed -E 's/[0-9]+(\.[0-9]+)?/N/g' <<<"$1"; }
+
+# The lesson's recvfrom(1): one byte of each reply, the rest lost, and the
+# next read gets the next datagram (W, not the E of HELLO).
+client "$udp_client" --port "$udp" --recv-size 1 hello world
+expect_eq "udp --recv-size 1: one byte of each datagram, the rest lost" "$out" \
+  "sent 5 bytes b'hello'; recvmsg(1) returned 1 byte b'H': truncated (MSG_TRUNC): the datagram had 5 bytes, 4 bytes lost
+sent 5 bytes b'world'; recvmsg(1) returned 1 byte b'W': truncated (MSG_TRUNC): the datagram had 5 bytes, 4 bytes lost"
+expect_eq "udp --recv-size 1: exit 0" "$status" 0
+client "$udp_client" --port "$udp" --recv-size 3 hello hi
+expect_eq "udp --recv-size 3: a datagram that fits comes whole after a cut one" "$out" \
+  "sent 5 bytes b'hello'; recvmsg(3) returned 3 bytes b'HEL': truncated (MSG_TRUNC): the datagram had 5 bytes, 2 bytes lost
+sent 2 bytes b'hi'; recvmsg(3) returned 2 bytes b'HI': whole"
+
+# The largest datagram goes through whole; one byte more is refused by the
+# client's kernel, so the server never sees (or counts) it.
+client "$udp_client" --port "$udp" --size 65507
+expect_eq "udp --size 65507: the largest IPv4 datagram, whole" "$out" \
+  "sent 65507 bytes b'abcdefghijklmnop'...; recvmsg(65535) returned 65507 bytes b'ABCDEFGHIJKLMNOP'...: whole"
+client "$udp_client" --port "$udp" --size 65508 --recv-size 1024
+expect_eq "udp --size 65508: refused by sendto()" "$out" \
+  "sent nothing: sendto() refused a 65508-byte datagram: Message too long (EMSGSIZE): a UDP datagram over IPv4 carries at most 65507 bytes, so a larger one never reaches the server"
+expect_eq "udp --size 65508: exit 0" "$status" 0
+client "$udp_client" --port "$udp" --size 2000 --recv-size 1024
+expect_eq "udp --size 2000 --recv-size 1024: the lesson's recvfrom(1024) cuts it" "$out" \
+  "sent 2000 bytes b'abcdefghijklmnop'...; recvmsg(1024) returned 1024 bytes b'ABCDEFGHIJKLMNOP'...: truncated (MSG_TRUNC): the datagram had 2000 bytes, 976 bytes lost"
+udp_counts=$(timeout 10 "$prefork_top" --json --once "$server_name" 2>/dev/null | python3 -c '
+import json, sys
+totals = json.loads(sys.stdin.readline())["totals"]
+print(totals["listeners"][2]["requests"], totals["error_kinds"]["truncated_datagram"])')
+expect_eq "udp: the server handled 6 datagrams whole and truncated none" "$udp_counts" "6 0"
+client "$udp_client" --port "$udp" --size 10 hello
+expect_eq "udp --size with messages: usage error" "$status" 2
+
+# Sticky packets: three send()s, one recv() returns the three replies glued.
+for nodelay in '' --nodelay; do
+  mode=${nodelay:+TCP_NODELAY}
+  mode=${mode:-Nagle on}
+  nodelay_label=${nodelay:-(Nagle on)}
+  client "$tcp_client" --port "$tcp" --sticky $nodelay hello world egon
+  expect_eq "tcp --sticky $nodelay_label: one recv() returns the replies merged" \
+    "$(sed -n 3p <<<"$out")" "b'HELLOWORLDEGON'"
+  expect_eq "tcp --sticky $nodelay_label: the report" "$(sed -n 2p <<<"$out")" \
+    "14 reply bytes waiting (FIONREAD); one recv(1024) returned 14:"
+  expect_eq "tcp --sticky $nodelay_label: exit 0" "$status" 0
+  client "$tcp_client" --port "$tcp" --sticky $nodelay --count 20 hi
+  expect_eq "tcp --sticky --count 20 $nodelay_label: the shape" "$(shape "$out")" \
+    "N send() calls went out as N TCP segments ($mode)
+N reply bytes waiting (FIONREAD); one recv(N) returned N:
+b'$(printf 'HI%.0s' $(seq 20))'"
+  # Each send() is at most one segment (on loopback with TCP_NODELAY most
+  # often exactly one, but a full congestion window makes the kernel glue).
+  segments=$(awk 'NR == 1 { print $7 }' <<<"$out")
+  if [[ $segments =~ ^[0-9]+$ ]] && ((segments >= 1 && segments <= 20)); then
+    echo "ok: tcp --sticky --count 20 $nodelay_label: 20 send() calls, $segments segments"
+  else
+    fail "tcp --sticky --count 20 $nodelay_label: segments '$segments'"
+  fi
+done
+client "$tcp_client" --port "$tcp" --sticky
+expect_eq "tcp --sticky without messages: usage error" "$status" 2
+
+# Write, write, read: every request answered, in both Nagle modes.
+for nodelay in '' --nodelay; do
+  mode=${nodelay:+TCP_NODELAY}
+  mode=${mode:-Nagle on}
+  nodelay_label=${nodelay:-(Nagle on)}
+  client "$framed_client" --port "$framed" --split $nodelay --count 2 hello bye
+  expect_eq "framed --split $nodelay_label: every request answered, times and a summary" \
+    "$(shape "$out")" "b'HELLO' in N ms
+b'HELLO' in N ms
+b'BYE' in N ms
+b'BYE' in N ms
+N requests, header and payload in two send() calls ($mode): median N ms, max N ms
+$(if [[ -n $nodelay ]]; then
+      echo 'TCP_NODELAY: each payload went out at once, without waiting for the ACK of its header'
+    else
+      echo "a request of ~N ms is its payload held back by Nagle's algorithm until the server's delayed ACK of the header (--nodelay sends it at once)"
+    fi)"
+  expect_eq "framed --split $nodelay_label: exit 0" "$status" 0
+done
+client "$framed_client" --port "$framed" --split --sticky hello
+expect_eq "framed --split --sticky: usage error" "$status" 2
+finish_server upper_server
 
 if ((failures > 0)); then
   echo "clients_check: $failures check(s) failed" >&2
