@@ -271,8 +271,9 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
   for (std::string flag : {"max-message", "max-frame"}) {
     const std::string text =
         flag == "max-frame" ? "the same as --max-message"
-                            : "largest message (frame, line) accepted; a larger one closes the "
-                              "connection (default " +
+                            : "largest message (frame, line, datagram) accepted; a larger frame "
+                              "or line closes the connection, a larger datagram is dropped "
+                              "(counted as truncated_datagram) (default " +
                                   std::to_string(defaults.max_message) + ")";
     listeners.flags.push_back(
         number_flag(config, flag, "BYTES", text, &ServerConfig::max_message, 0, 0xFFFFFFFFu));

@@ -83,6 +83,23 @@ BOOST_AUTO_TEST_CASE(truncated_datagram_is_an_error_not_a_request) {
   BOOST_TEST(net.receive() == "re:fits");
 }
 
+BOOST_AUTO_TEST_CASE(a_datagram_over_max_message_is_dropped_as_truncated) {
+  Loopback net;
+  Recorder handler;
+  prefork::Slot slot;
+  prefork::SlotWriter stats(slot);
+  prefork::DatagramService service(net.server[0].fd.get(), 0, handler, stats, 0, 4);
+
+  net.send("fives");  // one byte over --max-message 4, though the buffer has room
+  net.send("four");
+  char buffer[64];
+  service.on_readable(buffer, sizeof buffer, 64);
+
+  BOOST_TEST(handler.seen == (std::vector<std::string>{"four"}));
+  BOOST_TEST(slot.counters.errors.load() == 1u);
+  BOOST_TEST(net.receive() == "re:four");
+}
+
 BOOST_AUTO_TEST_CASE(budget_bounds_one_turn) {
   Loopback net;
   Recorder handler;

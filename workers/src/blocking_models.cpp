@@ -83,7 +83,8 @@ class BlockingRuntime final : public Runtime {
  private:
   std::unique_ptr<WorkSource> make_source(AcceptGate* gate) {
     return std::make_unique<WorkSource>(setup_.listeners, setup_.params.accept, gate, stop_,
-                                        setup_.handler, stats_, setup_.info.slot, setup_.channel);
+                                        setup_.handler, stats_, setup_.info.slot, setup_.channel,
+                                        setup_.params.max_message);
   }
 
   void serve(Work& work, WorkSource& source, ConnectionBuffers& buffers) {

@@ -12,8 +12,13 @@
 namespace prefork {
 
 DatagramService::DatagramService(int fd, std::size_t listener, Handler& handler, SlotWriter& stats,
-                                 unsigned worker_slot) noexcept
-    : fd_(fd), listener_(listener), handler_(handler), stats_(stats), worker_slot_(worker_slot) {}
+                                 unsigned worker_slot, std::size_t max_message) noexcept
+    : fd_(fd),
+      listener_(listener),
+      handler_(handler),
+      stats_(stats),
+      worker_slot_(worker_slot),
+      max_message_(max_message) {}
 
 void DatagramService::on_readable(char* buffer, std::size_t buffer_size, unsigned budget) {
   for (unsigned i = 0; i < budget; ++i) {
@@ -26,6 +31,8 @@ void DatagramService::on_readable(char* buffer, std::size_t buffer_size, unsigne
 
 DatagramService::Received DatagramService::receive(char* buffer, std::size_t buffer_size,
                                                    std::size_t& length) {
+  // One byte more than the limit, to tell a datagram over it.
+  if (max_message_ < buffer_size) buffer_size = max_message_ + 1;
   for (;;) {
     iovec io{buffer, buffer_size};
     msghdr message{};
@@ -43,7 +50,7 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       return Received::none;
     }
     *peer_.length_pointer() = message.msg_namelen;
-    if (message.msg_flags & MSG_TRUNC) {
+    if ((message.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > max_message_) {
       // Never handle part of a datagram as if it were whole.
       stats_.bytes_in(listener_, static_cast<std::size_t>(n));
       stats_.error(ErrorKind::truncated_datagram, listener_);
@@ -52,9 +59,10 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       std::uint64_t suppressed = 0;
       if (limiter.admit(LogLimiter::Clock::now(), suppressed))
         log_info(
-            "dropped a datagram from %s larger than the %zu-byte buffer (%llu more since the "
+            "dropped a datagram from %s larger than %zu bytes (--max-message) (%llu more since the "
             "last such line)",
-            peer_.to_string().c_str(), buffer_size, static_cast<unsigned long long>(suppressed));
+            peer_.to_string().c_str(), buffer_size - 1,
+            static_cast<unsigned long long>(suppressed));
       return Received::dropped;
     }
     length = static_cast<std::size_t>(n);

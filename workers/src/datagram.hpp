@@ -5,6 +5,7 @@
 #include <prefork/handler.hpp>
 
 #include <cstddef>
+#include <limits>
 
 #include <prefork/core/slot_writer.hpp>
 
@@ -12,8 +13,11 @@ namespace prefork {
 
 class DatagramService final : public ReplySink {
  public:
+  // A datagram longer than `max_message` (--max-message) is counted as
+  // truncated_datagram and dropped, as a larger one than the buffer is.
   DatagramService(int fd, std::size_t listener, Handler& handler, SlotWriter& stats,
-                  unsigned worker_slot) noexcept;
+                  unsigned worker_slot,
+                  std::size_t max_message = std::numeric_limits<std::size_t>::max()) noexcept;
 
   // Serves the datagrams queued on the socket, at most `budget` of them so
   // that one busy socket cannot starve the others.
@@ -40,6 +44,7 @@ class DatagramService final : public ReplySink {
   Handler& handler_;
   SlotWriter& stats_;
   unsigned worker_slot_;
+  std::size_t max_message_;
   Address peer_;
   // The reply being written: sent when the handler asks for the next one or returns.
   std::unique_ptr<char[]> reply_;

@@ -63,7 +63,7 @@ class Turn {
 
 WorkSource::WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGate* gate,
                        StopSignal& stop, Handler& handler, SlotWriter& stats, unsigned worker_slot,
-                       int channel)
+                       int channel, std::size_t max_message)
     : listeners_(listeners),
       strategy_(strategy),
       gate_(gate),
@@ -80,8 +80,8 @@ WorkSource::WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGat
   for (std::size_t i = 0; i < listeners.size(); ++i) {
     const Listener& listener = listeners[i];
     if (listener.protocol == Protocol::datagram)
-      datagrams_[i] =
-          std::make_unique<DatagramService>(listener.fd.get(), i, handler, stats, worker_slot);
+      datagrams_[i] = std::make_unique<DatagramService>(listener.fd.get(), i, handler, stats,
+                                                        worker_slot, max_message);
     // With pass, the master accepts TCP; the workers still read UDP.
     if (strategy == Accept::pass && listener.protocol != Protocol::datagram) continue;
     poll_set_.push_back({listener.fd.get(), POLLIN, 0});

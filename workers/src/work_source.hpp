@@ -36,7 +36,8 @@ class WorkSource {
  public:
   // `gate` may be null (no turn-taking); `channel` is used by pass only.
   WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGate* gate, StopSignal& stop,
-             Handler& handler, SlotWriter& stats, unsigned worker_slot, int channel);
+             Handler& handler, SlotWriter& stats, unsigned worker_slot, int channel,
+             std::size_t max_message);
   WorkSource(const WorkSource&) = delete;
   WorkSource& operator=(const WorkSource&) = delete;
   ~WorkSource();

@@ -168,8 +168,9 @@ void EventRuntime::start_serving() {
     listener_watches_[i].kind = udp ? Watch::Kind::datagram : Watch::Kind::acceptor;
     listener_watches_[i].index = i;
     if (udp) {
-      datagrams_[i] = std::make_unique<DatagramService>(listener.fd.get(), i, setup_.handler,
-                                                        stats_, setup_.info.slot);
+      datagrams_[i] =
+          std::make_unique<DatagramService>(listener.fd.get(), i, setup_.handler, stats_,
+                                            setup_.info.slot, setup_.params.max_message);
     }
     // EPOLLEXCLUSIVE: a new connection or datagram wakes one worker, not all
     // of them (the thundering herd).
