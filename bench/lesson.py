@@ -242,8 +242,10 @@ def run(parser, args):
     elapsed = time.monotonic() - started
     cells = {}
     for d, flag, n in combos:
-        rs = [r for r in records if (r["design"], r["handler"], r["cores_given"]) == (d.name, flag, n)]
-        cells[(d.name, flag, n)] = {"rps": median(rs, "throughput_rps"), "cores": median(rs, "cores")}
+        rs = [r for r in records
+              if (r["design"], r["handler"], r["cores_given"]) == (d.name, flag, n)]
+        cells[(d.name, flag, n)] = {"rps": median(rs, "throughput_rps"),
+                                    "cores": median(rs, "cores")}
 
     one_cpus, one_client = where[1]
     if where[2]:
