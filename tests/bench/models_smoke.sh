@@ -6,7 +6,9 @@
 # every request without errors; every figure has its shape (a number, or for a
 # net CPU figure null flagged "below noise"), never checked for size or sign: a
 # slow or busy machine must not fail it; the PNGs exist when gnuplot is
-# installed; and no scoreboard segment of the run is left in /dev/shm.
+# installed; and no scoreboard segment of the run is left in /dev/shm. Then
+# the same for bench/models --lesson --quick (a few seconds): the shape of
+# its table, the same every run.
 #   usage: models_smoke.sh BUILD_DIR
 set -euo pipefail
 
@@ -123,5 +125,64 @@ for p in problems:
 sys.exit(1 if problems else 0)
 PY
 
+expect_no_segments models
+
+# --lesson: the teaching guide's table. Its shape only: the same lines and
+# columns every run, a number in every cell (or "skipped" for two cores on a
+# one-CPU machine), the files of --out, and nothing written in bench/results/.
+results_before=$(find "$root/bench/results" -printf '%p %T@\n' | LC_ALL=C sort)
+run_quick models --build "$build" --lesson
+[[ $(find "$root/bench/results" -printf '%p %T@\n' | LC_ALL=C sort) == "$results_before" ]] || {
+  echo "FAIL: bench/models --lesson changed bench/results/" >&2
+  exit 1
+}
+python3 - "$out" <<'PY'
+import json, os, re, sys
+
+out = sys.argv[1]
+with open(os.path.join(out, "stdout")) as f:
+    lines = f.read().split("\n")
+with open(os.path.join(out, "models-lesson.txt")) as f:
+    saved = f.read().split("\n")
+data = json.load(open(os.path.join(out, "models-lesson.json")))
+two = len(os.sched_getaffinity(0)) >= 2
+num = r"[0-9]+(?:\.[0-9]+)?"
+cell = rf"{num} +{num} cores" if two else "skipped"
+designs = [r"iterative \(1 process, serial\)", r"prethreaded \(1 process × 8 threads\)",
+           r"prefork \(8 processes\)"]
+expected = [
+    r"Serial, concurrent, parallel: a handler that waits .*; 20 requests per cell, .*\.",
+    r"One core: the server on CPU .*",
+    r"",
+    r"design +handler +one core +two cores",
+    r" +req/s +server CPU +req/s +server CPU",
+    *(rf"{d} +{kind} +{num} +{num} cores +{cell}"
+      for kind in ("I/O-bound", "CPU-bound") for d in designs),
+    r"",
+    rf"- Serial: .* {num} req/s I/O-bound, {num} CPU-bound, on one core\.",
+    rf"- Concurrent: .* serve {num}× and 8 processes {num}× .*\(multiprogramming\)\.",
+    rf"- Parallel: .* served {num}, {num} and {num} requests\. "
+    + (rf"Only more cores .* give {num}× .* {num}× .* using {num} and {num} cores\."
+       if two else r"Two cores: skipped, this machine has 1 v?CPU\."),
+    r"",
+    r"Machine: .*; measured in [0-9]+ s\.",
+    r"",
+]
+problems = []
+if len(lines) != len(expected):
+    problems.append(f"{len(lines)} lines, expected {len(expected)}")
+for i, (line, pattern) in enumerate(zip(lines, expected)):
+    if not re.fullmatch(pattern, line):
+        problems.append(f"line {i + 1}: {line!r} does not match {pattern!r}")
+if saved != lines:
+    problems.append("--out's models-lesson.txt differs from stdout")
+if data["problems"] or len(data["cells"]) != (12 if two else 6):
+    problems.append(f"models-lesson.json: {len(data['cells'])} cells, problems {data['problems']}")
+for p in problems:
+    print("FAIL: bench/models --lesson: " + p, file=sys.stderr)
+if problems:
+    print("its output:\n" + "\n".join(lines), file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
 expect_no_segments models
 echo "models_smoke: ok"

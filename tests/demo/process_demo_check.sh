@@ -87,6 +87,74 @@ expect_eq "spawn: FD_CLOEXEC fd absent in the new program" \
   "$(value spawn child "cloexec fd $cloexec")" closed
 expect_eq "spawn: passed fd present in the new program" "$(value spawn child "pipe fd $pipe")" open
 
+# Orphans: the parent exits first. child1 is adopted by the nearest subreaper
+# (process_demo makes itself one), child2 dies by its PR_SET_PDEATHSIG.
+out=$(timeout 30 "$demo" --orphan 2>&1)
+status=$?
+echo "$out"
+echo "----"
+expect_eq "--orphan exit status" "$status" 0
+# The lines in their order: each process speaks in its turn.
+expect_eq "orphan: the lines in order" "$(awk '/^\[orph\]/ {
+    w = substr($0, 9, 8); k = substr($0, 17, 18); sub(/ +$/, "", w); sub(/ +$/, "", k)
+    printf "%s:%s,", w, k }' <<<"$out")" \
+  "demo:pid,demo:subreaper,parent:pid,parent:getppid(),child1:pid,child1:getppid(),child2:pid,\
+child2:PR_SET_PDEATHSIG,child2:getppid(),parent:exit,demo:waitpid(parent),child1:getppid() now,\
+child1:exit,demo:waitpid(child1),demo:waitpid(child2),"
+demo_pid=$(value orph demo pid)
+parent=$(value orph parent pid)
+child1=$(value orph child1 pid)
+child2=$(value orph child2 pid)
+[[ -n "$demo_pid" && -n "$parent" && -n "$child1" && -n "$child2" ]] || fail "orphan: pid lines missing"
+expect_eq "orphan: the parent's parent is process_demo" "$(value orph parent 'getppid()')" "$demo_pid"
+expect_eq "orphan: child1's parent is the parent" "$(value orph child1 'getppid()')" "$parent"
+expect_eq "orphan: child2's parent is the parent, after prctl" "$(value orph child2 'getppid()')" \
+  "$parent"
+expect_eq "orphan: the parent exited" "$(full orph demo 'waitpid(parent)')" "$parent exited, status 0"
+expect_eq "orphan: child1 adopted by process_demo, the subreaper" \
+  "$(value orph child1 'getppid() now')" "$demo_pid"
+expect_eq "orphan: child1 reaped by process_demo" "$(full orph demo 'waitpid(child1)')" \
+  "$child1 exited, status 0"
+expect_eq "orphan: child2 killed by SIGTERM when its parent died" \
+  "$(full orph demo 'waitpid(child2)')" "$child2 killed by signal 15  (PR_SET_PDEATHSIG)"
+for pid in $parent $child1 $child2; do
+  [[ -e /proc/$pid ]] && fail "orphan: process $pid is still there"
+done
+
+# Copy-on-write: after fork, the child's reads copy no page and its writes one
+# page each. Counts of the kernel's page faults, not timings: a write faults
+# once per page whatever the machine's speed; a read faults not at all, but
+# leave room (a fault or two of the process's own) before calling it wrong.
+out=$(timeout 30 "$demo" --cow 2>&1)
+status=$?
+echo "$out"
+echo "----"
+expect_eq "--cow exit status" "$status" 0
+pages=$(value cow parent 'buffer pages')
+reading=$(value cow child 'faults reading')
+writing=$(value cow child 'faults writing')
+dirty=$(value cow child Private_Dirty)
+dirty_now=$(value cow child 'Private_Dirty now')
+if [[ ! $pages =~ ^[0-9]+$ || ! $reading =~ ^[0-9]+$ || ! $writing =~ ^[0-9]+$ ||
+      ! $dirty =~ ^[0-9]+$ || ! $dirty_now =~ ^[0-9]+$ ]]; then
+  fail "cow: figures missing (pages '$pages', faults '$reading' '$writing', dirty '$dirty' '$dirty_now')"
+else
+  if ((writing >= 8 * reading + pages / 2)); then
+    echo "ok: cow: writing faults once per page ($writing for $pages pages), reading not ($reading)"
+  else
+    fail "cow: $writing faults writing, $reading reading $pages pages: expected >= 8 × $reading + $pages / 2"
+  fi
+  page_kb=$(($(getconf PAGESIZE) / 1024))
+  if ((dirty_now - dirty >= pages * page_kb * 3 / 4)); then
+    echo "ok: cow: the child's private memory grew by the copies ($dirty -> $dirty_now kB)"
+  else
+    fail "cow: Private_Dirty $dirty -> $dirty_now kB, expected + $((pages * page_kb * 3 / 4)) kB or more"
+  fi
+fi
+expect_eq "cow: the parent's memory is unchanged" "$(value cow parent 'buffer after')" unchanged
+expect_eq "cow: the child exited 0" "$(full cow parent 'waitpid()' | awk '{print $2, $3, $4}')" \
+  "exited, status 0"
+
 # One mode at a time, and the command line.
 out=$(timeout 30 "$demo" --fork 2>&1)
 expect_eq "--fork exit status" "$?" 0
@@ -96,8 +164,23 @@ expect_eq "--spawn exit status" "$?" 0
 grep -q '^\[fork\]' <<<"$out" && fail "--spawn also ran the fork demo"
 expect_eq "spawn alone: getppid() is the parent pid" "$(value spawn child 'getppid()')" \
   "$(value spawn parent pid)"
-"$demo" --help >/dev/null 2>&1
+for mode in orphan cow; do
+  grep -Eq '^\[(fork|spawn)\]' <<<"$(timeout 30 "$demo" --$mode 2>&1)" &&
+    fail "--$mode also ran the fork or spawn demo"
+done
+grep -Eq '^\[(orph|cow)\]' <<<"$(timeout 30 "$demo" --both 2>&1)" &&
+  fail "--both also ran the orphan or cow demo"
+out=$(timeout 60 "$demo" --all 2>&1)
+expect_eq "--all exit status" "$?" 0
+expect_eq "--all runs the four demos" "$(grep -c '^== ' <<<"$out")" 4
+for tag in fork spawn orph cow; do
+  grep -q "^\[$tag\]" <<<"$out" || fail "--all did not run [$tag]"
+done
+help=$("$demo" --help 2>&1)
 expect_eq "--help exit status" "$?" 0
+for flag in --fork --spawn --both --orphan --cow --all; do
+  grep -q -- "  $flag " <<<"$help" || fail "--help does not name $flag"
+done
 "$demo" --bogus >/dev/null 2>&1
 expect_eq "bad flag exit status" "$?" 2
 
