@@ -234,8 +234,9 @@ def run(parser, args):
                 r = one_cell(bins, logdir, facts, d, flag, where[n], requests, problems)
                 r["cores_given"], r["rep"] = n, rep + 1
                 records.append(r)
-                say(f"{d.name:12s} {flag:13s} {n} core{'s' if n > 1 else ' '} "
-                    f"{rps(r.get('throughput_rps')):>6} req/s  {cores(r.get('cores'))} cores")
+                if sys.stderr.isatty():  # progress for a person waiting, not for logs
+                    say(f"{d.name:12s} {flag:13s} {n} core{'s' if n > 1 else ' '} "
+                        f"{rps(r.get('throughput_rps')):>6} req/s  {cores(r.get('cores'))} cores")
     finally:
         stop_all(PREFIX)
         shutil.rmtree(logdir, ignore_errors=True)

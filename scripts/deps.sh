@@ -22,6 +22,10 @@
 #   clang-format        the formatting check in test.sh
 #   gnuplot-nox         the benchmark plots (bench/models, bench/spawn), which
 #                       the test suite's benchmark smoke tests check too
+#   procps              ps and pgrep, which the teaching guide (docs/guide/)
+#                       has the student run, and its doc test with it; minimal
+#                       images (containers) leave it out. taskset and unshare
+#                       come from util-linux, which Debian always has
 # With --test, also what only the test suite uses:
 #   prometheus          for promtool, which lints the /metrics output
 #                       (`promtool check metrics`); nothing of it is started
@@ -44,6 +48,7 @@ packages=(
   python3
   clang-format
   gnuplot-nox
+  procps
 )
 if [[ ${1:-} == --test ]]; then
   packages+=(prometheus python3-prometheus-client clang libclang-rt-14-dev)

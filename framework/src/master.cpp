@@ -71,12 +71,14 @@ Master::Master(const ServerConfig& config, WorkerPlan& plan, Scoreboard& scorebo
 }
 
 int Master::run() {
+  const char* worker_s = plan_.workers() == 1 ? "" : "s";
+  const char* connection_s = plan_.connection_cap() == 1 ? "" : "s";
   log_info(
-      "starting %u workers (%s mode, model %s, accept %s, at most %u connections each, %llu in "
+      "starting %u worker%s (%s mode, model %s, accept %s, at most %u connection%s each, %llu in "
       "all)",
-      plan_.workers(), config_.start == StartMode::fork ? "fork" : "spawn",
+      plan_.workers(), worker_s, config_.start == StartMode::fork ? "fork" : "spawn",
       model_name(plan_.model()).data(), accept_name(plan_.accept()).data(), plan_.connection_cap(),
-      static_cast<unsigned long long>(plan_.connection_cap()) * plan_.workers());
+      connection_s, static_cast<unsigned long long>(plan_.connection_cap()) * plan_.workers());
   while (!supervisor_.finished()) {
     supervisor_.tick();
     check_ready();
@@ -104,6 +106,9 @@ void Master::check_ready() {
     return;
   if (on_ready_) on_ready_();
   ready_.check(supervisor_.ready_workers(), supervisor_.seats(), on_ready_ ? ::getpid() : 0);
+  // What a person (or a script) waits for before sending work.
+  const unsigned ready = supervisor_.ready_workers();
+  log_info("ready: %u worker%s serving", ready, ready == 1 ? "" : "s");
 }
 
 // A binary upgrade's new master serves the same listeners and owns the

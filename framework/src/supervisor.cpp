@@ -444,12 +444,14 @@ void Supervisor::begin_stopping() {
   // Our copies of the listeners go first: once the workers close theirs,
   // the kernel refuses new connections instead of queueing them for nobody.
   host_.close_listeners();
+  const unsigned live = live_workers();
   if (fast)
-    log_info("stopping fast (%s): %u workers close their connections now", stop_why_.c_str(),
-             live_workers());
+    log_info("stopping fast (%s): %u %s now", stop_why_.c_str(), live,
+             live == 1 ? "worker closes its connections" : "workers close their connections");
   else
-    log_info("stopping (%s): %u workers finish their requests, up to %lld ms", stop_why_.c_str(),
-             live_workers(), ms(settings_.graceful_timeout));
+    log_info("stopping (%s): %u %s, up to %lld ms", stop_why_.c_str(), live,
+             live == 1 ? "worker finishes its requests" : "workers finish their requests",
+             ms(settings_.graceful_timeout));
   for (Worker& worker : workers_)
     if (worker.state != State::empty && !worker.killed)
       host_.kill(worker.pid, fast ? SIGQUIT : SIGTERM, false);

@@ -327,7 +327,7 @@ BOOST_AUTO_TEST_CASE(log_lines_carry_time_level_pid_and_role) {
                         "1", "--framed", "127.0.0.1:0"});
   server.wait_for_listening(1, start_timeout);
   const Pattern starting(R"((^|\n)\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info prefork\[)" +
-                         std::to_string(server.pid()) + R"(\] master: starting 1 workers)");
+                         std::to_string(server.pid()) + R"(\] master: starting 1 worker )");
   BOOST_TEST(wait_until([&] { return starting.found_in(server.stderr_text()); }, state_timeout),
              server.describe());
   server.signal(SIGTERM);
