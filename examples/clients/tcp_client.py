@@ -5,11 +5,13 @@ Grown from the lesson's TCP client (socket.SOCK_STREAM, connect, send, recv).
 
     tcp_client.py hello world          # send two messages, print the replies
     tcp_client.py --sticky HELLO WORLD EGON   # three send()s, one recv(): b'HELLOWORLDEGON'
+    tcp_client.py --hold 60 hello      # then keep the connection open (a server's child lives on)
     tcp_client.py                      # interactive, like the lesson's client
 """
 import argparse
 import fcntl
 import select
+import signal
 import socket
 import struct
 import sys
@@ -43,7 +45,12 @@ def parse_args():
                         'arrived')
     parser.add_argument('--nodelay', action='store_true',
                         help="set TCP_NODELAY: Nagle's algorithm off, each send() a segment")
+    parser.add_argument('--hold', type=float, default=0, metavar='S',
+                        help='after the replies, keep the connection open S seconds '
+                        '(SIGTERM or Ctrl-C ends it sooner)')
     args = parser.parse_args()
+    if args.hold < 0:
+        parser.error('--hold must not be negative')
     if args.count < 1:
         parser.error('--count must be at least 1')
     if args.sticky and not args.messages:
@@ -128,6 +135,14 @@ def interactive():
             return
 
 
+def hold(seconds):
+    """Keeps the connection open: under --model fork-per-connection its
+    server-side child lives as long (ps --forest shows it)."""
+    print(f'holding the connection open for {seconds:g} s', flush=True)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    time.sleep(seconds)
+
+
 def main():
     args = parse_args()
     phone = socket.socket(family_of(args.host), socket.SOCK_STREAM)
@@ -147,6 +162,8 @@ def main():
                     continue
                 for _ in range(args.count):
                     ask(phone, msg)
+        if args.hold > 0:
+            hold(args.hold)
     except TimeoutError:
         print(f'tcp_client: {args.host}:{args.port} did not answer within {args.timeout:g}s',
               file=sys.stderr)
