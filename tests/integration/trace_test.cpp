@@ -193,3 +193,33 @@ BOOST_AUTO_TEST_CASE(without_the_flag_there_is_no_trace) {
   BOOST_TEST_REQUIRE(status_or_running(server.process().wait_exit(tsan_stop_timeout)) == 0);
   BOOST_TEST(trace_events(server.process().stderr_text()).empty(), server.process().stderr_text());
 }
+
+// fork-per-connection: the worker says which child it forked for a
+// connection, and that child says when it is done.
+BOOST_AUTO_TEST_CASE(a_connection_child_is_traced_from_fork_to_exit) {
+  UpperServer::Options options;
+  options.workers = 1;
+  UpperServer server({"--framed", "127.0.0.1:0", "--trace", "--model", "fork-per-connection"},
+                     options);
+  const pid_t worker = server.ready_snapshot().slots.at(0).pid;
+  {
+    auto client = TcpClient::connect(server.endpoint("framed"));
+    BOOST_TEST(client.request_frame("child") == "CHILD");
+  }
+  pid_t child = 0;
+  BOOST_TEST_REQUIRE(
+      wait_until(
+          [&] {
+            const std::vector<Event> events = trace_events(server.process().stderr_text());
+            const std::vector<std::string> lines = lines_of(events, worker);
+            const std::size_t forked = find(lines, "fork: connection child -> pid ");
+            if (forked == lines.size()) return false;
+            child =
+                static_cast<pid_t>(std::stol(lines[forked].substr(lines[forked].rfind(' ') + 1)));
+            return lines_of(events, child) ==
+                   std::vector<std::string>{"exit: connection child, status 0"};
+          },
+          state_timeout),
+      "worker " << worker << ", child " << child << ":\n"
+                << server.process().stderr_text());
+}

@@ -76,7 +76,7 @@ void trace_start(bool spawned) {
     char path[4096];
     const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
     how = "spawned (exec'd ";
-    how.append(path, n > 0 ? static_cast<std::size_t>(n) : 0);
+    how += trace_path(std::string(path, n > 0 ? static_cast<std::size_t>(n) : 0));
     how += ')';
   }
   trace("started: pid %d, ppid %d, %s", static_cast<int>(::getpid()), static_cast<int>(::getppid()),

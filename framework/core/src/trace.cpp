@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdarg>
@@ -41,6 +42,15 @@ std::string trace_time_text(std::int64_t elapsed_ns) {
                 static_cast<unsigned long long>(us / 1000),
                 static_cast<unsigned long long>(us % 1000));
   return text;
+}
+
+std::string trace_path(const std::string& path) {
+  char here[4096];
+  if (::getcwd(here, sizeof here) == nullptr) return path;
+  std::string prefix = here;
+  if (prefix != "/") prefix += '/';
+  if (path.size() > prefix.size() && path.starts_with(prefix)) return path.substr(prefix.size());
+  return path;
 }
 
 std::string signal_name(int number) {

@@ -37,6 +37,11 @@ void trace(const char* format, ...) __attribute__((format(printf, 1, 2)));
 // ("-0.002ms" before time 0, which one clock never shows).
 std::string trace_time_text(std::int64_t elapsed_ns);
 
+// A program's path as the trace shows it: relative to the current
+// directory when it is below it ("build/bin/upper_server", the same on
+// every machine for a command run from the repository), else as it is.
+std::string trace_path(const std::string& path);
+
 // "SIGTERM"; "signal 40" for a number without a name.
 std::string signal_name(int number);
 
