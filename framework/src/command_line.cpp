@@ -395,6 +395,11 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
       {{"log-file", "PATH",
         "append the log to PATH, opened again by reopen_log() after logrotate (default stderr)"},
        [&config](const std::string& v) { config.log.file = v; }});
+  logging.flags.push_back(
+      {{"trace", "",
+        "log every lifecycle event (fork/spawn, set-up, ready, exit, reap, restart, stop) of "
+        "the master and the workers, timed in ms since the master's start"},
+       [&config](const std::string&) { config.trace = true; }});
 
   // ---- Running as a system service (issue 9: privileges, pid file) -------
   // Socket activation needs no flag: LISTEN_FDS is read by WorkerPlan.

@@ -11,6 +11,7 @@
 #include <prefork/log.hpp>
 
 #include <prefork/core/signal_pipe.hpp>
+#include <prefork/core/trace.hpp>
 #include <prefork/workers/runtime.hpp>
 
 #include "start_worker.hpp"
@@ -55,6 +56,8 @@ class ForkStarter final : public WorkerStarter {
     }
     if (::setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
       log_sys_error("setpgid", errno, "worker %u (pid %d)", order.slot, pid);
+    trace("fork: slot %u gen %llu -> pid %d", order.slot,
+          static_cast<unsigned long long>(order.generation), pid);
     return pid;
   }
 

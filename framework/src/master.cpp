@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <string>
 
+#include <prefork/core/trace.hpp>
 #include <prefork/log.hpp>
 
 #include "config_check.hpp"
@@ -34,6 +35,18 @@ bool is_fault(int number) {
       return true;
     default:
       return false;
+  }
+}
+
+// The waitpid() status that waitid() describes in `info`.
+int wait_status(const siginfo_t& info) {
+  switch (info.si_code) {
+    case CLD_EXITED:
+      return (info.si_status & 0xff) << 8;
+    case CLD_DUMPED:
+      return info.si_status | 0x80;
+    default:  // CLD_KILLED
+      return info.si_status;
   }
 }
 
@@ -90,6 +103,7 @@ int Master::run() {
     if (upgrade_)
       if (pid_t new_master = upgrade_->take_handover()) hand_over(new_master);
   }
+  trace("stopped: every worker reaped, exit status %d", supervisor_.exit_status());
   log_info("stopped (exit status %d)", supervisor_.exit_status());
   return supervisor_.exit_status();
 }
@@ -213,6 +227,10 @@ void Master::reload() {
     next = std::move(*loaded);
   }
   if (next.log != config_.log) configure_log(next.log);
+  // Time 0 stays the master's start (the workers started from now on get it).
+  if (next.trace != config_.trace)
+    configure_trace(next.trace ? std::optional(trace_origin().value_or(monotonic_ns()))
+                               : std::nullopt);
   // systemd (Type=notify-reload, or ExecReload with Type=notify) waits for
   // READY=1 again: sent when the roll is over (check_ready).
   systemd::notify_reloading();
@@ -260,6 +278,21 @@ void Master::publish_metrics() {
   }
 }
 
+// "slot 0 pid 4242", or "pid 4300 (not a worker)": for the trace.
+std::string Master::worker_name(pid_t pid) const {
+  const std::optional<unsigned> slot = supervisor_.slot_of(pid);
+  std::string text;
+  if (slot) {
+    text += "slot ";
+    text += std::to_string(*slot);
+    text += ' ';
+  }
+  text += "pid ";
+  text += std::to_string(pid);
+  if (!slot) text += " (not a worker)";
+  return text;
+}
+
 double Master::random() { return std::uniform_real_distribution<double>(0.0, 1.0)(random_); }
 
 pid_t Master::start(const StartOrder& order) {
@@ -290,6 +323,8 @@ std::optional<ChildExit> Master::reap() {
     }
     if (info.si_pid == 0) return std::nullopt;
     const pid_t pid = info.si_pid;
+    if (trace_enabled())
+      trace("exit: %s %s", worker_name(pid).c_str(), wait_status_text(wait_status(info)).c_str());
     if (::kill(-pid, SIGKILL) != 0 && errno != ESRCH && errno != EPERM)
       log_sys_error("kill", errno, "the process group of pid %d", pid);
     int status = 0;
@@ -298,6 +333,7 @@ std::optional<ChildExit> Master::reap() {
       log_sys_error("waitpid", errno, "pid %d", pid);
       break;
     }
+    if (trace_enabled()) trace("reaped: %s", worker_name(pid).c_str());
     bool theirs = false;  // a service's child: the upgrade's new master
     for (MasterService* service : services_) theirs = theirs || service->on_child_exit(pid, status);
     if (!theirs) return ChildExit{.pid = pid, .status = status};
@@ -306,6 +342,9 @@ std::optional<ChildExit> Master::reap() {
 
 void Master::kill(pid_t pid, int signal, bool group) {
   if (pid <= 0) return;
+  if (trace_enabled())
+    trace("signal: %s%s <- %s", worker_name(pid).c_str(), group ? " and its process group" : "",
+          signal_name(signal).c_str());
   if (::kill(group ? -pid : pid, signal) != 0 && errno != ESRCH)
     log_sys_error("kill", errno, "%s %d with %s", group ? "group" : "worker pid", pid,
                   ::strsignal(signal));

@@ -51,6 +51,7 @@ class Master final : private SupervisorHost {
   void reload();
   void check_ready();
   void hand_over(pid_t new_master);
+  std::string worker_name(pid_t pid) const;
 
   // SupervisorHost
   Clock::time_point now() override { return Clock::now(); }

@@ -1,5 +1,6 @@
 #include <prefork/core/scoreboard_segment.hpp>
 #include <prefork/core/signal_pipe.hpp>
+#include <prefork/core/trace.hpp>
 #include <prefork/log.hpp>
 #include <prefork/server.hpp>
 
@@ -8,6 +9,8 @@
 
 #include <cstdio>
 #include <optional>
+#include <string>
+#include <string_view>
 
 #include "binary_upgrade.hpp"
 #include "config_check.hpp"
@@ -26,9 +29,13 @@ namespace {
 
 // The one line per listener that scripts and tests wait for.
 void announce(std::span<const Listener> listeners, const Address* metrics) {
-  for (const Listener& listener : listeners)
-    std::printf("listening %.*s %s\n", static_cast<int>(protocol_name(listener.protocol).size()),
-                protocol_name(listener.protocol).data(), listener.local.to_string().c_str());
+  for (const Listener& listener : listeners) {
+    const std::string_view protocol = protocol_name(listener.protocol);
+    const std::string local = listener.local.to_string();
+    std::printf("listening %.*s %s\n", static_cast<int>(protocol.size()), protocol.data(),
+                local.c_str());
+    trace("listening: %.*s %s", static_cast<int>(protocol.size()), protocol.data(), local.c_str());
+  }
   if (metrics) std::printf("listening metrics %s\n", metrics->to_string().c_str());
   std::fflush(stdout);
 }
@@ -84,6 +91,9 @@ int serve(const ServerConfig& requested, Handler& handler) {
     log_error("invalid configuration: %s", identity.error.c_str());
     return exit_usage;
   }
+  // Time 0 of the trace: the master's start.
+  configure_trace(config.trace ? std::optional(monotonic_ns()) : std::nullopt);
+  trace("start: master pid %d", static_cast<int>(::getpid()));
 
   try {
     // Handlers first: a signal from now on is an orderly stop.

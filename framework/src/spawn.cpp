@@ -24,6 +24,7 @@
 #include <prefork/log.hpp>
 
 #include <prefork/core/environment.hpp>
+#include <prefork/core/trace.hpp>
 
 #include "inherited_listeners.hpp"
 #include "start_worker.hpp"
@@ -151,6 +152,8 @@ class SpawnStarter final : public WorkerStarter {
     // before it did (EACCES: it has exec'd already, and set it).
     if (::setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
       log_sys_error("setpgid", errno, "worker %u (pid %d)", slot, pid);
+    trace("spawn: slot %u gen %llu -> pid %d (exec %s)", slot,
+          static_cast<unsigned long long>(order.generation), pid, trace_path(executable_).c_str());
     return pid;
   }
 

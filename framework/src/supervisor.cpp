@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include <prefork/core/trace.hpp>
 #include <prefork/exit_status.hpp>
 #include <prefork/log.hpp>
 
@@ -113,6 +114,7 @@ void Supervisor::on_exit(unsigned slot, int status) {
       name(slot) + " (pid " + std::to_string(dead.pid) + ") " + describe_status(status);
   if (phase_ == Phase::stopping) {
     log_info("%s", what.c_str());
+    trace("not restarted: slot %u (stopping)", slot);
     return;
   }
   if (dead.state == State::starting) {
@@ -129,12 +131,16 @@ void Supervisor::on_exit(unsigned slot, int status) {
     counts_.exits_crashed += 1;
   if (dead.state == State::retiring) {
     log_info("%s (retired)", what.c_str());
+    trace("not restarted: slot %u (retired)", slot);
     return;
   }
   // It served: a crash in a handler is not a broken configuration. Restart
   // at once, however often it happens.
   log_info("%s; restarting it", what.c_str());
-  if (dead.seat != none) seats_[static_cast<std::size_t>(dead.seat)].due_at = host_.now();
+  if (dead.seat != none) {
+    seats_[static_cast<std::size_t>(dead.seat)].due_at = host_.now();
+    trace("restart: slot %u, cause: died after it was ready, backoff 0 ms", slot);
+  }
 }
 
 void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std::uint64_t config) {
@@ -150,6 +156,7 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
         "%s: the new configuration does not start; the workers of the previous one go on "
         "serving",
         what.c_str());
+    trace("not restarted: slot %u (its new configuration fails: rolling back)", slot);
     roll_back();
     return;
   }
@@ -160,13 +167,19 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
       ready_workers() == 0) {
     log_info("%s: its set-up failed (exit status %d) and no worker serves: giving up", what.c_str(),
              worker_exit_boot_error);
+    trace("not restarted: slot %u (its set-up failed and no worker serves: giving up)", slot);
     stop(Stop::graceful, exit_workers_failed, "a worker failed to boot");
     return;
   }
-  if (give_up_if_broken(what)) return;
+  if (give_up_if_broken(what)) {
+    trace("not restarted: slot %u (too many failed starts: giving up)", slot);
+    return;
+  }
   const milliseconds delay = restart_delay(seat.failures, settings_, host_.random());
   seat.due_at = now + delay;
   log_info("%s; starting another in %lld ms", what.c_str(), ms(delay));
+  trace("restart: slot %u, cause: failed start (%u in a row), backoff %lld ms", slot, seat.failures,
+        ms(delay));
 }
 
 // A slot that keeps failing must not stop the slots that serve: the master
@@ -233,6 +246,9 @@ void Supervisor::watch_workers() {
 void Supervisor::promote(unsigned slot) {
   Worker& worker = workers_[slot];
   worker.state = State::ready;
+  if (trace_enabled())
+    trace("ready: slot %u pid %d (seen %.3f ms after its start)", slot, worker.pid,
+          std::chrono::duration<double, std::milli>(host_.now() - worker.started).count());
   if (worker.seat == none) return;
   Seat& seat = seats_[static_cast<std::size_t>(worker.seat)];
   seat.failures = 0;
@@ -445,6 +461,7 @@ void Supervisor::begin_stopping() {
   // the kernel refuses new connections instead of queueing them for nobody.
   host_.close_listeners();
   const unsigned live = live_workers();
+  trace("stop: %s (%s), %u workers to signal", fast ? "fast" : "graceful", stop_why_.c_str(), live);
   if (fast)
     log_info("stopping fast (%s): %u %s now", stop_why_.c_str(), live,
              live == 1 ? "worker closes its connections" : "workers close their connections");
@@ -508,6 +525,12 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
            seats_.size(), static_cast<unsigned long long>(config_),
            std::max(1u, settings_.max_recycling));
   return config_;
+}
+
+std::optional<unsigned> Supervisor::slot_of(pid_t pid) const noexcept {
+  for (unsigned slot = 0; slot < workers_.size(); ++slot)
+    if (workers_[slot].state != State::empty && workers_[slot].pid == pid) return slot;
+  return std::nullopt;
 }
 
 bool Supervisor::finished() const noexcept {

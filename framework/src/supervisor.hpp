@@ -138,6 +138,9 @@ class Supervisor {
   unsigned seats() const noexcept { return static_cast<unsigned>(seats_.size()); }
   unsigned ready_workers() const noexcept;
   unsigned live_workers() const noexcept;
+  // The slot of a worker's pid (nullopt: not a worker, e.g. an upgrade's new
+  // master), until the supervisor hears of its exit.
+  std::optional<unsigned> slot_of(pid_t pid) const noexcept;
   const SupervisorCounts& counts() const noexcept { return counts_; }
   const SupervisorSettings& settings() const noexcept { return settings_; }
 

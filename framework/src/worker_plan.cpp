@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include <prefork/core/trace.hpp>
 #include <prefork/error.hpp>
 
 #include <prefork/workers/runtime.hpp>
@@ -70,6 +71,8 @@ void take_settings(WorkerParams& params, const ServerConfig& config) {
                                           spec.timeouts.write.value_or(config.write_timeout)});
   params.worker_stats = config.worker_stats;
   params.log = config.log;
+  // The master's time 0, which serve() (or a reload) set before.
+  params.trace_origin_ns = config.trace ? trace_origin() : std::nullopt;
 }
 
 }  // namespace

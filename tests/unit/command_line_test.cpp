@@ -544,6 +544,19 @@ BOOST_AUTO_TEST_CASE(log_flags_fill_the_config) {
              "--log-level wants debug, info, warning or error, not 'loud'");
 }
 
+BOOST_AUTO_TEST_CASE(trace_is_off_unless_the_flag_or_the_key_says_so) {
+  prefork::CommandLine plain = parse({});
+  BOOST_TEST_REQUIRE(plain.config.has_value(), plain.error);
+  BOOST_TEST(!plain.config->trace);
+  prefork::CommandLine flag = parse({"--trace"});
+  BOOST_TEST_REQUIRE(flag.config.has_value(), flag.error);
+  BOOST_TEST(flag.config->trace);
+  ConfigFile file("trace = true\n");
+  prefork::CommandLine key = parse({"--config", file.path});
+  BOOST_TEST_REQUIRE(key.config.has_value(), key.error);
+  BOOST_TEST(key.config->trace);
+}
+
 // Every flag --help lists is in the README, and the other way round for the
 // README's table of flags: the two are kept in step.
 BOOST_AUTO_TEST_CASE(the_readme_lists_every_flag_of_help) {

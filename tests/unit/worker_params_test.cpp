@@ -62,6 +62,7 @@ WorkerParams unusual() {
                             {.idle = std::chrono::milliseconds(1500),
                              .read = std::chrono::milliseconds(0),
                              .write = std::chrono::milliseconds(250)}},
+      .trace_origin_ns = 123'456'789'012'345ull,
   };
 }
 
@@ -86,6 +87,7 @@ BOOST_AUTO_TEST_CASE(every_field_survives_the_environment) {
   BOOST_TEST(received.worker_stats == sent.worker_stats);
   BOOST_TEST((received.log == sent.log));
   BOOST_TEST((received.run_as == sent.run_as));
+  BOOST_TEST((received.trace_origin_ns == sent.trace_origin_ns));
   BOOST_TEST((received == sent));
 }
 

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include <prefork/core/trace.hpp>
 #include <prefork/log.hpp>
 
 #include "blocking_connection.hpp"
@@ -108,6 +109,11 @@ class BlockingRuntime final : public Runtime {
     return 0;
   }
 
+  // --trace: what a fork-per-connection child serves.
+  static const char* child_kind(const Work& work) noexcept {
+    return work.kind == Work::Kind::connection ? "connection" : "datagram";
+  }
+
   int fork_per_connection() {
     auto source = make_source(nullptr);
     ConnectionBuffers buffers;
@@ -164,6 +170,7 @@ class BlockingRuntime final : public Runtime {
         } catch (const std::exception& e) {
           log_info("connection child failed: %s", e.what());
         }
+        trace("exit: %s child, status 0", child_kind(work));
         ::_exit(0);
       }
       held.restore();
@@ -173,7 +180,10 @@ class BlockingRuntime final : public Runtime {
       if (child < 0) {
         log_sys_error("fork", errno, "for a connection");
         stats_.error(ErrorKind::other, work.listener);
-      } else if (work.kind == Work::Kind::connection) {
+        continue;
+      }
+      trace("fork: %s child -> pid %d", child_kind(work), static_cast<int>(child));
+      if (work.kind == Work::Kind::connection) {
         // ESRCH: it has already ended (and been reaped).
         UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, child, 0)));
         if (pidfd)

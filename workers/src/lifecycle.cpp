@@ -5,6 +5,7 @@
 #include <prefork/connection.hpp>
 #include <prefork/core/credentials.hpp>
 #include <prefork/core/slot_writer.hpp>
+#include <prefork/core/trace.hpp>
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 #include <prefork/worker.hpp>
@@ -19,6 +20,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <stdexcept>
+#include <string>
+#include <string_view>
 
 #include "worker.hpp"
 #include "worker_signals.hpp"
@@ -65,6 +68,23 @@ void give_big_blocks_back() noexcept {
 #endif
 }
 
+// --trace: how this process came to be.
+void trace_start(bool spawned) {
+  if (!trace_enabled()) return;
+  std::string how = "forked";
+  if (spawned) {
+    char path[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    how = "spawned (exec'd ";
+    how += trace_path(std::string(path, n > 0 ? static_cast<std::size_t>(n) : 0));
+    how += ')';
+  }
+  trace("started: pid %d, ppid %d, %s", static_cast<int>(::getpid()), static_cast<int>(::getppid()),
+        how.c_str());
+}
+
+int serve_worker(const WorkerParams& params, const WorkerResources& resources, Handler& handler);
+
 }  // namespace
 
 void trim_heap_if_grown() noexcept {
@@ -83,6 +103,17 @@ void trim_heap_if_grown() noexcept {
 }
 
 int run_worker(const WorkerParams& params, const WorkerResources& resources, Handler& handler) {
+  // A forked worker has the master's setting already; a spawned one learns it here.
+  configure_trace(params.trace_origin_ns);
+  trace_start(resources.spawned);
+  const int status = serve_worker(params, resources, handler);
+  trace("exit: status %d", status);
+  return status;
+}
+
+namespace {
+
+int serve_worker(const WorkerParams& params, const WorkerResources& resources, Handler& handler) {
   give_big_blocks_back();
   const WorkerSetup setup{
       .params = params,
@@ -103,16 +134,24 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   ignore_signals_without_meaning();
 
   std::unique_ptr<Runtime> runtime;
+  trace("setup: begun");
   try {
     runtime = make_runtime(setup);
     if (!become_unprivileged(params)) return 0;  // orphaned: nothing to serve for
     handler.setup(setup.info);
   } catch (const std::exception& e) {
     log_info("worker set-up failed: %s", e.what());
+    trace("setup: failed");
     return worker_exit_boot_error;
   }
+  trace("setup: done");
   life.state(WorkerState::ready);
   life.beat();
+  if (trace_enabled()) {
+    const std::string_view model = model_name(params.model), accept = accept_name(params.accept);
+    trace("ready: serving (model %.*s, accept %.*s)", static_cast<int>(model.size()), model.data(),
+          static_cast<int>(accept.size()), accept.data());
+  }
   if (log_enabled(LogLevel::debug)) {
     const std::string_view model = model_name(params.model), accept = accept_name(params.accept);
     log_debug("ready: model %.*s, accept %.*s", static_cast<int>(model.size()), model.data(),
@@ -129,11 +168,13 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   if (runtime->left_threads_serving()) {
     // A fast stop: what those threads hold is closed by the kernel.
     log_info("fast stop: exiting with requests still in the handler");
+    trace("exit: status %d, without finish() (threads still in the handler)", status);
     ::_exit(status);
   }
   runtime.reset();  // its threads and descriptors end before finish()
   // The runtime's handlers are gone; a late logrotate must not kill us.
   ::signal(SIGUSR1, SIG_IGN);
+  trace("finish: handler.finish()");
   try {
     handler.finish();
   } catch (const std::exception& e) {
@@ -142,5 +183,7 @@ int run_worker(const WorkerParams& params, const WorkerResources& resources, Han
   }
   return status;
 }
+
+}  // namespace
 
 }  // namespace prefork

@@ -26,6 +26,7 @@ std::atomic<int> reopen_wake_fd{-1};
 std::atomic<bool> stop_requested{false};
 std::atomic<bool> fast_requested{false};
 std::atomic<bool> reopen_requested{false};
+std::atomic<int> stop_signal_number{0};  // the first TERM, INT or QUIT
 static_assert(std::atomic<int>::is_always_lock_free && std::atomic<bool>::is_always_lock_free);
 constexpr int handled_signals[] = {SIGTERM, SIGINT, SIGQUIT, SIGUSR1};
 
@@ -41,6 +42,8 @@ extern "C" void on_worker_signal(int number) {
     wake(reopen_wake_fd.load());
   } else {
     // The fast flag first: whoever the stop eventfd wakes must see it.
+    int none = 0;
+    stop_signal_number.compare_exchange_strong(none, number);
     if (number != SIGTERM) {
       fast_requested.store(true);
       wake(fast_wake_fd.load());
@@ -92,6 +95,8 @@ StopSignal::~StopSignal() {
 bool StopSignal::requested() const noexcept { return stop_requested.load(); }
 
 bool StopSignal::fast() noexcept { return fast_requested.load(); }
+
+int StopSignal::signal_number() noexcept { return stop_signal_number.load(); }
 
 void StopSignal::request() noexcept {
   stop_requested.store(true);

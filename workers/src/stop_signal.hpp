@@ -39,6 +39,8 @@ class StopSignal {
   // A fast stop: stop accepting and end every connection now, without
   // waiting for what is in flight.
   static bool fast() noexcept;
+  // The signal that asked first (TERM, INT, QUIT); 0 for request().
+  static int signal_number() noexcept;
   // Ask for a graceful stop from inside the process (e.g. the master is gone).
   void request() noexcept;
 

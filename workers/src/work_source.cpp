@@ -3,6 +3,7 @@
 #include "accept_failure.hpp"
 
 #include <prefork/core/passed_connection.hpp>
+#include <prefork/core/trace.hpp>
 
 #include <fcntl.h>
 #include <sys/epoll.h>
@@ -12,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -110,6 +112,18 @@ WorkSource::WorkSource(std::span<Listener> listeners, Accept strategy, AcceptGat
   }
 }
 
+// --trace: the first thread of the process that sees the stop says so.
+void WorkSource::trace_stop_once() {
+  static std::atomic<bool> traced{false};
+  if (!trace_enabled() || traced.exchange(true)) return;
+  const int number = StopSignal::signal_number();
+  const char* how = StopSignal::fast() ? "fast" : "graceful";
+  if (number != 0)
+    trace("stop: received %s, %s", signal_name(number).c_str(), how);
+  else
+    trace("stop: asked from inside the worker, %s", how);
+}
+
 WorkSource::~WorkSource() {
   if (epoll_fd_ >= 0) ::close(epoll_fd_);
 }
@@ -123,6 +137,7 @@ Work WorkSource::next() {
     if (stop_.requested()) {
       // As the event model's: the slot says so while the drain runs.
       stats_.state(WorkerState::stopping);
+      trace_stop_once();
       if (strategy_ == Accept::pass)
         if (Work work = receive_passed(MSG_DONTWAIT); work.kind != Work::Kind::stop) return work;
       return take_queued();
@@ -136,7 +151,11 @@ Work WorkSource::next() {
       work = next_blocking_accept();
     else
       work = next_polled();
-    if (work.kind != Work::Kind::stop || stop_.requested()) return work;
+    if (work.kind != Work::Kind::stop) return work;
+    if (stop_.requested()) {
+      trace_stop_once();
+      return work;
+    }
     // Nothing this time (lost the race, interrupted, or a waiting period
     // over): an idle worker still shows it is alive, then tries again.
     stats_.beat();

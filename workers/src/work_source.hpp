@@ -56,6 +56,7 @@ class WorkSource {
   Work next_passed();
   Work receive_passed(int flags = 0);
   Work take_queued();
+  static void trace_stop_once();
   // Takes what listener `index` has, if anything is left when we get there.
   Work take(std::size_t index);
 

@@ -18,6 +18,7 @@
 
 #include <prefork/core/signal_pipe.hpp>
 #include <prefork/core/slot_writer.hpp>
+#include <prefork/core/trace.hpp>
 #include <prefork/error.hpp>
 #include <prefork/log.hpp>
 
@@ -450,10 +451,12 @@ void EventRuntime::handle_signals() {
     } else if (number == SIGTERM) {
       if (!draining_) {
         log_info("received %s: finishing in-flight requests", ::strsignal(number));
+        trace("stop: received %s, graceful", signal_name(number).c_str());
         begin_drain();
       }
     } else if (!fast_stop_) {
       log_info("received %s: stopping now", ::strsignal(number));
+      trace("stop: received %s, fast", signal_name(number).c_str());
       stats_.state(WorkerState::stopping);
       fast_stop_ = true;
     }
@@ -534,6 +537,7 @@ void EventRuntime::beat_heartbeat() {
   // (e.g. the race between fork and prctl).
   if (!draining_ && ::getppid() != setup_.params.master_pid) {
     log_info("master %d is gone: stopping", static_cast<int>(setup_.params.master_pid));
+    trace("stop: master %d is gone, graceful", static_cast<int>(setup_.params.master_pid));
     begin_drain();
   }
 }

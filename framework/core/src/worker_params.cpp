@@ -33,6 +33,7 @@ constexpr const char* log_level = "PREFORK_LOG_LEVEL";
 constexpr const char* log_format = "PREFORK_LOG_FORMAT";
 constexpr const char* log_file = "PREFORK_LOG_FILE";  // empty: stderr
 constexpr const char* run_as = "PREFORK_RUN_AS";      // "UID:GID:G1,G2,..."; absent: none
+constexpr const char* trace = "PREFORK_TRACE";        // --trace: time 0 in ns; absent: off
 }  // namespace name
 
 const char* get(const WorkerParams::Lookup& lookup, const char* variable) {
@@ -159,6 +160,7 @@ std::vector<std::string> WorkerParams::to_environment() const {
   if (run_as) entries.push_back(entry(name::run_as, run_as_text(*run_as)));
   if (!listener_timeouts.empty())
     entries.push_back(entry(name::listener_timeouts_ms, listener_timeouts_text(listener_timeouts)));
+  if (trace_origin_ns) entries.push_back(entry(name::trace, std::to_string(*trace_origin_ns)));
   return entries;
 }
 
@@ -194,6 +196,9 @@ WorkerParams WorkerParams::from_environment(const Lookup& lookup) {
       .log = LogSettings{.level = *level, .format = *format, .file = file},
       .run_as = run_as_from(lookup),
       .listener_timeouts = listener_timeouts_from(lookup),
+      .trace_origin_ns = get(lookup, name::trace) == nullptr
+                             ? std::nullopt
+                             : std::optional<std::uint64_t>(number(lookup, name::trace)),
   };
 }
 

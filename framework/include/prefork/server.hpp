@@ -102,6 +102,9 @@ struct ServerConfig {
   // Where and how the master and the workers log (--log-level, --log-format,
   // --log-file); serve() applies it, the workers inherit it.
   LogSettings log{};
+  // --trace: one log line (level info) per lifecycle event of the master
+  // and the workers, timed in ms since the master's start (README "The log").
+  bool trace = false;
   // Set by parse_command_line() (and so by prefork_main()) when a
   // configuration can be re-read (HUP): the new configuration, or nullopt
   // with the reason in `error` (one line, e.g. "prefork.toml:7: unknown key

@@ -56,6 +56,9 @@ struct WorkerParams {
   // server's; empty when none does. (Last: the designated initializers
   // that leave it out stay warning-free.)
   std::vector<ConnectionTimeouts> listener_timeouts{};
+  // --trace: the master's time 0 on CLOCK_MONOTONIC (prefork/core/trace.hpp);
+  // none: off.
+  std::optional<std::uint64_t> trace_origin_ns{};
 
   // "NAME=value" entries, PREFORK_* names.
   std::vector<std::string> to_environment() const;
