@@ -15,7 +15,7 @@ Servers run in the background as in a terminal: "$ command &" starts job %1,
 in any order, since a master and its workers write at once). A fenced block
 after an HTML comment "<!-- output of %N -->" is what job N prints next (the
 student reads it in the terminal); "$ wait %N" shows what it prints until it
-exits. "kill [-SIG] %N", "$(jobs -p %N)" and "$!" work as in bash. The guide
+exits. "kill [-SIG] %N...", "wait %N...", "$(jobs -p %N)" and "$!" work as in bash. The guide
 shows the checkout as ~/prefork: so is the repository's path in the output.
 
 Each chapter runs in namespaces of its own (network: the guide's fixed ports
@@ -222,8 +222,8 @@ class Session:
         return text
 
     def job(self, n):
-        if n not in self.jobs:
-            raise SystemExit(f"no job %{n} started before this point")
+        if n not in self.jobs or self.jobs[n].reaped:
+            raise SystemExit(f"no job %{n} running at this point")
         return self.jobs[n]
 
     def shown(self, lines):
@@ -255,19 +255,23 @@ class Session:
                 self.finished.append(self.jobs[n])
             self.jobs[n] = self.last = Job(n, ("exec " if simple else "") + command, self.env)
             return self.last.wait_for(step.expected), False
-        m = re.fullmatch(r"kill(?: -(\w+))? %(\d+)", text)
+        m = re.fullmatch(r"kill(?: -(\w+))?((?: %\d+)+)", text)
         if m:
             sig = m.group(1) or "TERM"
             sig = int(sig) if sig.isdigit() else getattr(signal, "SIG" + sig.removeprefix("SIG"))
-            self.job(int(m.group(2))).proc.send_signal(sig)
+            for n in re.findall(r"%(\d+)", m.group(2)):
+                self.job(int(n)).proc.send_signal(sig)
             return [], False
-        m = re.fullmatch(r"wait %(\d+)", text)
+        m = re.fullmatch(r"wait((?: %\d+)+)", text)
         if m:
-            job = self.job(int(m.group(1)))
-            got = job.wait_for(step.expected, until_exit=True)
-            code, job.reaped = job.proc.returncode, True
-            return got + ([f"[exit {128 - code if code < 0 else code}]"]
-                          if code not in (0, None) else []), False
+            got = []
+            for n in re.findall(r"%(\d+)", m.group(1)):
+                job = self.job(int(n))
+                got += job.wait_for(step.expected, until_exit=True)
+                code, job.reaped = job.proc.returncode, True
+                if code not in (0, None):
+                    got.append(f"[exit {128 - code if code < 0 else code}]")
+            return got, False
         try:
             done = subprocess.run(["bash", "-c", self.expand(text)], cwd=ROOT, env=self.env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -291,7 +295,7 @@ def concerns_job(step):
     """A job's lines come from several processes at once: any order."""
     text = (step.text or "").strip()
     return step.kind == "job" or (text.endswith("&") and not text.endswith("&&")) or \
-        re.fullmatch(r"wait %\d+", text) is not None
+        re.fullmatch(r"wait( %\d+)+", text) is not None
 
 
 def check_chapter(path, build_dir, update):
