@@ -228,9 +228,7 @@ void Master::reload() {
   }
   if (next.log != config_.log) configure_log(next.log);
   // Time 0 stays the master's start (the workers started from now on get it).
-  if (next.trace != config_.trace)
-    configure_trace(next.trace ? std::optional(trace_origin().value_or(monotonic_ns()))
-                               : std::nullopt);
+  if (next.trace != config_.trace) enable_trace(next.trace);
   // systemd (Type=notify-reload, or ExecReload with Type=notify) waits for
   // READY=1 again: sent when the roll is over (check_ready).
   systemd::notify_reloading();

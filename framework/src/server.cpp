@@ -92,7 +92,8 @@ int serve(const ServerConfig& requested, Handler& handler) {
     return exit_usage;
   }
   // Time 0 of the trace: the master's start.
-  configure_trace(config.trace ? std::optional(monotonic_ns()) : std::nullopt);
+  set_trace_origin(monotonic_ns());
+  enable_trace(config.trace);
   trace("start: master pid %d", static_cast<int>(::getpid()));
 
   try {

@@ -153,7 +153,7 @@ class SpawnStarter final : public WorkerStarter {
     if (::setpgid(pid, pid) != 0 && errno != EACCES && errno != ESRCH)
       log_sys_error("setpgid", errno, "worker %u (pid %d)", slot, pid);
     trace("spawn: slot %u gen %llu -> pid %d (exec %s)", slot,
-          static_cast<unsigned long long>(order.generation), pid, trace_path(executable_).c_str());
+          static_cast<unsigned long long>(order.generation), pid, executable_.c_str());
     return pid;
   }
 

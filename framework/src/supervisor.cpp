@@ -461,7 +461,8 @@ void Supervisor::begin_stopping() {
   // the kernel refuses new connections instead of queueing them for nobody.
   host_.close_listeners();
   const unsigned live = live_workers();
-  trace("stop: %s (%s), %u workers to signal", fast ? "fast" : "graceful", stop_why_.c_str(), live);
+  trace("stop: %s (%s), %u worker%s to signal", fast ? "fast" : "graceful", stop_why_.c_str(), live,
+        live == 1 ? "" : "s");
   if (fast)
     log_info("stopping fast (%s): %u %s now", stop_why_.c_str(), live,
              live == 1 ? "worker closes its connections" : "workers close their connections");

@@ -88,18 +88,6 @@ BOOST_AUTO_TEST_CASE(a_signal_is_named_by_number_and_name) {
   BOOST_TEST(prefork::signal_name(999) == "signal 999");
 }
 
-// The guide's commands run from the repository: the same text everywhere.
-BOOST_AUTO_TEST_CASE(a_path_below_the_current_directory_is_shown_relative) {
-  char here[4096];
-  BOOST_TEST_REQUIRE(::getcwd(here, sizeof here) != nullptr);
-  const std::string cwd = here;
-  const std::string base = cwd == "/" ? "" : cwd;
-  BOOST_TEST(prefork::trace_path(base + "/build/bin/upper_server") == "build/bin/upper_server");
-  // A sibling whose name starts the same is not below it.
-  BOOST_TEST(prefork::trace_path(base + "x/upper_server") == base + "x/upper_server");
-  BOOST_TEST(prefork::trace_path("upper_server") == "upper_server");
-}
-
 BOOST_AUTO_TEST_CASE(an_event_is_one_line_while_on_and_none_while_off) {
   TracedLog log;
   prefork::configure_trace(std::nullopt);

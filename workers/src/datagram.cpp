@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <prefork/core/log_limiter.hpp>
@@ -31,8 +32,7 @@ void DatagramService::on_readable(char* buffer, std::size_t buffer_size, unsigne
 
 DatagramService::Received DatagramService::receive(char* buffer, std::size_t buffer_size,
                                                    std::size_t& length) {
-  // One byte more than the limit, to tell a datagram over it.
-  if (max_message_ < buffer_size) buffer_size = max_message_ + 1;
+  const std::size_t limit = std::min(max_message_, buffer_size);
   for (;;) {
     iovec io{buffer, buffer_size};
     msghdr message{};
@@ -40,7 +40,8 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
     message.msg_namelen = Address::capacity();
     message.msg_iov = &io;
     message.msg_iovlen = 1;
-    ssize_t n = ::recvmsg(fd_, &message, MSG_DONTWAIT);
+    // MSG_TRUNC: the datagram's real length, even when it did not fit.
+    ssize_t n = ::recvmsg(fd_, &message, MSG_DONTWAIT | MSG_TRUNC);
     if (n < 0) {
       int error = errno;
       if (error == EINTR) continue;
@@ -50,7 +51,7 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       return Received::none;
     }
     *peer_.length_pointer() = message.msg_namelen;
-    if ((message.msg_flags & MSG_TRUNC) || static_cast<std::size_t>(n) > max_message_) {
+    if (static_cast<std::size_t>(n) > limit) {
       // Never handle part of a datagram as if it were whole.
       stats_.bytes_in(listener_, static_cast<std::size_t>(n));
       stats_.error(ErrorKind::truncated_datagram, listener_);
@@ -59,10 +60,9 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       std::uint64_t suppressed = 0;
       if (limiter.admit(LogLimiter::Clock::now(), suppressed))
         log_info(
-            "dropped a datagram from %s larger than %zu bytes (--max-message) (%llu more since the "
-            "last such line)",
-            peer_.to_string().c_str(), buffer_size - 1,
-            static_cast<unsigned long long>(suppressed));
+            "dropped a %zd-byte datagram from %s: over the %zu-byte limit (--max-message) (%llu "
+            "more since the last such line)",
+            n, peer_.to_string().c_str(), limit, static_cast<unsigned long long>(suppressed));
       return Received::dropped;
     }
     length = static_cast<std::size_t>(n);

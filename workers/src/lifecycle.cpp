@@ -75,8 +75,9 @@ void trace_start(bool spawned) {
   if (spawned) {
     char path[4096];
     const ssize_t n = ::readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n < 0) log_sys_error("readlink", errno, "/proc/self/exe, for --trace");
     how = "spawned (exec'd ";
-    how += trace_path(std::string(path, n > 0 ? static_cast<std::size_t>(n) : 0));
+    how += n > 0 ? std::string(path, static_cast<std::size_t>(n)) : std::string("?");
     how += ')';
   }
   trace("started: pid %d, ppid %d, %s", static_cast<int>(::getpid()), static_cast<int>(::getppid()),

@@ -20,9 +20,15 @@ std::atomic<std::uint64_t> origin{0};
 
 }  // namespace
 
+void set_trace_origin(std::uint64_t origin_ns) noexcept {
+  origin.store(origin_ns, std::memory_order_relaxed);
+}
+
+void enable_trace(bool on) noexcept { enabled.store(on, std::memory_order_release); }
+
 void configure_trace(std::optional<std::uint64_t> origin_ns) noexcept {
-  origin.store(origin_ns.value_or(0), std::memory_order_relaxed);
-  enabled.store(origin_ns.has_value(), std::memory_order_release);
+  if (origin_ns) set_trace_origin(*origin_ns);
+  enable_trace(origin_ns.has_value());
 }
 
 std::optional<std::uint64_t> trace_origin() noexcept {
@@ -42,15 +48,6 @@ std::string trace_time_text(std::int64_t elapsed_ns) {
                 static_cast<unsigned long long>(us / 1000),
                 static_cast<unsigned long long>(us % 1000));
   return text;
-}
-
-std::string trace_path(const std::string& path) {
-  char here[4096];
-  if (::getcwd(here, sizeof here) == nullptr) return path;
-  std::string prefix = here;
-  if (prefix != "/") prefix += '/';
-  if (path.size() > prefix.size() && path.starts_with(prefix)) return path.substr(prefix.size());
-  return path;
 }
 
 std::string signal_name(int number) {

@@ -11,7 +11,7 @@
 // forked worker inherits the master's time 0; a spawned one gets it in its
 // WorkerParams. Events are lifecycle only, never per request (a
 // fork-per-connection child is one per connection that forks anyway); with
-// --trace off each call is one relaxed load and a return. The lines are
+// --trace off each call is one atomic load and a return. The lines are
 // level info: --log-level warning hides them.
 #pragma once
 
@@ -21,10 +21,13 @@
 
 namespace prefork {
 
-// On, with time 0 at `origin_ns` (the master's start, by monotonic_ns() of
-// prefork/scoreboard.hpp), or off (nullopt).
-// The master at its start and on a reload; each worker from its
-// WorkerParams. Set before the process's threads trace.
+// Time 0: the master's start, by monotonic_ns() of prefork/scoreboard.hpp.
+// Kept while tracing is off, so that a reload turning it on keeps it.
+void set_trace_origin(std::uint64_t origin_ns) noexcept;
+// On or off (the master at its start and on a reload).
+void enable_trace(bool on) noexcept;
+// Both, as a worker gets them from its WorkerParams: on from `origin_ns`,
+// or off (nullopt). Set before the process's threads trace.
 void configure_trace(std::optional<std::uint64_t> origin_ns) noexcept;
 // Time 0 when on; nullopt when off.
 std::optional<std::uint64_t> trace_origin() noexcept;
@@ -36,11 +39,6 @@ void trace(const char* format, ...) __attribute__((format(printf, 1, 2)));
 // "+12.345ms": `elapsed_ns` in milliseconds with three decimals
 // ("-0.002ms" before time 0, which one clock never shows).
 std::string trace_time_text(std::int64_t elapsed_ns);
-
-// A program's path as the trace shows it: relative to the current
-// directory when it is below it ("build/bin/upper_server", the same on
-// every machine for a command run from the repository), else as it is.
-std::string trace_path(const std::string& path);
 
 // "SIGTERM"; "signal 40" for a number without a name.
 std::string signal_name(int number);
