@@ -115,9 +115,12 @@ def split(phone, payloads, nodelay):
     if nodelay:
         print('TCP_NODELAY: each payload went out at once, without waiting for the ACK '
               'of its header')
-    else:
+    elif statistics.median(times) >= 20:  # the delayed-ACK timer: 40 ms at least on Linux
         print("a request of ~40 ms is its payload held back by Nagle's algorithm until the "
               "server's delayed ACK of the header (--nodelay sends it at once)")
+    else:
+        print("no stall measured: the server acknowledged each header at once (quick-ACK), "
+              "so Nagle's algorithm had nothing to wait for")
 
 
 def interactive():

@@ -12,10 +12,12 @@ both the same messages and prints their replies side by side
 
 import argparse
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -36,11 +38,15 @@ class Server:
     """A server started on port 0; its address from its 'listening' line."""
 
     def __init__(self, command, protocol):
-        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        self.log = tempfile.TemporaryFile(mode="w+")  # its stderr, shown if it fails
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.log,
                                      stdin=subprocess.DEVNULL, text=True)
         deadline = time.monotonic() + TIMEOUT_S
         self.address = None
-        while self.address is None and time.monotonic() < deadline:
+        while self.address is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.proc.stdout], [], [], left)[0]:
+                break
             line = self.proc.stdout.readline()
             if not line:
                 break
@@ -50,9 +56,12 @@ class Server:
                 self.address = (host, int(port))
         if self.address is None:
             self.stop()
-            raise RuntimeError(f"{command[0]}: no 'listening {protocol}' line")
+            self.log.seek(0)
+            raise RuntimeError(f"{command[0]}: no 'listening {protocol}' line within "
+                               f"{TIMEOUT_S} s\n{self.log.read()}")
 
     def stop(self):
+        self.proc.stdout.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:

@@ -22,9 +22,10 @@ Each chapter runs in namespaces of its own (network: the guide's fixed ports
 cannot collide with other tests; mount: a private /dev/shm for the
 scoreboards; pid: every process it started ends with it), as root, or in a
 user namespace otherwise. --update writes the real output into the guide for
-every command whose output does not match (kept: blocks that match).
+every command whose output does not match (kept: blocks that match);
+--update-all for every command, from one run, so that pids agree.
 
-  usage: guide_check.py [--build-dir DIR] [--update] CHAPTER.md...
+  usage: guide_check.py [--build-dir DIR] [--update | --update-all] CHAPTER.md...
          guide_check.py --links GUIDE_DIR   (links and diagrams are current)
 """
 
@@ -32,6 +33,7 @@ import argparse
 import hashlib
 import os
 import re
+import resource
 import shlex
 import signal
 import subprocess
@@ -160,11 +162,14 @@ def parse_session(lines, body):
 # --- running ---------------------------------------------------------------
 
 class Job:
+    """A background command, in a process group of its own as a shell job."""
+
     def __init__(self, number, command, env):
         self.number, self.reaped = number, False
         self.proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, errors="replace")
+                                     stderr=subprocess.STDOUT, text=True, errors="replace",
+                                     start_new_session=True)
         self.lines, self.seen, self.lock = [], 0, threading.Lock()
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -174,40 +179,46 @@ class Job:
             with self.lock:
                 self.lines.append(line.rstrip("\n"))
 
-    def wait_for(self, expected, until_exit=False):
-        """The job's next lines once they match expected (or it exits)."""
+    def ended(self):
+        return self.proc.poll() is not None and not self.reader.is_alive()
+
+    def wait_for(self, expected, shown, until_exit=False):
+        """The job's next lines once they match expected as shown (or, with
+        until_exit, once it has exited), and whether time ran out first."""
         deadline = time.monotonic() + JOB_WAIT_S
         while True:
-            if until_exit:
-                try:
-                    self.proc.wait(timeout=0.05)
-                    self.reader.join(timeout=5)
-                except subprocess.TimeoutExpired:
-                    pass
             with self.lock:
                 got = self.lines[self.seen:]
-                done = (self.proc.poll() is not None and not self.reader.is_alive()) if until_exit \
-                    else unordered_match(expected, got)
-                if done or time.monotonic() > deadline:
+                done = self.ended() or (not until_exit and unordered_match(expected, shown(got)))
+                late = not done and time.monotonic() > deadline
+                if done or late:
                     self.seen = len(self.lines)
-                    return got
-            if not until_exit:
-                time.sleep(0.02)
+                    return got, late
+            time.sleep(0.02)
+
+    def signal(self, number):
+        """As bash's kill %N: the job's whole process group."""
+        try:
+            os.killpg(self.proc.pid, number)
+        except ProcessLookupError:
+            pass
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self.signal(signal.SIGKILL)
                 self.proc.wait()
 
 
 class Session:
     def __init__(self, build_dir):
         self.jobs, self.finished, self.last = {}, [], None
-        self.env = dict(os.environ, LC_ALL="C.UTF-8", COLUMNS="100", TERM="dumb",
+        # A developer's PREFORK_* settings (log level, format) must not change the output.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORK_")}
+        self.env = dict(env, LC_ALL="C.UTF-8", COLUMNS="100", TERM="dumb",
                         PYTHONDONTWRITEBYTECODE="1")
         self.build_dir = build_dir
 
@@ -242,7 +253,7 @@ class Session:
 
     def execute(self, step):
         if step.kind == "job":
-            return self.job(step.job).wait_for(step.expected), False
+            return self.job(step.job).wait_for(step.expected, self.shown)[0], False
         text = step.text.strip()
         if text.endswith("&") and not text.endswith("&&"):
             if not [e for e in step.expected if e.strip() != "..."]:
@@ -254,24 +265,25 @@ class Session:
             if n in self.jobs:
                 self.finished.append(self.jobs[n])
             self.jobs[n] = self.last = Job(n, ("exec " if simple else "") + command, self.env)
-            return self.last.wait_for(step.expected), False
+            return self.last.wait_for(step.expected, self.shown)[0], False
         m = re.fullmatch(r"kill(?: -(\w+))?((?: %\d+)+)", text)
         if m:
             sig = m.group(1) or "TERM"
             sig = int(sig) if sig.isdigit() else getattr(signal, "SIG" + sig.removeprefix("SIG"))
             for n in re.findall(r"%(\d+)", m.group(2)):
-                self.job(int(n)).proc.send_signal(sig)
+                self.job(int(n)).signal(sig)
             return [], False
         m = re.fullmatch(r"wait((?: %\d+)+)", text)
         if m:
-            got = []
+            got, late = [], False
             for n in re.findall(r"%(\d+)", m.group(1)):
                 job = self.job(int(n))
-                got += job.wait_for(step.expected, until_exit=True)
+                lines, timed_out = job.wait_for(step.expected, self.shown, until_exit=True)
+                got, late = got + lines, late or timed_out
                 code, job.reaped = job.proc.returncode, True
                 if code not in (0, None):
                     got.append(f"[exit {128 - code if code < 0 else code}]")
-            return got, False
+            return got, late
         try:
             done = subprocess.run(["bash", "-c", self.expand(text)], cwd=ROOT, env=self.env,
                                   stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -298,6 +310,19 @@ def concerns_job(step):
         re.fullmatch(r"wait( %\d+)+", text) is not None
 
 
+def merged(expected, got):
+    """The real lines, except where the guide has a prefix wildcard
+    ("machine     2 CPUs, ...") that matches one: that line stays."""
+    wild = [e for e in expected if e.endswith(" ...")]
+    out = []
+    for g in got:
+        keep = next((e for e in wild if same(shape(e), shape(g))), None)
+        if keep is not None:
+            wild.remove(keep)
+        out.append(keep if keep is not None else g)
+    return out
+
+
 def check_chapter(path, build_dir, update):
     with open(path, encoding="utf-8") as f:
         lines = f.read().split("\n")
@@ -319,8 +344,8 @@ def check_chapter(path, build_dir, update):
                 failures += 1
                 print("  expected (shape):\n" + "".join(f"    | {e}\n" for e in step.expected)
                       + "  got:\n" + "".join(f"    | {g}\n" for g in got), flush=True)
-                if update and not timed_out:
-                    replaced[step.output_span] = got
+            if update and not timed_out and (not ok or update == "all"):
+                replaced[step.output_span] = merged(step.expected, got)
     finally:
         session.close()
     if update and replaced:
@@ -337,22 +362,49 @@ def check_chapter(path, build_dir, update):
 # --- links and diagrams ----------------------------------------------------
 
 LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+EXCERPT = re.compile(r"^<!--\s*excerpt of (\S+)\s*-->\s*$")
+
+
+def excerpt_problems(guide_dir, name, lines):
+    """A code block after "<!-- excerpt of FILE -->" shows FILE's lines: each
+    line of it (but a "// ..." elision) is one of the file's, blanks aside."""
+    problems = []
+    for n, line in enumerate(lines):
+        m = EXCERPT.match(line)
+        if not m:
+            continue
+        path = os.path.normpath(os.path.join(guide_dir, m.group(1)))
+        if not os.path.exists(path):
+            problems.append(f"{name}:{n + 1}: excerpt of a missing file: {m.group(1)}")
+            continue
+        with open(path, encoding="utf-8") as f:
+            source = {" ".join(s.split()) for s in f}
+        k = n + 2  # past the fence
+        while k < len(lines) and not lines[k].startswith("```"):
+            shown = " ".join(lines[k].split())
+            if shown and not shown.startswith("// ...") and shown not in source:
+                problems.append(f"{name}:{k + 1}: not in {m.group(1)}: {lines[k].strip()}")
+            k += 1
+    return problems
 
 
 def check_links(guide_dir):
-    """Every relative link in the guide names a file that exists, and every
-    diagram's SVG was rendered from its committed source as it is now."""
+    """Every relative link in the guide names a file that exists, every
+    excerpt is still the code's, and every diagram's SVG was rendered from
+    its committed source as it is now."""
     problems = []
     for name in sorted(os.listdir(guide_dir)):
         if not name.endswith(".md"):
             continue
         with open(os.path.join(guide_dir, name), encoding="utf-8") as f:
-            for n, line in enumerate(f, 1):
-                for target in LINK.findall(line):
-                    if "://" in target:
-                        continue
-                    if not os.path.exists(os.path.normpath(os.path.join(guide_dir, target))):
-                        problems.append(f"{name}:{n}: link to a missing file: {target}")
+            text = f.read().split("\n")
+        problems += excerpt_problems(guide_dir, name, text)
+        for n, line in enumerate(text, 1):
+            for target in LINK.findall(line):
+                if "://" in target:
+                    continue
+                if not os.path.exists(os.path.normpath(os.path.join(guide_dir, target))):
+                    problems.append(f"{name}:{n}: link to a missing file: {target}")
     diagrams = os.path.join(guide_dir, "diagrams")
     for name in sorted(os.listdir(diagrams)) if os.path.isdir(diagrams) else []:
         if not name.endswith(".dot"):
@@ -389,7 +441,7 @@ def loopback_up():
 
 def enter_namespaces(argv):
     """Runs this script again inside new network, mount and pid namespaces."""
-    ns = ["--net", "--mount", "--pid", "--fork", "--mount-proc"]
+    ns = ["--net", "--mount", "--pid", "--fork", "--kill-child", "--mount-proc"]
     if os.geteuid() != 0:
         ns.insert(0, "--map-root-user")
     # bash stays pid 1 of the namespace: it reaps what is orphaned there.
@@ -407,8 +459,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("chapters", nargs="*", help="docs/guide/NN-*.md")
     parser.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
-    parser.add_argument("--update", action="store_true",
+    parser.add_argument("--update", action="store_const", const="mismatched",
                         help="write the real output where it does not match")
+    parser.add_argument("--update-all", dest="update", action="store_const", const="all",
+                        help="write the real output of every step, from this one run "
+                        "(prefix wildcards kept)")
     parser.add_argument("--links", metavar="GUIDE_DIR", help="check links and diagrams only")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -419,6 +474,8 @@ def main():
     if not args.inside:
         return enter_namespaces(sys.argv[1:])
     loopback_up()
+    # A crash the guide shows (SIGSEGV) leaves no core file in the checkout.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     build_dir = os.path.abspath(args.build_dir)
     return max(check_chapter(os.path.abspath(c), build_dir, args.update) for c in args.chapters)
 
