@@ -216,3 +216,12 @@ BOOST_AUTO_TEST_CASE(a_limiter_admits_one_event_per_interval_and_counts_the_rest
   BOOST_TEST(limiter.admit(t0 + 5s, suppressed));
   BOOST_TEST(suppressed == 1u);
 }
+
+BOOST_AUTO_TEST_CASE(a_limited_line_ends_with_how_many_it_stands_for) {
+  using namespace std::chrono_literals;
+  prefork::LogLimiter limiter(1h);  // nothing else is admitted during the test
+  const auto first = limiter.admit_now();
+  BOOST_TEST_REQUIRE(first.has_value());
+  BOOST_TEST(std::string(first->text) == " (0 more since the last such line)");
+  BOOST_TEST(!limiter.admit_now().has_value());
+}

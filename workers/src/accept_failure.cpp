@@ -20,12 +20,9 @@ AcceptFailure accept_failed(int error, const Listener& listener, std::size_t ind
   // Counted every time, logged once a second: under a flood of connections
   // a worker out of descriptors fails here after every pause.
   static LogLimiter limiter(std::chrono::seconds(1));
-  std::uint64_t suppressed = 0;
-  if (limiter.admit(LogLimiter::Clock::now(), suppressed))
-    log_sys_error("accept4", error, "on %s%s (%llu more since the last such line)",
-                  listener.local.to_string().c_str(),
-                  exhausted ? ": not accepting for a while" : "",
-                  static_cast<unsigned long long>(suppressed));
+  if (auto more = limiter.admit_now())
+    log_sys_error("accept4", error, "on %s%s%s", listener.local.to_string().c_str(),
+                  exhausted ? ": not accepting for a while" : "", more->text);
   return exhausted ? AcceptFailure::exhausted : AcceptFailure::failed;
 }
 

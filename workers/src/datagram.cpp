@@ -57,12 +57,9 @@ DatagramService::Received DatagramService::receive(char* buffer, std::size_t buf
       stats_.error(ErrorKind::truncated_datagram, listener_);
       // Once a second at most: a client can send these as fast as it likes.
       static LogLimiter limiter(std::chrono::seconds(1));
-      std::uint64_t suppressed = 0;
-      if (limiter.admit(LogLimiter::Clock::now(), suppressed))
-        log_info(
-            "dropped a %zd-byte datagram from %s: over the %zu-byte limit (--max-message) (%llu "
-            "more since the last such line)",
-            n, peer_.to_string().c_str(), limit, static_cast<unsigned long long>(suppressed));
+      if (auto more = limiter.admit_now())
+        log_info("dropped a %zd-byte datagram from %s: over the %zu-byte limit (--max-message)%s",
+                 n, peer_.to_string().c_str(), limit, more->text);
       return Received::dropped;
     }
     length = static_cast<std::size_t>(n);

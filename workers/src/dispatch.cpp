@@ -61,10 +61,8 @@ void connection_failed(SlotWriter& stats, std::size_t listener, const char* call
   if (reset) return;
   // Once a second at most: a peer may cause these (ETIMEDOUT, EHOSTUNREACH...).
   static LogLimiter limiter(std::chrono::seconds(1));
-  std::uint64_t suppressed = 0;
-  if (limiter.admit(LogLimiter::Clock::now(), suppressed))
-    log_sys_error(call, error, "with %s (%llu more since the last such line)",
-                  peer.to_string().c_str(), static_cast<unsigned long long>(suppressed));
+  if (auto more = limiter.admit_now())
+    log_sys_error(call, error, "with %s%s", peer.to_string().c_str(), more->text);
 }
 
 std::span<char> append_reply(Buffer& out, const Codec& codec, std::size_t size) {

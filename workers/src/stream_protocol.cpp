@@ -75,13 +75,10 @@ std::size_t StreamProtocol::serve(std::string_view input, std::size_t out_limit)
       // Counted every time, logged once a second: a client can send these
       // as fast as it connects.
       static LogLimiter limiter(std::chrono::seconds(1));
-      std::uint64_t suppressed = 0;
-      if (limiter.admit(LogLimiter::Clock::now(), suppressed))
-        log_info(
-            "closing conn %llu from %s: a message over --max-message %zu bytes (%llu more since "
-            "the last such line)",
-            static_cast<unsigned long long>(request_.connection), request_.peer.to_string().c_str(),
-            context_.max_message, static_cast<unsigned long long>(suppressed));
+      if (auto more = limiter.admit_now())
+        log_info("closing conn %llu from %s: a message over --max-message %zu bytes%s",
+                 static_cast<unsigned long long>(request_.connection),
+                 request_.peer.to_string().c_str(), context_.max_message, more->text);
       end(CloseReason::limit_exceeded);
     }
     break;

@@ -7,7 +7,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
+#include <optional>
 
 namespace prefork {
 
@@ -29,6 +31,21 @@ class LogLimiter {
     }
     suppressed = suppressed_.exchange(0, std::memory_order_relaxed);
     return true;
+  }
+
+  // The end of every limited line: " (N more since the last such line)".
+  struct More {
+    char text[64];
+  };
+  // admit() now; the line's ending when it is to be logged:
+  //   if (auto more = limiter.admit_now()) log_info("...%s", ..., more->text);
+  std::optional<More> admit_now() noexcept {
+    std::uint64_t suppressed = 0;
+    if (!admit(Clock::now(), suppressed)) return std::nullopt;
+    More more;
+    std::snprintf(more.text, sizeof more.text, " (%llu more since the last such line)",
+                  static_cast<unsigned long long>(suppressed));
+    return more;
   }
 
  private:
