@@ -102,22 +102,10 @@ std::uint64_t baseline(UpperServer& server, TcpClient& ping) {
 // Sends frames of `size` until the server takes no more for a while (it
 // stopped reading: back-pressure); never reads a reply.
 void send_until_pushed_back(TcpClient& client, std::size_t size) {
-  const std::string bytes = frame(size);
-  std::size_t offset = 0;
-  const auto deadline = std::chrono::steady_clock::now() + settle_timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    ssize_t n = ::send(client.fd(), bytes.data() + offset, bytes.size() - offset,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      offset = (offset + static_cast<std::size_t>(n)) % bytes.size();
-      continue;
-    }
-    BOOST_REQUIRE_MESSAGE(errno == EAGAIN || errno == EWOULDBLOCK,
-                          "the server closed a client that only stopped reading");
-    pollfd fd{client.fd(), POLLOUT, 0};
-    if (::poll(&fd, 1, 500) == 0) return;  // nobody takes more
-  }
-  BOOST_FAIL("the server never pushed back");
+  const TcpClient::Flood end = client.send_without_reading(frame(size), 500ms, settle_timeout);
+  BOOST_REQUIRE_MESSAGE(end != TcpClient::Flood::closed,
+                        "the server closed a client that only stopped reading");
+  BOOST_REQUIRE_MESSAGE(end == TcpClient::Flood::pushed_back, "the server never pushed back");
 }
 
 }  // namespace

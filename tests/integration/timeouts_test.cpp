@@ -137,22 +137,9 @@ BOOST_AUTO_TEST_CASE(a_client_that_never_reads_is_closed) {
       start({"--idle-timeout", "0", "--read-timeout", "0", "--write-timeout", short_timeout});
   auto client = connect(server);
   const std::string request = "ECHO " + std::string(60'000, 'w') + "\n";
-  // Requests with big replies until neither side takes more: the server's
-  // output and both socket buffers are full. Non-blocking: once it closes,
-  // the sends fail.
-  std::size_t offset = 0;
-  const auto deadline = std::chrono::steady_clock::now() + io_timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    ssize_t n = ::send(client.fd(), request.data() + offset, request.size() - offset,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      offset = (offset + static_cast<std::size_t>(n)) % request.size();
-      continue;
-    }
-    if (errno != EAGAIN && errno != EWOULDBLOCK) break;  // the server closed it
-    pollfd fd{client.fd(), POLLOUT, 0};
-    if (::poll(&fd, 1, 1000) == 0) break;  // nobody takes more
-  }
+  // Requests with big replies until neither side takes more (the server's
+  // output and both socket buffers are full) or the server closes it.
+  client.send_without_reading(request, 1000ms, io_timeout);
   BOOST_TEST(counted(server, CloseReason::write_timeout, 1) == 1u);
   // The client sees the end once it reads what was sent before it.
   Transcript seen = client.read_to_end();

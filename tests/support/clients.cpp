@@ -212,6 +212,24 @@ Transcript TcpClient::read_to_end() {
   }
 }
 
+TcpClient::Flood TcpClient::send_without_reading(std::string_view bytes, Milliseconds quiet,
+                                                 Milliseconds within) {
+  std::size_t offset = 0;
+  const auto deadline = Clock::now() + within;
+  while (Clock::now() < deadline) {
+    ssize_t n =
+        ::send(fd(), bytes.data() + offset, bytes.size() - offset, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      offset = (offset + static_cast<std::size_t>(n)) % bytes.size();
+      continue;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return Flood::closed;
+    pollfd room{fd(), POLLOUT, 0};
+    if (::poll(&room, 1, static_cast<int>(quiet.count())) == 0) return Flood::pushed_back;
+  }
+  return Flood::never_pushed_back;
+}
+
 void TcpClient::shutdown_write() {
   if (::shutdown(fd_.get(), SHUT_WR) != 0) throw sys_error("shutdown", errno);
 }

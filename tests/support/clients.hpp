@@ -73,6 +73,13 @@ class TcpClient {
   // (still_open). The timeout bounds the whole read, not each call.
   Transcript read_to_end();
 
+  // A client that never reads: sends `bytes` again and again, without
+  // blocking, until the peer closes (closed), takes nothing more for
+  // `quiet` (pushed_back: its buffers and ours are full), or `within` ends
+  // (never_pushed_back).
+  enum class Flood { closed, pushed_back, never_pushed_back };
+  Flood send_without_reading(std::string_view bytes, Milliseconds quiet, Milliseconds within);
+
   void shutdown_write();
   void close() { fd_.reset(); }
 
