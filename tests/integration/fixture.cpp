@@ -3,9 +3,13 @@
 #include <boost/test/results_collector.hpp>
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <stdexcept>
 
@@ -190,6 +194,31 @@ Finished run_to_end(const std::string& program, std::vector<std::string> args) {
   result.err = process.stderr_text();
   result.description = process.describe();
   return result;
+}
+
+TempDir::TempDir() {
+  char pattern[] = "/tmp/prefork_test_XXXXXX";
+  if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = pattern;
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
+
+std::string TempDir::write(const std::string& name, const std::string& text) const {
+  const std::string path = file(name), next = path + ".next";
+  std::ofstream(next) << text;
+  std::filesystem::rename(next, path);
+  return path;
+}
+
+std::string TempDir::script(const std::string& name, const std::string& text) const {
+  const std::string path = file(name);
+  std::ofstream(path) << "#!/bin/sh\n" << text;
+  if (::chmod(path.c_str(), 0755) != 0) throw std::runtime_error("chmod " + path);
+  return path;
 }
 
 }  // namespace prefork::test

@@ -135,6 +135,25 @@ bool current_test_failing();
 // its `listeners` listener lines.
 Endpoint metrics_endpoint(UpperServer& server, std::size_t listeners);
 
+// A directory of its own under /tmp, removed with what it holds.
+class TempDir {
+ public:
+  TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  ~TempDir();
+  const std::string& path() const noexcept { return path_; }
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+  // Writes file(name) whole, as an editor saves it (a new file renamed over
+  // the old: a reader never sees half of it); its path.
+  std::string write(const std::string& name, const std::string& text) const;
+  // Writes an executable shell script; its path.
+  std::string script(const std::string& name, const std::string& text) const;
+
+ private:
+  std::string path_;
+};
+
 // A short-lived program run to its end (at most state_timeout).
 struct Finished {
   std::optional<int> status;

@@ -124,35 +124,6 @@ int http_status(const Endpoint& endpoint, const std::string& path) {
 
 // ---- Worker programs for spawn mode, written by the test ----
 
-// A directory of its own, removed with what it holds.
-class TempDir {
- public:
-  TempDir() {
-    char pattern[] = "/tmp/prefork_master_test_XXXXXX";
-    if (::mkdtemp(pattern) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = pattern;
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  const std::string& path() const noexcept { return path_; }
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-  // Writes an executable shell script.
-  std::string script(const std::string& name, const std::string& text) const {
-    const std::string path = file(name);
-    std::ofstream(path) << "#!/bin/sh\n" << text;
-    if (::chmod(path.c_str(), 0755) != 0) throw std::runtime_error("chmod " + path);
-    return path;
-  }
-
- private:
-  std::string path_;
-};
-
 // The pids written one per line into `path` (empty when it does not exist).
 std::vector<pid_t> pids_in(const std::string& path) {
   std::vector<pid_t> pids;
@@ -701,22 +672,9 @@ BOOST_AUTO_TEST_CASE(the_dynamic_pool_grows_with_busy_workers_and_shrinks_when_i
 // line says why, the same workers serve on); a good one is applied by
 // workers started for it, every old one replaced.
 BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one) {
-  char dir_pattern[] = "/tmp/prefork_reload_XXXXXX";
-  BOOST_TEST_REQUIRE(::mkdtemp(dir_pattern) != nullptr);
-  const std::filesystem::path dir = dir_pattern;
-  struct RemoveDir {
-    std::filesystem::path path;
-    ~RemoveDir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } remove_dir{dir};
-  const std::string config = (dir / "server.toml").string();
-  auto write_config = [&](const std::string& text) {
-    const std::string next = config + ".next";
-    std::ofstream(next) << text;
-    std::filesystem::rename(next, config);  // whole, as an editor saves it
-  };
+  TempDir dir;
+  auto write_config = [&](const std::string& text) { return dir.write("server.toml", text); };
+  const std::string config = dir.file("server.toml");
   write_config("max-message = 1000\n");
   UpperServer server({"--framed", "127.0.0.1:0", "--config", config});
   const std::vector<pid_t> before = ready_pids(server.ready_snapshot());

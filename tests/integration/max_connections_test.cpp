@@ -189,22 +189,9 @@ BOOST_AUTO_TEST_CASE(a_cap_over_the_open_files_limit_is_warned_about,
 // for the new configuration have the new one.
 BOOST_AUTO_TEST_CASE(a_reload_gives_new_workers_the_new_cap,
                      *boost::unit_test::precondition(only_where_the_flag_binds)) {
-  char dir_pattern[] = "/tmp/prefork_maxconn_XXXXXX";
-  BOOST_TEST_REQUIRE(::mkdtemp(dir_pattern) != nullptr);
-  const std::filesystem::path dir = dir_pattern;
-  struct RemoveDir {
-    std::filesystem::path path;
-    ~RemoveDir() {
-      std::error_code ignored;
-      std::filesystem::remove_all(path, ignored);
-    }
-  } remove_dir{dir};
-  const std::string config = (dir / "server.toml").string();
-  auto write_config = [&](const std::string& text) {
-    const std::string next = config + ".next";
-    std::ofstream(next) << text;
-    std::filesystem::rename(next, config);  // whole, as an editor saves it
-  };
+  TempDir dir;
+  auto write_config = [&](const std::string& text) { return dir.write("server.toml", text); };
+  const std::string config = dir.file("server.toml");
   write_config("max-connections = 3\n");
   UpperServer::Options options;
   options.workers = 1;

@@ -53,16 +53,6 @@ std::vector<unsigned> ids_of(pid_t pid, const std::string& key) {
   return {};
 }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char name[] = "/tmp/prefork_test_service_XXXXXX";
-    BOOST_REQUIRE(::mkdtemp(name) != nullptr);
-    path = name;
-  }
-  ~TempDir() { std::system(("rm -rf '" + path + "'").c_str()); }
-};
-
 void check_workers_are_nobody(UpperServer& server) {
   const passwd* nobody = ::getpwnam("nobody");
   BOOST_REQUIRE(nobody != nullptr);
@@ -113,7 +103,7 @@ BOOST_AUTO_TEST_CASE(a_root_master_refuses_root_workers_without_allow_root,
 
 BOOST_AUTO_TEST_CASE(the_pid_file_is_written_guarded_and_removed) {
   TempDir dir;
-  const std::string pid_file = dir.path + "/upper.pid";
+  const std::string pid_file = dir.file("upper.pid");
   {
     UpperServer server({"--framed", "127.0.0.1:0", "--pid-file", pid_file});
     BOOST_TEST(read_text(pid_file) == std::to_string(server.pid()) + "\n");
@@ -147,7 +137,7 @@ BOOST_AUTO_TEST_CASE(handed_over_listeners_cross_an_exec_into_a_new_master) {
 
   TempDir dir;
   ShmGuard shm(unique_stats_name());
-  const std::string out = dir.path + "/out", err = dir.path + "/err";
+  const std::string out = dir.file("out"), err = dir.file("err");
   const std::string program = bin_path("upper_server");
   std::vector<std::string> args{program,    "--start",     start_mode(), "--stats",
                                 shm.name(), "--workers",   "2",          "--allow-root",
