@@ -66,7 +66,8 @@ class EventRuntime final : public Runtime {
   // After a connection's events: re-arms its timer when what it waits for
   // changed or it made progress.
   void arm_timeout(Watch& watch);
-  TimerList& timers(const Connection& connection) noexcept;
+  // The list of the connection's listener for what it waits for.
+  TimerList& timers(std::size_t listener, Connection::Waiting waiting) noexcept;
   void expire_timeouts();
   // epoll_wait's timeout, shortened to the nearest connection deadline.
   int until_next_timeout(int timeout) const noexcept;
@@ -321,9 +322,9 @@ void EventRuntime::serve_connection(Watch& watch, std::uint32_t events) {
   }
 }
 
-TimerList& EventRuntime::timers(const Connection& connection) noexcept {
-  ListenerTimers& set = timers_[connection.request().listener];
-  switch (connection.waiting()) {
+TimerList& EventRuntime::timers(std::size_t listener, Connection::Waiting waiting) noexcept {
+  ListenerTimers& set = timers_[listener];
+  switch (waiting) {
     case Connection::Waiting::read:
       return set.read;
     case Connection::Waiting::write:
@@ -337,7 +338,7 @@ void EventRuntime::arm_timeout(Watch& watch) {
   Connection& connection = *watch.connection;
   const Connection::Waiting waiting = connection.waiting();
   const bool progress = connection.take_progress();
-  TimerList& list = timers(connection);
+  TimerList& list = timers(connection.request().listener, waiting);
   if (watch.armed() && waiting == watch.waiting) {
     // A read timeout runs from the message's first byte however the rest
     // trickles in: only a finished message restarts it.
