@@ -153,8 +153,7 @@ def parse_session(lines, body):
         while k < len(body) and not lines[body[k]].startswith("$ "):
             k += 1
         step = Step("command", text, [lines[j] for j in body[first:k]], start + 1)
-        step.output_span = (body[first] if first < len(body) else body[-1] + 1,
-                            body[first] + (k - first) if first < len(body) else body[-1] + 1)
+        step.output_span = (body[0] + first, body[0] + k)  # body: consecutive line indexes
         steps.append(step)
     return steps
 
@@ -164,8 +163,8 @@ def parse_session(lines, body):
 class Job:
     """A background command, in a process group of its own as a shell job."""
 
-    def __init__(self, number, command, env):
-        self.number, self.reaped = number, False
+    def __init__(self, command, env):
+        self.reaped = False
         self.proc = subprocess.Popen(["bash", "-c", command], cwd=ROOT, env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, errors="replace",
@@ -264,7 +263,7 @@ class Session:
             simple = not re.search(r"[|;&<>()`$]", command)
             if n in self.jobs:
                 self.finished.append(self.jobs[n])
-            self.jobs[n] = self.last = Job(n, ("exec " if simple else "") + command, self.env)
+            self.jobs[n] = self.last = Job(("exec " if simple else "") + command, self.env)
             return self.last.wait_for(step.expected, self.shown)[0], False
         m = re.fullmatch(r"kill(?: -(\w+))?((?: %\d+)+)", text)
         if m:
