@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE integration_command_line
 #include <boost/test/unit_test.hpp>
 
+#include "files.hpp"
 #include "fixture.hpp"
 #include "pattern.hpp"
 
@@ -232,12 +233,7 @@ struct TempFile {
     }
   }
   ~TempFile() { std::remove(path.c_str()); }
-  std::string text() const {
-    std::ifstream in(path);
-    std::ostringstream out;
-    out << in.rdbuf();
-    return out.str();
-  }
+  std::string text() const { return file_text(path); }
   std::string path;
 };
 

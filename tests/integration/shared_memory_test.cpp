@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "clients.hpp"
+#include "files.hpp"
 #include "fixture.hpp"
 
 using namespace prefork::test;
@@ -239,9 +240,7 @@ BOOST_AUTO_TEST_CASE(a_foreign_file_at_the_stats_name_is_left_alone) {
   BOOST_TEST(status_or_running(run.status) == 1, run.description);
   BOOST_TEST(contains(run.err, "exists and is not a prefork scoreboard; not replacing it"),
              run.description);
-  std::ostringstream content;
-  content << std::ifstream(shm_path(shm.name())).rdbuf();
-  BOOST_TEST(content.str() == "not a scoreboard\n");
+  BOOST_TEST(file_text(shm_path(shm.name())) == "not a scoreboard\n");
 }
 
 // A master killed without a chance to remove its segment: prefork-top says

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "files.hpp"
 #include "pattern.hpp"
 
 using prefork::test::Pattern;
@@ -566,16 +567,13 @@ BOOST_AUTO_TEST_CASE(the_readme_lists_every_flag_of_help) {
     parse({"--help"});
     help = out.text();
   }
-  std::ifstream in(PREFORK_SOURCE_DIR "/README.md");
-  std::ostringstream readme;
-  readme << in.rdbuf();
-  BOOST_TEST_REQUIRE(!readme.str().empty());
+  const std::string readme = prefork::test::file_text(PREFORK_SOURCE_DIR "/README.md");
+  BOOST_TEST_REQUIRE(!readme.empty());
   const Pattern flag(R"((^|[ ,])(--[a-z][a-z-]*))");
   std::size_t count = 0;
   for (const std::string& name : flag.all(help, 2)) {
     ++count;
-    BOOST_TEST(readme.str().find("`" + name) != std::string::npos,
-               "README.md does not list " << name);
+    BOOST_TEST(readme.find("`" + name) != std::string::npos, "README.md does not list " << name);
   }
   BOOST_TEST(count > 20u);
 }

@@ -17,18 +17,12 @@
 #include <string>
 #include <vector>
 
+#include "files.hpp"
 #include "pattern.hpp"
 
 using prefork::test::Pattern;
 
 namespace {
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -53,7 +47,7 @@ struct LogFile {
     std::remove(path.c_str());
     std::remove((path + ".1").c_str());
   }
-  std::vector<std::string> lines() const { return lines_of(read_file(path)); }
+  std::vector<std::string> lines() const { return lines_of(prefork::test::file_text(path)); }
   std::string path;
 };
 
@@ -69,7 +63,7 @@ BOOST_AUTO_TEST_CASE(a_text_line_has_time_level_pid_and_role) {
   prefork::log_error("broken");
   prefork::log_sys_error("accept4", EMFILE, "listener %s", "tcp");
   const std::vector<std::string> lines = log.lines();
-  BOOST_TEST_REQUIRE(lines.size() == 4u, read_file(log.path));
+  BOOST_TEST_REQUIRE(lines.size() == 4u, prefork::test::file_text(log.path));
   const std::string pid = std::to_string(::getpid());
   const std::string expected[] = {
       " info prefork\\[" + pid + "\\] master: listening on 2 listeners",
@@ -93,7 +87,7 @@ BOOST_AUTO_TEST_CASE(lines_below_the_level_are_dropped) {
   prefork::log_error("e");
   prefork::log_sys_error("open", ENOENT);
   const std::vector<std::string> lines = log.lines();
-  BOOST_TEST_REQUIRE(lines.size() == 3u, read_file(log.path));
+  BOOST_TEST_REQUIRE(lines.size() == 3u, prefork::test::file_text(log.path));
   BOOST_TEST(lines[0].ends_with(" master: w"));
   BOOST_TEST(lines[1].ends_with(" master: e"));
   BOOST_TEST(lines[2].ends_with(" master: open failed: No such file or directory"));
@@ -110,7 +104,7 @@ BOOST_AUTO_TEST_CASE(a_json_line_is_one_escaped_object) {
   prefork::set_log_worker(7, 12345678901ull);
   prefork::log_error("from a worker");
   const std::vector<std::string> lines = log.lines();
-  BOOST_TEST_REQUIRE(lines.size() == 2u, read_file(log.path));
+  BOOST_TEST_REQUIRE(lines.size() == 2u, prefork::test::file_text(log.path));
   const std::string pid = std::to_string(::getpid());
   BOOST_TEST(Pattern(R"(\{"time":")" + time_pattern + R"(","level":"info","pid":)" + pid +
                      R"(,"role":"master","message":.*\})")
@@ -152,12 +146,12 @@ BOOST_AUTO_TEST_CASE(reopen_log_follows_the_path_after_a_rename) {
   prefork::log_info("still into the renamed file");
   BOOST_TEST(prefork::reopen_log());
   prefork::log_info("after");
-  const std::vector<std::string> old_lines = lines_of(read_file(log.path + ".1"));
+  const std::vector<std::string> old_lines = lines_of(prefork::test::file_text(log.path + ".1"));
   BOOST_TEST_REQUIRE(old_lines.size() == 2u);
   BOOST_TEST(old_lines[0].ends_with(": before"));
   BOOST_TEST(old_lines[1].ends_with(": still into the renamed file"));
   const std::vector<std::string> new_lines = log.lines();
-  BOOST_TEST_REQUIRE(new_lines.size() == 2u, read_file(log.path));
+  BOOST_TEST_REQUIRE(new_lines.size() == 2u, prefork::test::file_text(log.path));
   BOOST_TEST(new_lines[0].ends_with(": reopened the log file " + log.path), new_lines[0]);
   BOOST_TEST(new_lines[1].ends_with(": after"));
 }
@@ -172,7 +166,7 @@ BOOST_AUTO_TEST_CASE(the_log_file_is_appended_to) {
   }
   prefork::log_info("two");
   const std::vector<std::string> lines = log.lines();
-  BOOST_TEST_REQUIRE(lines.size() == 3u, read_file(log.path));
+  BOOST_TEST_REQUIRE(lines.size() == 3u, prefork::test::file_text(log.path));
   BOOST_TEST(lines[1] == "another writer");
   BOOST_TEST(lines[2].ends_with(": two"));
 }

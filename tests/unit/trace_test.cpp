@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string>
 
+#include "files.hpp"
 #include "pattern.hpp"
 
 using prefork::test::Pattern;
@@ -50,12 +51,7 @@ struct TracedLog {
     prefork::configure_log({});
     std::remove(path.c_str());
   }
-  std::string text() const {
-    std::ifstream in(path);
-    std::ostringstream all;
-    all << in.rdbuf();
-    return all.str();
-  }
+  std::string text() const { return prefork::test::file_text(path); }
   std::string path;
 };
 
