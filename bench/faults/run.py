@@ -78,8 +78,8 @@ def parse_args(argv):
     p.add_argument("--scenarios", default=",".join(scenarios.BY_NAME),
                    help="comma-separated, run in this order (default: all)")
     p.add_argument("--quick", action="store_true",
-                   help="a bounded run for CI: fewer clients, shorter phases (under 90 s on "
-                        "2 vCPUs for the four scenarios today's engine runs)")
+                   help="a bounded run for CI: fewer clients, shorter phases (about a minute "
+                        "on 2 vCPUs for all seven scenarios)")
     p.add_argument("--duration", type=float,
                    help="seconds of kill9's kill loop and of the descriptor flood (default "
                         "20, --quick 4)")
