@@ -33,10 +33,8 @@ import argparse
 import json
 import mmap
 import os
-import re
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,9 +45,10 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (cpu_times, cpus_text, finish_client,  # noqa: E402
                       loadavg, machine, run_client, say, Server,
                       start_client, stop_all_at_exit)
+from paired import (callgrind_functions, callgrind_totals, end_round, f0, f1,  # noqa: E402
+                    f3, record_machine_use, stop_servers, summary, valgrind_version)
 
 PREFIX = f"prefork_cmp_{os.getpid()}_"  # our scoreboard names, and only ours
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 SIDES = ("before", "after")
 PROGRAMS = ("bench_server", "prefork-top")
 
@@ -138,16 +137,6 @@ def page_fault_us(mib=64):
         m.close()
     n = size // 4096
     return round(max(0.0, (t1 - t0) - (t2 - t1)) / n * 1e6, 3)
-
-
-def valgrind_version():
-    if not shutil.which("valgrind"):
-        return None
-    try:
-        r = subprocess.run(["valgrind", "--version"], capture_output=True, text=True, timeout=10)
-        return r.stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
 
 
 # --- servers and bursts -------------------------------------------------------------------
@@ -307,14 +296,9 @@ def run_round(ctx, workload, round_no):
                 if rec.get("problem"):
                     problems.append(f"pair {p} {rec['side']}: {rec['problem']}")
         wall = time.monotonic() - wall
-        m1 = cpu_times()
-        busy = ((m1[0] - m1[1]) - (m0[0] - m0[1])) / CLK_TCK
         ours = sum(r.get("client_process_cpu_s", 0) + r.get("worker_cpu_ns", 0) / 1e9
                    for r in recs)
-        rnd["wall_s"] = wall
-        rnd["other_cpu_pct"] = max(0.0, 100.0 * (busy - ours) / (ctx.nproc * wall))
-        rnd["steal_pct"] = 100.0 * (m1[2] - m0[2]) / max(m1[0] - m0[0], 1)
-        rnd["load_1m_after"] = loadavg()[0]
+        record_machine_use(rnd, m0, cpu_times(), ours, wall, ctx.nproc)
         time.sleep(0.05)
         for side in SIDES:  # each build's scoreboard, read by that build's prefork-top
             board = servers[side].scoreboard()
@@ -332,48 +316,12 @@ def run_round(ctx, workload, round_no):
     except RuntimeError as e:
         problems.append(str(e))
     finally:
-        for side in SIDES:
-            status = servers[side].stop()
-            rnd[f"server_exit_{side}"] = status
-            if status != 0:
-                problems.append(f"{side}: server exit status {status}" + servers[side].log_tail())
-            if servers[side].leak():
-                problems.append(servers[side].leak())
-    if problems:
-        rnd["problems"] = problems
-        ctx.problems.append(f"{workload.key} round {round_no}: " + "; ".join(problems))
-        say("PROBLEM: " + ctx.problems[-1])
+        stop_servers(servers, SIDES, rnd, problems)
+    end_round(ctx, rnd, problems, f"{workload.key} round {round_no}")
     return rnd, recs
 
 
 # --- callgrind ----------------------------------------------------------------------------
-
-
-def callgrind_totals(path):
-    with open(path, errors="replace") as f:
-        for line in f:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    return None
-
-
-def self_ir(path):
-    """Exclusive Ir per function (callgrind_annotate), file names dropped."""
-    if not shutil.which("callgrind_annotate"):
-        return None
-    try:
-        r = subprocess.run(["callgrind_annotate", "--threshold=100", path],
-                           capture_output=True, text=True, timeout=120)
-    except subprocess.TimeoutExpired:
-        return None
-    out = {}
-    for line in r.stdout.splitlines():
-        m = re.match(r"\s*([\d,]+)\s+(?:\([^)]*\)\s+)?(\S.*?)(?:\s+\[[^\]]*\])?\s*$", line)
-        if not m or "PROGRAM TOTALS" in line:
-            continue
-        name = re.sub(r"^(?:\?\?\?|[^\s:]+\.\w+):(?!:)", "", m.group(2))
-        out[name] = out.get(name, 0) + int(m.group(1).replace(",", ""))
-    return out
 
 
 def callgrind_run(ctx, side, target, connections, requests):
@@ -405,7 +353,7 @@ def callgrind_run(ctx, side, target, connections, requests):
     if path and os.path.exists(path):
         rec["worker_ir"] = callgrind_totals(path)
         if target == "framed" and connections == ctx.cg_configs[0][1]:
-            rec["functions"] = self_ir(path)
+            rec["functions"] = callgrind_functions(path)
     else:
         problem = (problem + "; " if problem else "") + "no callgrind output for the worker"
     if problem or status != 0 or (data and data["errors"]["total"]) or (
@@ -463,25 +411,6 @@ def callgrind_phase(ctx):
 # --- statistics ---------------------------------------------------------------------------
 
 
-def summary(values):
-    values = sorted(v for v in values if v is not None)
-    if not values:
-        return None
-    n = len(values)
-    if n >= 4:
-        q = statistics.quantiles(values, n=4, method="inclusive")
-        q1, q3 = q[0], q[2]
-    else:
-        q1, q3 = values[0], values[-1]
-    out = {"median": statistics.median(values), "q1": q1, "q3": q3, "min": values[0],
-           "max": values[-1], "n": n}
-    if n >= 6:  # 95% confidence interval of the median, from order statistics (no model)
-        half = 1.96 * n ** 0.5 / 2
-        lo, hi = max(int((n + 1) / 2 - half), 1), min(int((n + 1) / 2 + half + 0.999), n)
-        out["ci95"] = [values[lo - 1], values[hi - 1]]
-    return out
-
-
 METRICS = ("throughput_rps", "p50_us", "p99_us", "cpu_us_per_request")
 
 
@@ -519,18 +448,6 @@ def summarize(workload, rounds, recs):
 
 
 # --- report -------------------------------------------------------------------------------
-
-
-def f0(v):
-    return "–" if v is None else f"{v:,.0f}"
-
-
-def f1(v):
-    return "–" if v is None else f"{v:.1f}"
-
-
-def f3(v):
-    return "–" if v is None else f"{v:.3f}"
 
 
 def ratio_text(s):

@@ -6,25 +6,15 @@ the figure is "below noise" (null in JSON, flagged), never a number, however the
 machine behaved. Fed made-up runs: no server runs here.
   usage: models_net_test.py [unittest options]"""
 
-import importlib.machinery
-import importlib.util
 import os
 import sys
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import models  # noqa: E402
 
-
-def load_models():
-    path = os.path.join(ROOT, "bench", "models")
-    loader = importlib.machinery.SourceFileLoader("bench_models", path)
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(module)
-    return module
-
-
-models = load_models()
 CONNS = 300
 
 
