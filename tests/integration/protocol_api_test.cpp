@@ -16,6 +16,8 @@
 
 #include <signal.h>
 
+#include <optional>
+
 using namespace prefork::test;
 using prefork::CloseReason;
 using prefork::ErrorKind;
@@ -63,6 +65,22 @@ prefork::ScoreboardSnapshot after_closes(UpperServer& server, std::uint64_t coun
   return *seen;
 }
 
+// The connection ended once, for `reason`, counted as the one error `error`
+// or as none.
+prefork::ScoreboardSnapshot closed_once_for(UpperServer& server, CloseReason reason,
+                                            std::optional<ErrorKind> error = std::nullopt) {
+  auto counted = after_closes(server, 1);
+  BOOST_TEST(closes(counted, reason) == 1u);
+  BOOST_TEST(all_closes(counted) == 1u);
+  if (error) {
+    BOOST_TEST(errors(counted, *error) == 1u);
+    BOOST_TEST(counted.totals.errors == 1u);
+  } else {
+    BOOST_TEST(counted.totals.errors == 0u);
+  }
+  return counted;
+}
+
 bool blocking_model() { return prefork::facts(model_under_test()).blocking; }
 
 boost::test_tools::assertion_result only_in_blocking_models(boost::unit_test::test_unit_id) {
@@ -84,10 +102,7 @@ BOOST_AUTO_TEST_CASE(greeting_replies_then_close_with_last_words) {
   BOOST_TEST(seen.bytes == "HELLO\none two\nERR\nBYE\nEND handler_closed\n");
   BOOST_TEST(seen.end == End::orderly);
 
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::handler_closed) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(counted.totals.errors == 0u);
+  auto counted = closed_once_for(server, CloseReason::handler_closed);
   BOOST_TEST(counted.totals.requests == 3u);  // ECHO, NOPE, CLOSE
 }
 
@@ -100,10 +115,7 @@ BOOST_AUTO_TEST_CASE(abort_resets_the_connection) {
   BOOST_TEST(seen.bytes == "");  // neither its reply nor last words
   BOOST_TEST(seen.end == End::reset);
 
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::handler_aborted) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(counted.totals.errors == 0u);  // asked for, not an error
+  closed_once_for(server, CloseReason::handler_aborted);  // asked for, not an error
 }
 
 BOOST_AUTO_TEST_CASE(a_throwing_session_resets_and_counts_an_error) {
@@ -115,11 +127,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_session_resets_and_counts_an_error) {
   BOOST_TEST(seen.bytes == "");  // its half reply and the last words are dropped
   BOOST_TEST(seen.end == End::reset);
 
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::handler_failed) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(errors(counted, ErrorKind::handler_exception) == 1u);
-  BOOST_TEST(counted.totals.errors == 1u);
+  closed_once_for(server, CloseReason::handler_failed, ErrorKind::handler_exception);
   // The worker lives on: the next connection is served.
   auto next = connect(server);
   next.send_all("ECHO still here\nCLOSE\n");
@@ -135,10 +143,7 @@ BOOST_AUTO_TEST_CASE(a_client_half_close_gets_answers_and_last_words) {
   BOOST_TEST(seen.bytes == "HELLO\na\nb\nEND peer_closed\n");
   BOOST_TEST(seen.end == End::orderly);
 
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::peer_closed) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(counted.totals.errors == 0u);
+  closed_once_for(server, CloseReason::peer_closed);
 }
 
 BOOST_AUTO_TEST_CASE(a_line_over_the_limit_closes_with_last_words) {
@@ -151,11 +156,7 @@ BOOST_AUTO_TEST_CASE(a_line_over_the_limit_closes_with_last_words) {
   BOOST_TEST(seen.bytes == cat({"HELLO\n", exact_limit_answer(), "\nEND limit_exceeded\n"}));
   BOOST_TEST(seen.end == End::orderly);
 
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::limit_exceeded) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(errors(counted, ErrorKind::oversized_frame) == 1u);
-  BOOST_TEST(counted.totals.errors == 1u);
+  closed_once_for(server, CloseReason::limit_exceeded, ErrorKind::oversized_frame);
 }
 
 BOOST_AUTO_TEST_CASE(every_ending_counted_under_its_own_reason) {
@@ -240,10 +241,7 @@ BOOST_AUTO_TEST_CASE(close_after_replies) {
   Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "HELLO\none\nBYE\n");
   BOOST_TEST(seen.end == End::orderly);
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::handler_closed) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(counted.totals.errors == 0u);
+  closed_once_for(server, CloseReason::handler_closed);
 }
 
 BOOST_AUTO_TEST_CASE(abort_resets) {
@@ -254,9 +252,7 @@ BOOST_AUTO_TEST_CASE(abort_resets) {
   Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "");
   BOOST_TEST(seen.end == End::reset);
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::handler_aborted) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
+  closed_once_for(server, CloseReason::handler_aborted);
 }
 
 BOOST_AUTO_TEST_CASE(a_throwing_handler_resets_and_counts_an_error) {
@@ -269,11 +265,7 @@ BOOST_AUTO_TEST_CASE(a_throwing_handler_resets_and_counts_an_error) {
   Transcript seen = client.read_to_end();
   BOOST_TEST(seen.bytes == "");
   BOOST_TEST(seen.end == End::reset);
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::handler_failed) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
-  BOOST_TEST(errors(counted, ErrorKind::handler_exception) == 1u);
-  BOOST_TEST(counted.totals.errors == 1u);
+  closed_once_for(server, CloseReason::handler_failed, ErrorKind::handler_exception);
 }
 
 BOOST_AUTO_TEST_CASE(a_client_half_close_ends_the_reads) {
@@ -286,9 +278,7 @@ BOOST_AUTO_TEST_CASE(a_client_half_close_ends_the_reads) {
   // side is closed (socketserver's "read to EOF, then answer").
   BOOST_TEST(seen.bytes == "HELLO\na\nEND peer_closed\n");
   BOOST_TEST(seen.end == End::orderly);
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::peer_closed) == 1u);
-  BOOST_TEST(all_closes(counted) == 1u);
+  closed_once_for(server, CloseReason::peer_closed);
 }
 
 BOOST_AUTO_TEST_CASE(a_line_over_the_limit_ends_with_limit_exceeded) {
@@ -302,9 +292,7 @@ BOOST_AUTO_TEST_CASE(a_line_over_the_limit_ends_with_limit_exceeded) {
   // last words, as a session's.
   BOOST_TEST(seen.bytes == cat({"HELLO\n", exact_limit_answer(), "\nEND limit_exceeded\n"}));
   BOOST_TEST(seen.end == End::orderly);
-  auto counted = after_closes(server, 1);
-  BOOST_TEST(closes(counted, CloseReason::limit_exceeded) == 1u);
-  BOOST_TEST(errors(counted, ErrorKind::oversized_frame) == 1u);
+  closed_once_for(server, CloseReason::limit_exceeded, ErrorKind::oversized_frame);
 }
 
 BOOST_AUTO_TEST_CASE(a_graceful_stop_ends_the_reads_and_leaves_room_for_last_words) {
