@@ -155,6 +155,16 @@ struct Rig {
   prefork::RequestTimer timer;
 };
 
+// A connection to ScriptHandler, its messages cut into lines: the fixture of
+// most cases below (the protocol object made, not yet opened).
+struct LineConnection {
+  prefork::LineCodec lines;
+  Journal journal;
+  ScriptHandler handler{lines, journal};
+  Rig rig{handler};
+  std::unique_ptr<StreamProtocol> protocol = rig.connect();
+};
+
 // Feeds `chunks` as successive reads, keeping what serve() did not consume
 // (as the runtime does); returns what was left unconsumed.
 std::string drive(StreamProtocol& protocol, const std::vector<std::string_view>& chunks) {
@@ -254,12 +264,7 @@ BOOST_AUTO_TEST_CASE(on_open_greeting_is_laid_out_first) {
   BOOST_TEST(rig.slot->counters.requests.load() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(close_stops_handling_the_rest_and_keeps_the_last_words) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
-  Rig rig(handler);
-  auto protocol = rig.connect();
+BOOST_FIXTURE_TEST_CASE(close_stops_handling_the_rest_and_keeps_the_last_words, LineConnection) {
   protocol->open();
   const std::string input = "a\nCLOSE\nb\nc\n";
   const std::size_t consumed = protocol->serve(input, unlimited);
@@ -278,13 +283,8 @@ BOOST_AUTO_TEST_CASE(close_stops_handling_the_rest_and_keeps_the_last_words) {
   BOOST_TEST(rig.slot->connections_active.load() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(abort_drops_the_output_and_the_last_words) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
+BOOST_FIXTURE_TEST_CASE(abort_drops_the_output_and_the_last_words, LineConnection) {
   handler.greeting = "hi";
-  Rig rig(handler);
-  auto protocol = rig.connect();
   protocol->open();
   BOOST_TEST(protocol->serve("a\nABORT\nb\n", unlimited) == std::string_view("a\nABORT\n").size());
   BOOST_TEST((protocol->ending() == CloseReason::handler_aborted));
@@ -313,12 +313,8 @@ BOOST_AUTO_TEST_CASE(abort_wins_over_close_in_the_same_call) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(a_throwing_session_fails_the_connection_and_counts_an_error) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
-  Rig rig(handler);
-  auto protocol = rig.connect();
+BOOST_FIXTURE_TEST_CASE(a_throwing_session_fails_the_connection_and_counts_an_error,
+                        LineConnection) {
   protocol->open();
   BOOST_TEST(protocol->serve("a\nTHROW\nb\n", unlimited) == std::string_view("a\nTHROW\n").size());
   BOOST_TEST((protocol->ending() == CloseReason::handler_failed));
@@ -426,12 +422,7 @@ BOOST_AUTO_TEST_CASE(a_codec_that_never_decides_is_cut_off_past_limit_and_overhe
   BOOST_TEST(rig.errors(ErrorKind::oversized_frame) == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(each_end_is_counted_once_with_the_first_reason) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
-  Rig rig(handler);
-  auto protocol = rig.connect();
+BOOST_FIXTURE_TEST_CASE(each_end_is_counted_once_with_the_first_reason, LineConnection) {
   protocol->open();
   protocol->end(CloseReason::peer_closed);
   protocol->end(CloseReason::peer_reset);
@@ -457,13 +448,8 @@ BOOST_AUTO_TEST_CASE(each_end_is_counted_once_with_the_first_reason) {
   BOOST_TEST(rig.slot->connections_active.load() == 0u);
 }
 
-BOOST_AUTO_TEST_CASE(a_throwing_on_close_counts_an_error_and_the_end_once) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
+BOOST_FIXTURE_TEST_CASE(a_throwing_on_close_counts_an_error_and_the_end_once, LineConnection) {
   handler.throw_in_close = true;
-  Rig rig(handler);
-  auto protocol = rig.connect();
   protocol->open();
   protocol->end(CloseReason::peer_closed);
   BOOST_TEST((protocol->ending() == CloseReason::peer_closed));
@@ -476,13 +462,8 @@ BOOST_AUTO_TEST_CASE(a_throwing_on_close_counts_an_error_and_the_end_once) {
   BOOST_TEST(journal.size() == 3u);
 }
 
-BOOST_AUTO_TEST_CASE(a_reset_by_the_peer_drops_the_last_words) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
+BOOST_FIXTURE_TEST_CASE(a_reset_by_the_peer_drops_the_last_words, LineConnection) {
   handler.greeting = "hi";
-  Rig rig(handler);
-  auto protocol = rig.connect();
   protocol->open();
   protocol->end(CloseReason::peer_reset);
   BOOST_TEST(!protocol->flush_first());
@@ -491,12 +472,7 @@ BOOST_AUTO_TEST_CASE(a_reset_by_the_peer_drops_the_last_words) {
   BOOST_TEST(rig.closes(CloseReason::peer_reset) == 1u);
 }
 
-BOOST_AUTO_TEST_CASE(the_session_is_destroyed_right_after_on_close) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
-  Rig rig(handler);
-  auto protocol = rig.connect();
+BOOST_FIXTURE_TEST_CASE(the_session_is_destroyed_right_after_on_close, LineConnection) {
   protocol->open();
   protocol->serve("a\n", unlimited);
   BOOST_TEST(journal.back() == "message:a");  // alive between messages
@@ -508,12 +484,8 @@ BOOST_AUTO_TEST_CASE(the_session_is_destroyed_right_after_on_close) {
   BOOST_TEST(journal.size() == 4u);
 }
 
-BOOST_AUTO_TEST_CASE(destroyed_without_a_decision_the_session_hears_worker_stopping) {
-  prefork::LineCodec lines;
-  Journal journal;
-  ScriptHandler handler(lines, journal);
-  Rig rig(handler);
-  auto protocol = rig.connect();
+BOOST_FIXTURE_TEST_CASE(destroyed_without_a_decision_the_session_hears_worker_stopping,
+                        LineConnection) {
   protocol->open();
   protocol->serve("a\nhalf", unlimited);
   protocol.reset();
