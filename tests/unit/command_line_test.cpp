@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -570,10 +571,18 @@ BOOST_AUTO_TEST_CASE(the_readme_lists_every_flag_of_help) {
   const std::string readme = prefork::test::file_text(PREFORK_SOURCE_DIR "/README.md");
   BOOST_TEST_REQUIRE(!readme.empty());
   const Pattern flag(R"((^|[ ,])(--[a-z][a-z-]*))");
-  std::size_t count = 0;
-  for (const std::string& name : flag.all(help, 2)) {
-    ++count;
+  const std::vector<std::string> listed = flag.all(help, 2);
+  for (const std::string& name : listed)
     BOOST_TEST(readme.find("`" + name) != std::string::npos, "README.md does not list " << name);
+  BOOST_TEST(listed.size() > 20u);
+
+  // A README row "| `--flag ..." names a flag that --help lists.
+  const Pattern row(R"((^|\n)\| `(--[a-z][a-z-]*))");
+  std::size_t rows = 0;
+  for (const std::string& name : row.all(readme, 2)) {
+    ++rows;
+    BOOST_TEST((std::find(listed.begin(), listed.end(), name) != listed.end()),
+               "--help does not list " << name << ", which README.md's tables do");
   }
-  BOOST_TEST(count > 20u);
+  BOOST_TEST(rows > 20u);
 }
