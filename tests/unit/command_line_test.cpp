@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -557,6 +558,41 @@ BOOST_AUTO_TEST_CASE(trace_is_off_unless_the_flag_or_the_key_says_so) {
   prefork::CommandLine key = parse({"--config", file.path});
   BOOST_TEST_REQUIRE(key.config.has_value(), key.error);
   BOOST_TEST(key.config->trace);
+}
+
+// The master's signals that --help gives a meaning are those the README's
+// table gives one (the others: ignored, or their default action).
+BOOST_AUTO_TEST_CASE(help_and_the_readme_give_the_same_signals_a_meaning) {
+  std::string help;
+  {
+    Captured out(stdout);
+    parse({"--help"});
+    help = out.text();
+  }
+  const Pattern name(R"(SIG[A-Z0-9]+)");
+  std::set<std::string> in_help;
+  const std::size_t begin = help.find("Signals to the master");
+  BOOST_TEST_REQUIRE(begin != std::string::npos);
+  const std::string block = help.substr(begin, help.find("\n  others", begin) - begin);
+  for (const std::string& names : Pattern(R"(\n  [A-Z][A-Z0-9, ]*[A-Z0-9])").all(block))
+    for (const std::string& signal : Pattern(R"([A-Z][A-Z0-9]+)").all(names))
+      in_help.insert("SIG" + signal);
+
+  const std::string readme = prefork::test::file_text(PREFORK_SOURCE_DIR "/README.md");
+  const std::size_t table = readme.find("| To the master | Effect |");
+  BOOST_TEST_REQUIRE(table != std::string::npos);
+  const std::string rows = readme.substr(table, readme.find("\n\n", table) - table);
+  std::set<std::string> in_readme;
+  for (const std::string& row : Pattern(R"(\n\| SIG[^|]*\| [^\n]*)").all(rows)) {
+    const std::string effect = row.substr(row.find(" | ") + 3);
+    if (effect.starts_with("Ignored") || effect.starts_with("Their default") ||
+        effect.starts_with("Default action") || effect.starts_with("Reap"))
+      continue;
+    for (const std::string& signal : name.all(row.substr(0, row.find(" | "))))
+      in_readme.insert(signal);
+  }
+  BOOST_TEST(in_help.size() >= 8u);
+  BOOST_TEST(in_help == in_readme);
 }
 
 // Every flag --help lists is in the README, and the other way round for the
