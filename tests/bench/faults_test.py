@@ -7,6 +7,7 @@ or lost. Fed sample /proc text and made-up failures: no server runs here.
 
 import os
 import sys
+import tempfile
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -81,6 +82,22 @@ class ProcStat(unittest.TestCase):
                  P(13, "S", 1, 13, 10, 0), P(14, "S", 1, 14, 14, 0), P(15, "S", 99, 15, 15, 0)]
         got = sorted(s.pid for s in procfs.processes_of({10}, {10}, stats))
         self.assertEqual(got, [10, 11, 12, 13])  # not 14 (elsewhere), not 15 (another parent)
+
+
+    def test_stopped_when_every_thread_is(self):
+        with tempfile.TemporaryDirectory() as proc:
+            def task(tid, state):
+                os.makedirs(f"{proc}/50/task/{tid}", exist_ok=True)
+                with open(f"{proc}/50/task/{tid}/stat", "w") as f:
+                    f.write(f"{tid} (w) {state} 1 50 50 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0")
+            task(50, "T")
+            task(51, "S")  # a thread still in a system call
+            self.assertFalse(procfs.all_stopped(50, proc))
+            task(51, "t")
+            self.assertTrue(procfs.all_stopped(50, proc))
+            task(51, "Z")
+            self.assertIsNone(procfs.all_stopped(50, proc))
+            self.assertIsNone(procfs.all_stopped(51, proc))  # no such process
 
 
 class ListeningLines(unittest.TestCase):
