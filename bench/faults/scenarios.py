@@ -65,7 +65,8 @@ def describe(f, base):
     t = lambda v: "-" if v is None else f"{v - base:.3f}"  # noqa: E731
     return (f"{f.client} port {f.port}: {f.error} ({f.detail}) connected {t(f.conn_start)} s, "
             f"sent {t(f.sent_at)} s, failed {t(f.failed_at)} s, {f.conn_answered} answered "
-            f"before on it, {f.reply_bytes} reply bytes")
+            f"before on it, {f.reply_bytes} reply bytes"
+            + {True: ", acknowledged", False: ", never acknowledged"}.get(f.delivered, ""))
 
 
 def account(result, load, policy, base):
