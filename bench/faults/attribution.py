@@ -27,6 +27,7 @@ NOT_ACCEPTED = "not accepted before SIGTERM"
 REFUSED_AFTER_STOP = "refused after SIGTERM"
 CLOSED_IDLE = "closed idle keep-alive"
 SHED = "waited out the descriptor flood"
+NOT_DELIVERED = "not in the server's socket at the stop (never acknowledged)"
 
 
 @dataclass
@@ -42,6 +43,14 @@ class Failure:
     last_answer_at: float = None  # when the previous one on this connection was answered
     reply_bytes: int = 0  # bytes of this request's reply (header included) received
     detail: str = ""
+    # Whether the server's TCP acknowledged the whole request (TCP_INFO bytes_acked, read
+    # by the client after the failure); None when unknown. A write() that returned has
+    # put the request in the kernel, not in the server's socket: on a loaded machine the
+    # loopback delivery may wait for ksoftirqd, and a worker that closes the connection
+    # meanwhile (idle, from all it could read) sends a FIN, then an RST for the bytes
+    # that come after it, which it never acknowledges. Unread bytes in the socket at the
+    # close are acknowledged, and the close is an RST: delivered, and lost.
+    delivered: bool = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,14 @@ class Policy:
 
 
 def closed_idle(f):
-    return f.error == EOF and f.reply_bytes == 0 and f.conn_answered > 0
+    return f.reply_bytes == 0 and f.conn_answered > 0 and (
+        f.error == EOF or (f.error == RESET and f.delivered is False))
+
+
+def not_delivered(f):
+    """The connection ended (FIN or RST) with no byte of the reply, and the server's TCP
+    never acknowledged the request: it never reached a socket a worker could read."""
+    return f.error in (EOF, RESET) and f.reply_bytes == 0 and f.delivered is False
 
 
 def classify(f, policy):
@@ -118,7 +134,8 @@ def classify_at_stop(f, policy):
     if not accepted:
         return NOT_ACCEPTED
     if f.sent_at is not None and f.sent_at < stop:
-        return LOST
+        # written before the signal, but still in the kernel when the worker drained
+        return NOT_DELIVERED if not_delivered(f) else LOST
     if f.error == EOF and f.reply_bytes == 0:
         return CLOSED_BY_STOP
     return LOST

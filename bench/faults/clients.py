@@ -22,6 +22,21 @@ from attribution import EOF, OTHER, REFUSED, RESET, TIMEOUT, WRONG, Failure
 
 HEADER = struct.Struct("!I")
 MAX_RECORDED = 20000  # failures kept per client; more are counted as unrecorded
+# tcpi_bytes_acked in struct tcp_info (linux/tcp.h, since Linux 4.1): the bytes of ours
+# the peer's TCP has acknowledged, the SYN included.
+TCP_INFO_BYTES_ACKED = struct.Struct("=Q")
+TCP_INFO_BYTES_ACKED_AT = 120
+
+
+def bytes_acked(sock):
+    """tcpi_bytes_acked of `sock`, or None where the kernel does not report it."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    except OSError:
+        return None
+    if len(info) < TCP_INFO_BYTES_ACKED_AT + TCP_INFO_BYTES_ACKED.size:
+        return None
+    return TCP_INFO_BYTES_ACKED.unpack_from(info, TCP_INFO_BYTES_ACKED_AT)[0]
 
 
 class Counters:
@@ -86,16 +101,28 @@ class FramedConnection:
             self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.sock.connect((host, port))
             self.port = self.sock.getsockname()[1]
+            self.acked_at_connect = bytes_acked(self.sock)  # the SYN
+            self.written = 0
         except BaseException:
             self.sock.close()
             raise
+
+    def delivered(self):
+        """Whether the server's TCP has acknowledged every byte written on this
+        connection; None when unknown."""
+        acked = bytes_acked(self.sock)
+        if acked is None or self.acked_at_connect is None:
+            return None
+        return acked - self.acked_at_connect >= self.written
 
     def exchange(self, payload, progress):
         """Sends one frame and reads its reply; progress[0] counts reply bytes received,
         progress[1] is when the write returned (the whole request in the kernel: a thread
         may wait for the interpreter lock between reading the clock and writing)."""
-        self.sock.sendall(HEADER.pack(len(payload)) + payload)
+        frame = HEADER.pack(len(payload)) + payload
+        self.sock.sendall(frame)
         progress[1] = time.monotonic()
+        self.written += len(frame)
         header = self.recv_exactly(HEADER.size, progress)
         return self.recv_exactly(HEADER.unpack(header)[0], progress)
 
@@ -157,8 +184,11 @@ class StreamClient(ClientThread):
                     conn.answered += 1
                     conn.last_answer_at = now
                 else:
+                    # read before the close: the socket keeps its counts after an RST
+                    delivered = conn.delivered() if progress[1] is not None else None
                     c.fail(Failure(self.kind, error[0], conn.port, conn.start, now, progress[1],
-                                   conn.answered, conn.last_answer_at, progress[0], error[1]))
+                                   conn.answered, conn.last_answer_at, progress[0], error[1],
+                                   delivered))
                 if error is not None or not self.keep_alive:
                     conn.close()
                     conn = None

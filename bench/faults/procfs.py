@@ -41,6 +41,20 @@ def read_stat(pid, proc="/proc"):
         return None
 
 
+def all_stopped(pid, proc="/proc"):
+    """True when every thread of `pid` is stopped (state T); None when `pid` is gone or a
+    zombie. A SIGSTOP takes effect on the way back to user space: a thread inside a
+    system call (an accept4() under way) finishes it first."""
+    try:
+        tasks = os.listdir(f"{proc}/{pid}/task")
+    except OSError:
+        return None
+    states = [s.state for s in (read_stat(t, f"{proc}/{pid}/task") for t in tasks) if s]
+    if not states or "Z" in states:
+        return None
+    return all(state in ("T", "t") for state in states)
+
+
 def all_stats(proc="/proc"):
     """ProcStat of every process now."""
     out = []

@@ -65,7 +65,8 @@ def describe(f, base):
     t = lambda v: "-" if v is None else f"{v - base:.3f}"  # noqa: E731
     return (f"{f.client} port {f.port}: {f.error} ({f.detail}) connected {t(f.conn_start)} s, "
             f"sent {t(f.sent_at)} s, failed {t(f.failed_at)} s, {f.conn_answered} answered "
-            f"before on it, {f.reply_bytes} reply bytes")
+            f"before on it, {f.reply_bytes} reply bytes"
+            + {True: ", acknowledged", False: ", never acknowledged"}.get(f.delivered, ""))
 
 
 def account(result, load, policy, base):
@@ -158,10 +159,20 @@ class Scenario:
 
 def freeze(server, pid, reason):
     """SIGSTOPs worker `pid` and reads which connections it holds: frozen, it can accept
-    nothing more while its descriptors are listed, so the list is exact. A Cut, or None
-    when `pid` is no longer the master's child."""
+    nothing more while its descriptors are listed, so the list is exact. kill() returns
+    before the stop has taken effect (a thread finishes the system call it is in, and a
+    loaded machine may not run it for a while): the list is read once every thread is
+    stopped. A Cut, or None when `pid` is no longer the master's child."""
     if not server.is_worker(pid) or not server.signal(pid, signal.SIGSTOP):
         return None
+    end = time.monotonic() + 10
+    while True:
+        stopped = procfs.all_stopped(pid)
+        if stopped is None:
+            return None
+        if stopped or time.monotonic() >= end:
+            break
+        time.sleep(0.001)
     ports = procfs.held_client_ports([pid], server.framed_port)
     return Cut(pid, time.monotonic(), frozenset(ports), reason)
 

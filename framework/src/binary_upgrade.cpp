@@ -149,10 +149,12 @@ bool BinaryUpgrade::on_child_exit(pid_t pid, int status) {
   if (pid <= 0 || pid != pid_) return false;
   pid_ = 0;
   ready_.reset();
-  log_error("upgrade failed: new master pid %d %s before it served; this master serves on", pid,
-            describe_status(status).c_str());
+  // The pid file back first: whoever acts on the line (an operator, a
+  // test) finds it naming this master.
   host_.put_pid_file_back();
   host_.clear_leftovers();
+  log_error("upgrade failed: new master pid %d %s before it served; this master serves on", pid,
+            describe_status(status).c_str());
   return true;
 }
 

@@ -2,11 +2,15 @@
 """Unit test of the fault-injection harness's bookkeeping (bench/faults/): the
 /proc parsing that attributes a connection to the worker holding its server
 side, and the classification of every failed request as explained by the fault
-or lost. Fed sample /proc text and made-up failures: no server runs here.
+or lost. Fed sample /proc text and made-up failures: no server runs here (the
+client's delivery check runs on a loopback socket pair of its own).
   usage: faults_test.py [unittest options]"""
 
 import os
+import socket
 import sys
+import tempfile
+import time
 import unittest
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -15,6 +19,7 @@ sys.path.insert(0, os.path.join(ROOT, "bench", "faults"))
 sys.path.insert(1, os.path.join(ROOT, "bench"))
 
 import attribution as at  # noqa: E402
+import clients  # noqa: E402
 import procfs  # noqa: E402
 import server  # noqa: E402
 
@@ -83,6 +88,62 @@ class ProcStat(unittest.TestCase):
         self.assertEqual(got, [10, 11, 12, 13])  # not 14 (elsewhere), not 15 (another parent)
 
 
+    def test_stopped_when_every_thread_is(self):
+        with tempfile.TemporaryDirectory() as proc:
+            def task(tid, state):
+                os.makedirs(f"{proc}/50/task/{tid}", exist_ok=True)
+                with open(f"{proc}/50/task/{tid}/stat", "w") as f:
+                    f.write(f"{tid} (w) {state} 1 50 50 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 1 0 0")
+            task(50, "T")
+            task(51, "S")  # a thread still in a system call
+            self.assertFalse(procfs.all_stopped(50, proc))
+            task(51, "t")
+            self.assertTrue(procfs.all_stopped(50, proc))
+            task(51, "Z")
+            self.assertIsNone(procfs.all_stopped(50, proc))
+            self.assertIsNone(procfs.all_stopped(51, proc))  # no such process
+
+
+class Delivery(unittest.TestCase):
+    """FramedConnection.delivered() on loopback: what the server's TCP acknowledged."""
+
+    def setUp(self):
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+
+    def tearDown(self):
+        self.listener.close()
+
+    def until(self, predicate):
+        end = time.monotonic() + 5
+        while not predicate() and time.monotonic() < end:
+            time.sleep(0.005)
+        return predicate()
+
+    def test_bytes_after_the_servers_close_are_never_acknowledged(self):
+        conn = clients.FramedConnection("127.0.0.1", self.port, 5)
+        server, _ = self.listener.accept()
+        with server:
+            server.close()  # idle, from all it could read: a FIN
+        self.assertTrue(self.until(lambda: conn.sock.recv(1, socket.MSG_PEEK) == b""))
+        with self.assertRaises((EOFError, OSError)):  # the FIN, or the RST after it
+            conn.exchange(b"late", [0, None])
+        self.assertIs(conn.delivered(), False)
+        conn.close()
+
+    def test_bytes_read_or_left_unread_at_the_close_are_acknowledged(self):
+        conn = clients.FramedConnection("127.0.0.1", self.port, 5)
+        server, _ = self.listener.accept()
+        conn.sock.sendall(b"\0\0\0\4abcd")
+        conn.written += 8
+        self.assertTrue(self.until(lambda: conn.delivered() is True))
+        server.close()  # unread bytes: the close is an RST
+        with self.assertRaises(OSError):
+            conn.sock.recv(1)
+        self.assertIs(conn.delivered(), True)
+        conn.close()
+
+
 class ListeningLines(unittest.TestCase):
     def test_ports_from_the_servers_first_lines(self):
         got = server.ServerProcess.parse_listening(
@@ -97,8 +158,9 @@ class ListeningLines(unittest.TestCase):
 
 
 def failure(error=at.RESET, port=51058, start=10.0, sent=12.0, failed=12.5, answered=5,
-            last=11.9, reply_bytes=0, client="keepalive"):
-    return at.Failure(client, error, port, start, failed, sent, answered, last, reply_bytes)
+            last=11.9, reply_bytes=0, client="keepalive", delivered=None):
+    return at.Failure(client, error, port, start, failed, sent, answered, last, reply_bytes,
+                      delivered=delivered)
 
 
 KILL = at.Cut(pid=300, at=12.2, ports=frozenset({51058, 51060}))
@@ -176,6 +238,20 @@ class AtSigterm(unittest.TestCase):
         self.assertEqual(at.classify(after, stop_policy()), at.REFUSED_AFTER_STOP)
         self.assertEqual(at.classify(before, stop_policy()), at.LOST)
 
+    def test_sent_before_sigterm_but_never_acknowledged_was_not_in_the_server(self):
+        for error in (at.EOF, at.RESET):
+            f = failure(sent=11.99, failed=12.1, error=error, delivered=False)
+            self.assertEqual(at.classify(f, stop_policy()), at.NOT_DELIVERED, error)
+
+    def test_acknowledged_or_unknown_or_part_answered_is_still_lost(self):
+        for f in (failure(sent=11.99, failed=12.1, error=at.EOF, delivered=True),
+                  failure(sent=11.99, failed=12.1, error=at.RESET, delivered=True),
+                  failure(sent=11.99, failed=12.1, error=at.EOF, delivered=None),
+                  failure(sent=11.99, failed=12.1, error=at.EOF, delivered=False,
+                          reply_bytes=3),
+                  failure(sent=11.99, failed=12.1, error=at.TIMEOUT, delivered=False)):
+            self.assertEqual(at.classify(f, stop_policy()), at.LOST, f)
+
     def test_a_killed_worker_still_explains_its_connections(self):
         policy = at.Policy(cuts=[KILL], stop_at=12.0, accepted=ACCEPTED)
         self.assertEqual(at.classify(failure(sent=11.99), policy), at.KILLED)
@@ -191,6 +267,12 @@ class ReloadAndFlood(unittest.TestCase):
         for f in (failure(error=at.EOF, answered=0, last=None), failure(error=at.RESET),
                   failure(error=at.EOF, reply_bytes=2), failure(error=at.TIMEOUT)):
             self.assertEqual(at.classify(f, policy), at.LOST, f)
+
+    def test_a_reset_of_a_request_never_acknowledged_is_closed_idle(self):
+        policy = at.Policy(closed_idle_ok=True)
+        self.assertEqual(at.classify(failure(error=at.RESET, delivered=False), policy),
+                         at.CLOSED_IDLE)
+        self.assertEqual(at.classify(failure(error=at.RESET, delivered=True), policy), at.LOST)
 
     def test_closed_idle_is_lost_where_nothing_should_close(self):
         self.assertEqual(at.classify(failure(error=at.EOF), at.Policy()), at.LOST)

@@ -186,8 +186,14 @@ class CapacityWatch {
         const auto s = reader.snapshot(prefork::ScoreboardReader::Latencies::skipped);
         ++observations;
         recycled_ = s.exits_recycled;
-        const auto ready = ready_pids(s);
-        if (ready.empty() && without_ready++ == 0) first_dip = describe(s);
+        // A snapshot reads one slot after the other: a reader descheduled
+        // between two may see the new worker still starting and then the old
+        // one already stopping. A real dip lasts (the replacement takes
+        // 300 ms to be ready): a second look sees it too.
+        if (ready_pids(s).empty()) {
+          const auto again = reader.snapshot(prefork::ScoreboardReader::Latencies::skipped);
+          if (ready_pids(again).empty() && without_ready++ == 0) first_dip = describe(again);
+        }
         for (pid_t pid : worker_pids(s))
           if (!contains(pids_seen, pid)) pids_seen.push_back(pid);
         std::this_thread::sleep_for(std::chrono::microseconds(200));
