@@ -185,8 +185,9 @@ void Master::handle_signals() {
       case SIGTTOU:
         supervisor_.resize(-1);
         break;
-      case SIGUSR1:  // logrotate's postrotate, as with nginx
+      case SIGUSR1:  // logrotate's postrotate, as with nginx: the workers too
         reopen_log();
+        supervisor_.signal_workers(SIGUSR1);
         break;
       case SIGUSR2:
         if (upgrade_ && !supervisor_.stopping())

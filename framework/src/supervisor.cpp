@@ -528,6 +528,18 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
   return config_;
 }
 
+unsigned Supervisor::signal_workers(int signal) {
+  unsigned signalled = 0;
+  // Not one still starting: until it is ready, its handlers may not be
+  // installed, and the default action of most signals is to die.
+  for (const Worker& worker : workers_)
+    if ((worker.state == State::ready || worker.state == State::retiring) && !worker.killed) {
+      host_.kill(worker.pid, signal, false);
+      signalled += 1;
+    }
+  return signalled;
+}
+
 std::optional<unsigned> Supervisor::slot_of(pid_t pid) const noexcept {
   for (unsigned slot = 0; slot < workers_.size(); ++slot)
     if (workers_[slot].state != State::empty && workers_[slot].pid == pid) return slot;

@@ -122,6 +122,10 @@ class Supervisor {
   // max_recycling at a time; should one fail to start, the roll goes back.
   // Returns the new configuration's number (StartOrder::config).
   std::uint64_t roll(const SupervisorSettings& settings);
+  // Passes `signal` on to every worker that is ready or stopping gracefully
+  // (USR1: reopen the log files, as nginx's master tells its workers); the
+  // number signalled.
+  unsigned signal_workers(int signal);
 
   // --- State ---
   bool finished() const noexcept;  // stopped and no worker left

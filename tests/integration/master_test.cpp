@@ -7,6 +7,7 @@
 #define BOOST_TEST_MODULE integration_master
 #include <boost/test/unit_test.hpp>
 
+#include "files.hpp"
 #include "fixture.hpp"
 
 #include <prefork/frame_codec.hpp>
@@ -296,6 +297,33 @@ BOOST_AUTO_TEST_CASE(every_signal_but_the_stops_leaves_the_master_serving) {
   for (pid_t worker : workers)
     BOOST_TEST(wait_exited(worker, state_timeout), "worker " << worker << " outlived its master");
   BOOST_TEST(!shm_exists(server.stats_name()), "segment left behind");
+}
+
+// USR1 to the master alone (logrotate's postrotate: `kill -USR1 MASTER`)
+// reopens the --log-file in the master and in every worker: after the file
+// was moved away, each says so in a new file at the same path.
+BOOST_AUTO_TEST_CASE(usr1_to_the_master_reopens_the_log_file_in_the_workers_too) {
+  TempDir dir;
+  const std::string log = dir.file("server.log");
+  UpperServer server({"--framed", "127.0.0.1:0", "--log-file", log});
+  const std::vector<pid_t> workers = ready_pids(server.ready_snapshot());
+  BOOST_TEST_REQUIRE(workers.size() == 2u);
+  BOOST_TEST_REQUIRE(std::rename(log.c_str(), dir.file("server.log.1").c_str()) == 0);
+
+  server.process().signal(SIGUSR1);
+  auto reopened_in = [&](const std::string& role) {
+    return file_text(log).find(role + ": reopened the log file " + log) != std::string::npos;
+  };
+  BOOST_TEST(wait_until([&] { return reopened_in("master"); }, state_timeout), file_text(log));
+  for (unsigned slot = 0; slot < workers.size(); ++slot) {
+    std::string role = "worker ";
+    role += std::to_string(slot);
+    role += " gen 1";
+    BOOST_TEST(wait_until([&] { return reopened_in(role); }, state_timeout),
+               role << " did not reopen: " << file_text(log));
+  }
+  BOOST_TEST(ready_pids(server.snapshot()) == workers, boost::test_tools::per_element());
+  BOOST_TEST(ask(server, "rotated") == "ROTATED");
 }
 
 // INT and QUIT: a fast stop, exit 0; a request in flight is not waited for

@@ -604,6 +604,26 @@ BOOST_AUTO_TEST_CASE(a_start_that_fails_outright_backs_off) {
   BOOST_TEST(host.starts.size() == 1u);
 }
 
+// USR1 (logrotate's postrotate) reaches the workers too, as nginx's master
+// tells its own: every ready or retiring worker, not one still starting
+// (its handlers may not be installed yet: USR1 would kill it).
+BOOST_AUTO_TEST_CASE(usr1_is_passed_on_to_the_ready_and_retiring_workers) {
+  FakeHost host;
+  Supervisor supervisor(settings(2), 5, host);
+  start_ready(supervisor, host);
+  const pid_t first = host.pid_of_start(0), second = host.pid_of_start(1);
+  BOOST_TEST_REQUIRE(supervisor.resize(-1));  // `second` retires, gracefully
+  BOOST_TEST_REQUIRE(supervisor.resize(+1));  // a third starts
+  supervisor.tick();
+  BOOST_TEST_REQUIRE(host.starts.size() == 3u);
+  const pid_t starting = host.pid_of_start(2);
+  host.kills.clear();
+  BOOST_TEST(supervisor.signal_workers(SIGUSR1) == 2u);
+  BOOST_TEST((host.kills_of(first) == std::vector<Kill>{{first, SIGUSR1, false}}));
+  BOOST_TEST((host.kills_of(second) == std::vector<Kill>{{second, SIGUSR1, false}}));
+  BOOST_TEST(host.kills_of(starting).empty());
+}
+
 // The master's signal table: every catchable signal that would end it is
 // taken (with a meaning, or ignored); the faults keep their default.
 BOOST_AUTO_TEST_CASE(the_master_takes_every_catchable_signal_but_the_faults) {
