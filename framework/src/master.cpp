@@ -50,6 +50,21 @@ int wait_status(const siginfo_t& info) {
   }
 }
 
+// A reload replaces the workers, nothing else: what was set up once at
+// start (the workers' program and identity, the listen queue, the metrics
+// endpoint, the pid file) would be silently kept. The setting that differs.
+const char* set_up_once(const ServerConfig& now, const ServerConfig& next) {
+  auto address = [](const std::optional<Address>& a) { return a ? a->to_string() : ""; };
+  if (next.start != now.start) return "start";
+  if (next.worker_exe != now.worker_exe || next.worker_args != now.worker_args) return "worker-exe";
+  if (next.backlog != now.backlog) return "backlog";
+  if (address(next.metrics) != address(now.metrics)) return "metrics";
+  if (next.user != now.user) return "user";
+  if (next.group != now.group) return "group";
+  if (next.pid_file != now.pid_file) return "pid-file";
+  return nullptr;
+}
+
 }  // namespace
 
 std::vector<int> master_signals() {
@@ -219,6 +234,10 @@ void Master::reload() {
       error = config_error(*loaded, nullptr);
       if (error.empty() && loaded->stats_name != config_.stats_name)
         error = "the scoreboard's name changes only with a restart";
+      if (const char* setting = set_up_once(config_, *loaded); error.empty() && setting) {
+        error = setting;
+        error += " changes only with a restart or an upgrade (USR2)";
+      }
       if (error.empty()) error = plan_.reload_error(*loaded);
     }
     if (!error.empty()) {

@@ -722,6 +722,13 @@ BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one)
   BOOST_TEST(ready_pids(server.snapshot()) == before);
   BOOST_TEST(ask(server, "still") == "STILL");
 
+  // What was set up once at start is refused, not silently kept.
+  write_config("max-message = 100000\nbacklog = 64\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST_REQUIRE(logged_when(server, "reload refused", 2), server.process().stderr_text());
+  BOOST_TEST(logged(server, "backlog changes only with a restart or an upgrade (USR2)") == 1u);
+  BOOST_TEST(ready_pids(server.snapshot()) == before);
+
   write_config("max-message = 100000\n");
   server.process().signal(SIGHUP);
   BOOST_TEST_REQUIRE(logged_when(server, "reload done", 1), server.process().stderr_text());
