@@ -128,8 +128,11 @@ int Master::run() {
 void Master::check_ready() {
   if (reloading_ && !supervisor_.rolling() && !supervisor_.stopping()) {
     reloading_ = false;
-    systemd::notify("READY=1\nSTATUS=reloaded: " + std::to_string(supervisor_.ready_workers()) +
-                    " workers");
+    std::string status = "READY=1\nSTATUS=";
+    status += supervisor_.roll_failed() ? "reload rolled back, serving with " : "reloaded: ";
+    status += std::to_string(supervisor_.ready_workers());
+    status += " workers";
+    systemd::notify(status);
   }
   if (ready_.sent() || supervisor_.stopping() || supervisor_.ready_workers() < supervisor_.seats())
     return;

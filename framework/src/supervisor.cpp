@@ -258,19 +258,20 @@ void Supervisor::promote(unsigned slot) {
     seat.replacement = none;
     if (old != none) retire(static_cast<unsigned>(old), "replaced");
   }
-  if (rolling_) {
-    bool done = true;
-    for (const Seat& each : seats_)
-      if (each.replacement != none || each.worker == none ||
-          workers_[static_cast<std::size_t>(each.worker)].config != config_)
-        done = false;
-    if (done) {
-      rolling_ = false;
-      log_info("reload %s: %zu workers run configuration #%llu",
-               roll_failed_ ? "rolled back" : "done", seats_.size(),
-               static_cast<unsigned long long>(config_));
-    }
-  }
+  end_roll_if_done();
+}
+
+// The roll is over once every seat has a worker of the serving configuration
+// and no replacement is under way.
+void Supervisor::end_roll_if_done() {
+  if (!rolling_) return;
+  for (const Seat& each : seats_)
+    if (each.replacement != none || each.worker == none ||
+        workers_[static_cast<std::size_t>(each.worker)].config != config_)
+      return;
+  rolling_ = false;
+  log_info("reload %s: %zu workers run configuration #%llu", roll_failed_ ? "rolled back" : "done",
+           seats_.size(), static_cast<unsigned long long>(config_));
 }
 
 // The roll goes back: the previous configuration serves again, and the
@@ -282,6 +283,9 @@ void Supervisor::roll_back() {
   for (Seat& seat : seats_)
     if (seat.replacement != none) retire(static_cast<unsigned>(seat.replacement), "not needed");
   if (settings_.resizable && settings_.pool == PoolMode::fixed) fit_seats(settings_.workers);
+  // Its first new worker failed: the old ones are all there, nothing to
+  // promote, so nothing else would end the roll.
+  end_roll_if_done();
 }
 
 void Supervisor::fit_seats(unsigned count) {

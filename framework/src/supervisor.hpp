@@ -179,6 +179,7 @@ class Supervisor {
   void on_exit(unsigned slot, int status);
   void on_start_failure(unsigned slot, int seat, int status, std::uint64_t config);
   void roll_back();
+  void end_roll_if_done();
   void fit_seats(unsigned count);
   void watch_workers();
   void promote(unsigned slot);

@@ -740,3 +740,30 @@ BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one)
   BOOST_TEST(rolled.has_value(), "not every worker was replaced");
   BOOST_TEST(ask(server, big) == std::string(2000, 'X'));
 }
+
+// A reload whose first new worker fails to start (here: it misses
+// --start-timeout) is rolled back, and the roll ends there: the same workers
+// serve, the log says so, and the next reload is taken.
+BOOST_AUTO_TEST_CASE(a_reload_whose_worker_fails_to_start_is_rolled_back_and_over) {
+  TempDir dir;
+  const std::string config = dir.file("server.toml");
+  dir.write("server.toml", "start-timeout = 1\n");
+  UpperServer::Options options;
+  options.program = "slow_start_server";
+  UpperServer server({"--framed", "127.0.0.1:0", "--config", config}, options);
+  const std::vector<pid_t> before = ready_pids(server.ready_snapshot());
+
+  dir.write("server.toml", "start-timeout = 1\nsetup-delay-ms = 5000\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST_REQUIRE(logged_when(server, "the new configuration does not start", 1),
+                     server.process().stderr_text());
+  BOOST_TEST(logged_when(server, "reload rolled back: 2 workers run configuration #1", 1),
+             server.process().stderr_text());
+  BOOST_TEST(ready_pids(server.snapshot()) == before, boost::test_tools::per_element());
+  BOOST_TEST(ask(server, "kept") == "KEPT");
+
+  dir.write("server.toml", "start-timeout = 1\nsetup-delay-ms = 0\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST(logged_when(server, "reload done: 2 workers run configuration #3", 1),
+             server.process().stderr_text());
+}

@@ -580,6 +580,8 @@ BOOST_AUTO_TEST_CASE(a_reload_that_fails_to_start_leaves_the_old_workers_serving
   BOOST_TEST(supervisor.roll_failed());
   BOOST_TEST(supervisor.config() == 1u);
   BOOST_TEST(host.kills.empty());
+  // Over (the master tells systemd READY=1 again): nothing is left to roll.
+  BOOST_TEST(!supervisor.rolling());
   for (int i = 0; i < 10; ++i) {
     host.advance(1s);
     host.beat_all();
