@@ -165,8 +165,8 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
   seat.failures += 1;
   if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_boot_error &&
       ready_workers() == 0) {
-    log_info("%s: its set-up failed (exit status %d) and no worker serves: giving up", what.c_str(),
-             worker_exit_boot_error);
+    log_error("%s: its set-up failed (exit status %d) and no worker serves: giving up",
+              what.c_str(), worker_exit_boot_error);
     trace("not restarted: slot %u (its set-up failed and no worker serves: giving up)", slot);
     stop(Stop::graceful, exit_workers_failed, "a worker failed to boot");
     return;
@@ -177,7 +177,7 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
   }
   const milliseconds delay = restart_delay(seat.failures, settings_, host_.random());
   seat.due_at = now + delay;
-  log_info("%s; starting another in %lld ms", what.c_str(), ms(delay));
+  log_warning("%s; starting another in %lld ms", what.c_str(), ms(delay));
   trace("restart: slot %u, cause: failed start (%u in a row), backoff %lld ms", slot, seat.failures,
         ms(delay));
 }
@@ -186,8 +186,8 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
 // gives up only when failures fill the budget and nothing serves at all.
 bool Supervisor::give_up_if_broken(const std::string& what) {
   if (start_failures_.size() < settings_.max_start_failures || ready_workers() > 0) return false;
-  log_info("%s; %zu workers failed to start within %lld s and none serves: giving up", what.c_str(),
-           start_failures_.size(), ms(settings_.restart_window) / 1000);
+  log_error("%s; %zu workers failed to start within %lld s and none serves: giving up",
+            what.c_str(), start_failures_.size(), ms(settings_.restart_window) / 1000);
   stop(Stop::graceful, exit_workers_failed, "workers keep failing to start");
   return true;
 }
@@ -210,8 +210,8 @@ void Supervisor::watch_workers() {
           promote(slot);
         } else if (!worker.killed && settings_.start_timeout.count() > 0 &&
                    now - worker.started > settings_.start_timeout) {
-          log_info("%s (pid %d) not ready after %lld ms (--start-timeout): killing it",
-                   name(slot).c_str(), worker.pid, ms(settings_.start_timeout));
+          log_warning("%s (pid %d) not ready after %lld ms (--start-timeout): killing it",
+                      name(slot).c_str(), worker.pid, ms(settings_.start_timeout));
           host_.kill(worker.pid, SIGKILL, true);
           worker.killed = true;
         }
@@ -219,9 +219,9 @@ void Supervisor::watch_workers() {
       case State::ready:
         if (settings_.timeout.count() > 0 && now - worker.last_progress > settings_.timeout &&
             phase_ != Phase::stopping) {
-          log_info("%s (pid %d) silent for %lld ms (--timeout %lld ms): aborting it",
-                   name(slot).c_str(), worker.pid, ms(now - worker.last_progress),
-                   ms(settings_.timeout));
+          log_warning("%s (pid %d) silent for %lld ms (--timeout %lld ms): aborting it",
+                      name(slot).c_str(), worker.pid, ms(now - worker.last_progress),
+                      ms(settings_.timeout));
           host_.kill(worker.pid, SIGABRT, false);
           worker.state = State::aborting;
           worker.timed_out = true;
