@@ -587,6 +587,29 @@ BOOST_AUTO_TEST_CASE(a_worker_not_ready_in_time_is_killed_and_replaced,
   BOOST_TEST(ask(server, "still") == "still");
 }
 
+// A worker asleep in accept() says it is waiting, which is healthy; one
+// stopped there (SIGSTOP) makes no progress: aborted after --timeout and
+// replaced (cause timeout), like any silent worker.
+BOOST_AUTO_TEST_CASE(a_worker_stopped_while_asleep_in_accept_is_aborted_and_replaced) {
+  UpperServer::Options options;
+  options.workers = 1;
+  UpperServer server({"--framed", "127.0.0.1:0", "--model", "prefork", "--timeout", "1"}, options);
+  const pid_t worker = ready_pids(server.ready_snapshot()).at(0);
+  BOOST_TEST_REQUIRE(
+      server.when([](const prefork::ScoreboardSnapshot& s) { return s.slots.at(0).waiting > 0; })
+          .has_value(),
+      "the worker never said it was waiting in accept()");
+  BOOST_TEST_REQUIRE(::kill(worker, SIGSTOP) == 0);
+  auto replaced = server.when([&](const prefork::ScoreboardSnapshot& s) {
+    const auto ready = ready_pids(s);
+    return s.exits_timed_out == 1 && ready.size() == 1u && ready[0] != worker;
+  });
+  BOOST_TEST_REQUIRE(replaced.has_value(), "the stopped worker " << worker << " was left alone");
+  BOOST_TEST(wait_exited(worker, state_timeout));
+  BOOST_TEST(replaced->exits_crashed + replaced->exits_signaled == 0u);
+  BOOST_TEST(ask(server, "again") == "AGAIN");
+}
+
 // ---- 6. A worker's own children die with it ----
 
 // A spawned worker's program starts a child (a `sleep`) before it becomes
