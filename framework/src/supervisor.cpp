@@ -522,6 +522,12 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
       static_cast<unsigned>(workers_.size()) - std::max(1u, settings_.max_recycling);
   if (settings_.max_workers > most) settings_.max_workers = most;
   settings_.workers = std::clamp(settings_.workers, 1u, settings_.max_workers);
+  // The scoreboard's slots were counted at start: more takes a restart.
+  if (settings.workers > settings_.workers)
+    log_warning(
+        "workers = %u is more than this master has room for: %u (a restart or an upgrade, "
+        "USR2, makes room)",
+        settings.workers, settings_.workers);
   config_ = ++last_config_;
   rolling_ = true;
   roll_failed_ = false;
