@@ -1,14 +1,18 @@
 #include "master.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <string>
 
 #include <prefork/core/trace.hpp>
@@ -48,6 +52,37 @@ int wait_status(const siginfo_t& info) {
     default:  // CLD_KILLED
       return info.si_status;
   }
+}
+
+// A reload replaces the workers, nothing else: what was set up once at
+// start (the workers' program and identity, the listen queue, the metrics
+// endpoint, the pid file) would be silently kept. The setting that differs.
+const char* set_up_once(const ServerConfig& now, const ServerConfig& next) {
+  auto address = [](const std::optional<Address>& a) { return a ? a->to_string() : ""; };
+  if (next.start != now.start) return "start";
+  if (next.worker_exe != now.worker_exe || next.worker_args != now.worker_args) return "worker-exe";
+  if (next.backlog != now.backlog) return "backlog";
+  if (address(next.metrics) != address(now.metrics)) return "metrics";
+  if (next.user != now.user) return "user";
+  if (next.group != now.group) return "group";
+  if (next.pid_file != now.pid_file) return "pid-file";
+  return nullptr;
+}
+
+// Whether `pid` is stopped (SIGSTOP, a debugger): the state letter after
+// the command's closing parenthesis in /proc/PID/stat.
+bool is_stopped(pid_t pid) {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char text[512];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  const char* end = std::strrchr(text, ')');
+  return end != nullptr && end[1] == ' ' && (end[2] == 'T' || end[2] == 't');
 }
 
 }  // namespace
@@ -113,8 +148,11 @@ int Master::run() {
 void Master::check_ready() {
   if (reloading_ && !supervisor_.rolling() && !supervisor_.stopping()) {
     reloading_ = false;
-    systemd::notify("READY=1\nSTATUS=reloaded: " + std::to_string(supervisor_.ready_workers()) +
-                    " workers");
+    std::string status = "READY=1\nSTATUS=";
+    status += supervisor_.roll_failed() ? "reload rolled back, serving with " : "reloaded: ";
+    status += std::to_string(supervisor_.ready_workers());
+    status += " workers";
+    systemd::notify(status);
   }
   if (ready_.sent() || supervisor_.stopping() || supervisor_.ready_workers() < supervisor_.seats())
     return;
@@ -185,8 +223,9 @@ void Master::handle_signals() {
       case SIGTTOU:
         supervisor_.resize(-1);
         break;
-      case SIGUSR1:  // logrotate's postrotate, as with nginx
+      case SIGUSR1:  // logrotate's postrotate, as with nginx: the workers too
         reopen_log();
+        supervisor_.signal_workers(SIGUSR1);
         break;
       case SIGUSR2:
         if (upgrade_ && !supervisor_.stopping())
@@ -218,6 +257,10 @@ void Master::reload() {
       error = config_error(*loaded, nullptr);
       if (error.empty() && loaded->stats_name != config_.stats_name)
         error = "the scoreboard's name changes only with a restart";
+      if (const char* setting = set_up_once(config_, *loaded); error.empty() && setting) {
+        error = setting;
+        error += " changes only with a restart or an upgrade (USR2)";
+      }
       if (error.empty()) error = plan_.reload_error(*loaded);
     }
     if (!error.empty()) {
@@ -351,7 +394,9 @@ void Master::kill(pid_t pid, int signal, bool group) {
 WorkerView Master::observe(unsigned slot) {
   const Slot& entry = scoreboard_.slot(slot);
   WorkerView view{};  // a segment cut under this read: nothing seen this turn
-  scoreboard_.access([&entry, &view] {
+  pid_t pid = 0;
+  scoreboard_.access([&entry, &view, &pid] {
+    pid = entry.pid.load(std::memory_order_relaxed);
     const WorkerState state = entry.state.load(std::memory_order_acquire);
     view = WorkerView{
         .ready = state == WorkerState::ready || state == WorkerState::stopping,
@@ -361,6 +406,9 @@ WorkerView Master::observe(unsigned slot) {
         .retire_requested = entry.retire_requested.load(std::memory_order_relaxed) != 0,
     };
   });
+  // Asleep in accept() is healthy, but not when stopped there: a stopped
+  // worker makes no progress, and its clients wait for nothing.
+  if (view.waiting && pid > 0 && is_stopped(pid)) view.waiting = false;
   return view;
 }
 

@@ -165,8 +165,8 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
   seat.failures += 1;
   if (status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == worker_exit_boot_error &&
       ready_workers() == 0) {
-    log_info("%s: its set-up failed (exit status %d) and no worker serves: giving up", what.c_str(),
-             worker_exit_boot_error);
+    log_error("%s: its set-up failed (exit status %d) and no worker serves: giving up",
+              what.c_str(), worker_exit_boot_error);
     trace("not restarted: slot %u (its set-up failed and no worker serves: giving up)", slot);
     stop(Stop::graceful, exit_workers_failed, "a worker failed to boot");
     return;
@@ -177,7 +177,7 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
   }
   const milliseconds delay = restart_delay(seat.failures, settings_, host_.random());
   seat.due_at = now + delay;
-  log_info("%s; starting another in %lld ms", what.c_str(), ms(delay));
+  log_warning("%s; starting another in %lld ms", what.c_str(), ms(delay));
   trace("restart: slot %u, cause: failed start (%u in a row), backoff %lld ms", slot, seat.failures,
         ms(delay));
 }
@@ -186,8 +186,8 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
 // gives up only when failures fill the budget and nothing serves at all.
 bool Supervisor::give_up_if_broken(const std::string& what) {
   if (start_failures_.size() < settings_.max_start_failures || ready_workers() > 0) return false;
-  log_info("%s; %zu workers failed to start within %lld s and none serves: giving up", what.c_str(),
-           start_failures_.size(), ms(settings_.restart_window) / 1000);
+  log_error("%s; %zu workers failed to start within %lld s and none serves: giving up",
+            what.c_str(), start_failures_.size(), ms(settings_.restart_window) / 1000);
   stop(Stop::graceful, exit_workers_failed, "workers keep failing to start");
   return true;
 }
@@ -210,8 +210,8 @@ void Supervisor::watch_workers() {
           promote(slot);
         } else if (!worker.killed && settings_.start_timeout.count() > 0 &&
                    now - worker.started > settings_.start_timeout) {
-          log_info("%s (pid %d) not ready after %lld ms (--start-timeout): killing it",
-                   name(slot).c_str(), worker.pid, ms(settings_.start_timeout));
+          log_warning("%s (pid %d) not ready after %lld ms (--start-timeout): killing it",
+                      name(slot).c_str(), worker.pid, ms(settings_.start_timeout));
           host_.kill(worker.pid, SIGKILL, true);
           worker.killed = true;
         }
@@ -219,9 +219,9 @@ void Supervisor::watch_workers() {
       case State::ready:
         if (settings_.timeout.count() > 0 && now - worker.last_progress > settings_.timeout &&
             phase_ != Phase::stopping) {
-          log_info("%s (pid %d) silent for %lld ms (--timeout %lld ms): aborting it",
-                   name(slot).c_str(), worker.pid, ms(now - worker.last_progress),
-                   ms(settings_.timeout));
+          log_warning("%s (pid %d) silent for %lld ms (--timeout %lld ms): aborting it",
+                      name(slot).c_str(), worker.pid, ms(now - worker.last_progress),
+                      ms(settings_.timeout));
           host_.kill(worker.pid, SIGABRT, false);
           worker.state = State::aborting;
           worker.timed_out = true;
@@ -258,19 +258,20 @@ void Supervisor::promote(unsigned slot) {
     seat.replacement = none;
     if (old != none) retire(static_cast<unsigned>(old), "replaced");
   }
-  if (rolling_) {
-    bool done = true;
-    for (const Seat& each : seats_)
-      if (each.replacement != none || each.worker == none ||
-          workers_[static_cast<std::size_t>(each.worker)].config != config_)
-        done = false;
-    if (done) {
-      rolling_ = false;
-      log_info("reload %s: %zu workers run configuration #%llu",
-               roll_failed_ ? "rolled back" : "done", seats_.size(),
-               static_cast<unsigned long long>(config_));
-    }
-  }
+  end_roll_if_done();
+}
+
+// The roll is over once every seat has a worker of the serving configuration
+// and no replacement is under way.
+void Supervisor::end_roll_if_done() {
+  if (!rolling_) return;
+  for (const Seat& each : seats_)
+    if (each.replacement != none || each.worker == none ||
+        workers_[static_cast<std::size_t>(each.worker)].config != config_)
+      return;
+  rolling_ = false;
+  log_info("reload %s: %zu workers run configuration #%llu", roll_failed_ ? "rolled back" : "done",
+           seats_.size(), static_cast<unsigned long long>(config_));
 }
 
 // The roll goes back: the previous configuration serves again, and the
@@ -282,6 +283,9 @@ void Supervisor::roll_back() {
   for (Seat& seat : seats_)
     if (seat.replacement != none) retire(static_cast<unsigned>(seat.replacement), "not needed");
   if (settings_.resizable && settings_.pool == PoolMode::fixed) fit_seats(settings_.workers);
+  // Its first new worker failed: the old ones are all there, nothing to
+  // promote, so nothing else would end the roll.
+  end_roll_if_done();
 }
 
 void Supervisor::fit_seats(unsigned count) {
@@ -518,6 +522,12 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
       static_cast<unsigned>(workers_.size()) - std::max(1u, settings_.max_recycling);
   if (settings_.max_workers > most) settings_.max_workers = most;
   settings_.workers = std::clamp(settings_.workers, 1u, settings_.max_workers);
+  // The scoreboard's slots were counted at start: more takes a restart.
+  if (settings.workers > settings_.workers)
+    log_warning(
+        "workers = %u is more than this master has room for: %u (a restart or an upgrade, "
+        "USR2, makes room)",
+        settings.workers, settings_.workers);
   config_ = ++last_config_;
   rolling_ = true;
   roll_failed_ = false;
@@ -526,6 +536,18 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
            seats_.size(), static_cast<unsigned long long>(config_),
            std::max(1u, settings_.max_recycling));
   return config_;
+}
+
+unsigned Supervisor::signal_workers(int signal) {
+  unsigned signalled = 0;
+  // Not one still starting: until it is ready, its handlers may not be
+  // installed, and the default action of most signals is to die.
+  for (const Worker& worker : workers_)
+    if ((worker.state == State::ready || worker.state == State::retiring) && !worker.killed) {
+      host_.kill(worker.pid, signal, false);
+      signalled += 1;
+    }
+  return signalled;
 }
 
 std::optional<unsigned> Supervisor::slot_of(pid_t pid) const noexcept {

@@ -122,6 +122,10 @@ class Supervisor {
   // max_recycling at a time; should one fail to start, the roll goes back.
   // Returns the new configuration's number (StartOrder::config).
   std::uint64_t roll(const SupervisorSettings& settings);
+  // Passes `signal` on to every worker that is ready or stopping gracefully
+  // (USR1: reopen the log files, as nginx's master tells its workers); the
+  // number signalled.
+  unsigned signal_workers(int signal);
 
   // --- State ---
   bool finished() const noexcept;  // stopped and no worker left
@@ -175,6 +179,7 @@ class Supervisor {
   void on_exit(unsigned slot, int status);
   void on_start_failure(unsigned slot, int seat, int status, std::uint64_t config);
   void roll_back();
+  void end_roll_if_done();
   void fit_seats(unsigned count);
   void watch_workers();
   void promote(unsigned slot);

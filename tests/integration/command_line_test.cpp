@@ -311,6 +311,17 @@ BOOST_AUTO_TEST_CASE(a_reload_takes_the_pool_size_from_the_file_again) {
   server.signal(SIGHUP);
   BOOST_TEST(scoreboard_when(shm.name(), rolled_to(3), start_timeout, &last).has_value(),
              describe(last) << server.describe());
+  // Past the room the scoreboard was made with (twice the first pool): as
+  // many as fit, and one line says so.
+  for (const prefork::SlotSnapshot& slot : last.slots)
+    if (slot.pid > 0) old.insert(slot.pid);
+  { std::ofstream(file.path) << "framed = [\"127.0.0.1:0\"]\nworkers = 9\n"; }
+  server.signal(SIGHUP);
+  BOOST_TEST(scoreboard_when(shm.name(), rolled_to(4), start_timeout, &last).has_value(),
+             describe(last) << server.describe());
+  BOOST_TEST(server.stderr_text().find("workers = 9 is more than this master has room for: 4") !=
+                 std::string::npos,
+             server.describe());
   server.signal(SIGTERM);
   BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());
 }

@@ -7,6 +7,7 @@
 #define BOOST_TEST_MODULE integration_master
 #include <boost/test/unit_test.hpp>
 
+#include "files.hpp"
 #include "fixture.hpp"
 
 #include <prefork/frame_codec.hpp>
@@ -304,6 +305,33 @@ BOOST_AUTO_TEST_CASE(every_signal_but_the_stops_leaves_the_master_serving) {
   BOOST_TEST(!shm_exists(server.stats_name()), "segment left behind");
 }
 
+// USR1 to the master alone (logrotate's postrotate: `kill -USR1 MASTER`)
+// reopens the --log-file in the master and in every worker: after the file
+// was moved away, each says so in a new file at the same path.
+BOOST_AUTO_TEST_CASE(usr1_to_the_master_reopens_the_log_file_in_the_workers_too) {
+  TempDir dir;
+  const std::string log = dir.file("server.log");
+  UpperServer server({"--framed", "127.0.0.1:0", "--log-file", log});
+  const std::vector<pid_t> workers = ready_pids(server.ready_snapshot());
+  BOOST_TEST_REQUIRE(workers.size() == 2u);
+  BOOST_TEST_REQUIRE(std::rename(log.c_str(), dir.file("server.log.1").c_str()) == 0);
+
+  server.process().signal(SIGUSR1);
+  auto reopened_in = [&](const std::string& role) {
+    return file_text(log).find(role + ": reopened the log file " + log) != std::string::npos;
+  };
+  BOOST_TEST(wait_until([&] { return reopened_in("master"); }, state_timeout), file_text(log));
+  for (unsigned slot = 0; slot < workers.size(); ++slot) {
+    std::string role = "worker ";
+    role += std::to_string(slot);
+    role += " gen 1";
+    BOOST_TEST(wait_until([&] { return reopened_in(role); }, state_timeout),
+               role << " did not reopen: " << file_text(log));
+  }
+  BOOST_TEST(ready_pids(server.snapshot()) == workers, boost::test_tools::per_element());
+  BOOST_TEST(ask(server, "rotated") == "ROTATED");
+}
+
 // INT and QUIT: a fast stop, exit 0; a request in flight is not waited for
 // (a graceful stop would wait up to --graceful-timeout, 60 s, for it).
 BOOST_AUTO_TEST_CASE(sigint_and_sigquit_stop_the_master_fast) {
@@ -565,6 +593,29 @@ BOOST_AUTO_TEST_CASE(a_worker_not_ready_in_time_is_killed_and_replaced,
   BOOST_TEST(ask(server, "still") == "still");
 }
 
+// A worker asleep in accept() says it is waiting, which is healthy; one
+// stopped there (SIGSTOP) makes no progress: aborted after --timeout and
+// replaced (cause timeout), like any silent worker.
+BOOST_AUTO_TEST_CASE(a_worker_stopped_while_asleep_in_accept_is_aborted_and_replaced) {
+  UpperServer::Options options;
+  options.workers = 1;
+  UpperServer server({"--framed", "127.0.0.1:0", "--model", "prefork", "--timeout", "1"}, options);
+  const pid_t worker = ready_pids(server.ready_snapshot()).at(0);
+  BOOST_TEST_REQUIRE(
+      server.when([](const prefork::ScoreboardSnapshot& s) { return s.slots.at(0).waiting > 0; })
+          .has_value(),
+      "the worker never said it was waiting in accept()");
+  BOOST_TEST_REQUIRE(::kill(worker, SIGSTOP) == 0);
+  auto replaced = server.when([&](const prefork::ScoreboardSnapshot& s) {
+    const auto ready = ready_pids(s);
+    return s.exits_timed_out == 1 && ready.size() == 1u && ready[0] != worker;
+  });
+  BOOST_TEST_REQUIRE(replaced.has_value(), "the stopped worker " << worker << " was left alone");
+  BOOST_TEST(wait_exited(worker, state_timeout));
+  BOOST_TEST(replaced->exits_crashed + replaced->exits_signaled == 0u);
+  BOOST_TEST(ask(server, "again") == "AGAIN");
+}
+
 // ---- 6. A worker's own children die with it ----
 
 // A spawned worker's program starts a child (a `sleep`) before it becomes
@@ -700,6 +751,13 @@ BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one)
   BOOST_TEST(ready_pids(server.snapshot()) == before);
   BOOST_TEST(ask(server, "still") == "STILL");
 
+  // What was set up once at start is refused, not silently kept.
+  write_config("max-message = 100000\nbacklog = 64\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST_REQUIRE(logged_when(server, "reload refused", 2), server.process().stderr_text());
+  BOOST_TEST(logged(server, "backlog changes only with a restart or an upgrade (USR2)") == 1u);
+  BOOST_TEST(ready_pids(server.snapshot()) == before);
+
   write_config("max-message = 100000\n");
   server.process().signal(SIGHUP);
   BOOST_TEST_REQUIRE(logged_when(server, "reload done", 1), server.process().stderr_text());
@@ -710,4 +768,31 @@ BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one)
   });
   BOOST_TEST(rolled.has_value(), "not every worker was replaced");
   BOOST_TEST(ask(server, big) == std::string(2000, 'X'));
+}
+
+// A reload whose first new worker fails to start (here: it misses
+// --start-timeout) is rolled back, and the roll ends there: the same workers
+// serve, the log says so, and the next reload is taken.
+BOOST_AUTO_TEST_CASE(a_reload_whose_worker_fails_to_start_is_rolled_back_and_over) {
+  TempDir dir;
+  const std::string config = dir.file("server.toml");
+  dir.write("server.toml", "start-timeout = 1\n");
+  UpperServer::Options options;
+  options.program = "slow_start_server";
+  UpperServer server({"--framed", "127.0.0.1:0", "--config", config}, options);
+  const std::vector<pid_t> before = ready_pids(server.ready_snapshot());
+
+  dir.write("server.toml", "start-timeout = 1\nsetup-delay-ms = 5000\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST_REQUIRE(logged_when(server, "the new configuration does not start", 1),
+                     server.process().stderr_text());
+  BOOST_TEST(logged_when(server, "reload rolled back: 2 workers run configuration #1", 1),
+             server.process().stderr_text());
+  BOOST_TEST(ready_pids(server.snapshot()) == before, boost::test_tools::per_element());
+  BOOST_TEST(ask(server, "kept") == "KEPT");
+
+  dir.write("server.toml", "start-timeout = 1\nsetup-delay-ms = 0\n");
+  server.process().signal(SIGHUP);
+  BOOST_TEST(logged_when(server, "reload done: 2 workers run configuration #3", 1),
+             server.process().stderr_text());
 }

@@ -580,6 +580,8 @@ BOOST_AUTO_TEST_CASE(a_reload_that_fails_to_start_leaves_the_old_workers_serving
   BOOST_TEST(supervisor.roll_failed());
   BOOST_TEST(supervisor.config() == 1u);
   BOOST_TEST(host.kills.empty());
+  // Over (the master tells systemd READY=1 again): nothing is left to roll.
+  BOOST_TEST(!supervisor.rolling());
   for (int i = 0; i < 10; ++i) {
     host.advance(1s);
     host.beat_all();
@@ -602,6 +604,26 @@ BOOST_AUTO_TEST_CASE(a_start_that_fails_outright_backs_off) {
   host.advance(1s);
   supervisor.tick();
   BOOST_TEST(host.starts.size() == 1u);
+}
+
+// USR1 (logrotate's postrotate) reaches the workers too, as nginx's master
+// tells its own: every ready or retiring worker, not one still starting
+// (its handlers may not be installed yet: USR1 would kill it).
+BOOST_AUTO_TEST_CASE(usr1_is_passed_on_to_the_ready_and_retiring_workers) {
+  FakeHost host;
+  Supervisor supervisor(settings(2), 5, host);
+  start_ready(supervisor, host);
+  const pid_t first = host.pid_of_start(0), second = host.pid_of_start(1);
+  BOOST_TEST_REQUIRE(supervisor.resize(-1));  // `second` retires, gracefully
+  BOOST_TEST_REQUIRE(supervisor.resize(+1));  // a third starts
+  supervisor.tick();
+  BOOST_TEST_REQUIRE(host.starts.size() == 3u);
+  const pid_t starting = host.pid_of_start(2);
+  host.kills.clear();
+  BOOST_TEST(supervisor.signal_workers(SIGUSR1) == 2u);
+  BOOST_TEST((host.kills_of(first) == std::vector<Kill>{{first, SIGUSR1, false}}));
+  BOOST_TEST((host.kills_of(second) == std::vector<Kill>{{second, SIGUSR1, false}}));
+  BOOST_TEST(host.kills_of(starting).empty());
 }
 
 // The master's signal table: every catchable signal that would end it is
