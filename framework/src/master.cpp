@@ -69,22 +69,6 @@ const char* set_up_once(const ServerConfig& now, const ServerConfig& next) {
   return nullptr;
 }
 
-// Whether `pid` is stopped (SIGSTOP, a debugger): the state letter after
-// the command's closing parenthesis in /proc/PID/stat.
-bool is_stopped(pid_t pid) {
-  char path[32];
-  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
-  char text[512];
-  const ssize_t n = ::read(fd, text, sizeof text - 1);
-  ::close(fd);
-  if (n <= 0) return false;
-  text[n] = '\0';
-  const char* end = std::strrchr(text, ')');
-  return end != nullptr && end[1] == ' ' && (end[2] == 'T' || end[2] == 't');
-}
-
 }  // namespace
 
 std::vector<int> master_signals() {
@@ -394,9 +378,7 @@ void Master::kill(pid_t pid, int signal, bool group) {
 WorkerView Master::observe(unsigned slot) {
   const Slot& entry = scoreboard_.slot(slot);
   WorkerView view{};  // a segment cut under this read: nothing seen this turn
-  pid_t pid = 0;
-  scoreboard_.access([&entry, &view, &pid] {
-    pid = entry.pid.load(std::memory_order_relaxed);
+  scoreboard_.access([&entry, &view] {
     const WorkerState state = entry.state.load(std::memory_order_acquire);
     view = WorkerView{
         .ready = state == WorkerState::ready || state == WorkerState::stopping,
@@ -406,10 +388,23 @@ WorkerView Master::observe(unsigned slot) {
         .retire_requested = entry.retire_requested.load(std::memory_order_relaxed) != 0,
     };
   });
-  // Asleep in accept() is healthy, but not when stopped there: a stopped
-  // worker makes no progress, and its clients wait for nothing.
-  if (view.waiting && pid > 0 && is_stopped(pid)) view.waiting = false;
   return view;
+}
+
+// The state letter after the command's closing parenthesis in
+// /proc/PID/stat: T (stopped) or t (stopped by a debugger).
+bool Master::stopped(pid_t pid) {
+  char path[32];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char text[512];
+  const ssize_t n = ::read(fd, text, sizeof text - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  text[n] = '\0';
+  const char* end = std::strrchr(text, ')');
+  return end != nullptr && end[1] == ' ' && (end[2] == 'T' || end[2] == 't');
 }
 
 // Its counts fold into the totals before anything reuses the slot.

@@ -60,6 +60,7 @@ class Master final : private SupervisorHost {
   std::optional<ChildExit> reap() override;
   void kill(pid_t pid, int signal, bool group) override;
   WorkerView observe(unsigned slot) override;
+  bool stopped(pid_t pid) override;
   void released(unsigned slot) override;
   void close_listeners() override;
   void draining() override;

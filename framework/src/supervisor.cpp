@@ -198,8 +198,13 @@ void Supervisor::watch_workers() {
     Worker& worker = workers_[slot];
     if (worker.state == State::empty) continue;
     const WorkerView view = host_.observe(slot);
-    if (view.heartbeat != worker.last_beat || view.waiting) {
+    if (view.heartbeat != worker.last_beat) {
       worker.last_beat = view.heartbeat;
+      worker.last_progress = now;
+    } else if (view.waiting && settings_.timeout.count() > 0 &&
+               now - worker.last_progress >= settings_.timeout / 2 && !host_.stopped(worker.pid)) {
+      // Asleep waiting for work, not stopped there: progress. Looked at
+      // twice per --timeout, so a stopped worker is aborted within 1.5 of it.
       worker.last_progress = now;
     }
     worker.busy = view.busy;

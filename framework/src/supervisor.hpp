@@ -60,7 +60,7 @@ struct StartOrder {
 struct WorkerView {
   bool ready = false;             // reported ready (or later)
   std::uint64_t heartbeat = 0;    // any value that changes while it progresses
-  bool waiting = false;           // asleep in accept()/recvmsg(): healthy
+  bool waiting = false;           // asleep in accept()/recvmsg(): healthy unless stopped
   bool busy = false;              // a request or connection in hand
   bool retire_requested = false;  // served its --max-requests
 };
@@ -83,6 +83,10 @@ class SupervisorHost {
   // Signals a worker; `group`: its whole process group (its children too).
   virtual void kill(pid_t pid, int signal, bool group) = 0;
   virtual WorkerView observe(unsigned slot) = 0;
+  // Whether a worker is stopped (SIGSTOP, a debugger): asleep waiting for
+  // work is healthy, but not when stopped there. Asked at most twice per
+  // --timeout for each waiting worker whose heartbeat stands still.
+  virtual bool stopped(pid_t pid) = 0;
   // A worker's slot is free again (fold its counts into the totals).
   virtual void released(unsigned slot) = 0;
   // The stop begins: stop accepting (the master closes its listeners).

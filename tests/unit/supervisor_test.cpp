@@ -18,6 +18,7 @@
 #include <climits>
 #include <deque>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "master.hpp"
@@ -55,6 +56,8 @@ class FakeHost final : public prefork::SupervisorHost {
   std::map<unsigned, WorkerView> views;
   std::map<pid_t, unsigned> slot_of;
   std::vector<unsigned> releases;
+  std::set<pid_t> stopped_pids;  // SIGSTOPped, as /proc would show
+  int stopped_asked = 0;
   int closes = 0;
   int drains = 0;
 
@@ -76,6 +79,10 @@ class FakeHost final : public prefork::SupervisorHost {
   }
   void kill(pid_t pid, int signal, bool group) override { kills.push_back({pid, signal, group}); }
   WorkerView observe(unsigned slot) override { return views[slot]; }
+  bool stopped(pid_t pid) override {
+    stopped_asked += 1;
+    return stopped_pids.contains(pid);
+  }
   void released(unsigned slot) override { releases.push_back(slot); }
   void close_listeners() override { closes += 1; }
   void draining() override { drains += 1; }
@@ -299,6 +306,34 @@ BOOST_AUTO_TEST_CASE(a_silent_worker_is_aborted_then_killed_and_replaced) {
   BOOST_TEST(host.starts.size() == 3u);  // replaced at once
   BOOST_TEST(supervisor.counts().exits_timed_out == 1u);
   BOOST_TEST(host.kills_of(101).empty());
+}
+
+// Asleep in accept() is healthy, but not when stopped there (SIGSTOP): its
+// clients wait for nothing. Whether it is stopped is asked twice per
+// --timeout, not at every look.
+BOOST_AUTO_TEST_CASE(a_worker_stopped_while_waiting_is_aborted_and_asked_about_rarely) {
+  FakeHost host;
+  SupervisorSettings s = settings(1);
+  s.timeout = 2s;
+  Supervisor supervisor(s, 2, host);
+  start_ready(supervisor, host);
+  host.views[0].waiting = true;
+  for (int step = 0; step < 100; ++step) {  // 10 s asleep in accept()
+    host.advance(100ms);
+    supervisor.tick();
+  }
+  BOOST_TEST(host.kills.empty());
+  BOOST_TEST(host.stopped_asked >= 5);
+  BOOST_TEST(host.stopped_asked <= 11);  // once a second, not 100 times
+  host.stopped_pids.insert(100);
+  int steps = 0;
+  while (host.kills.empty() && steps < 100) {
+    host.advance(100ms);
+    supervisor.tick();
+    steps += 1;
+  }
+  BOOST_TEST((host.kills == std::vector<Kill>{{100, SIGABRT, false}}));
+  BOOST_TEST(steps <= 30, "aborted " << steps * 100 << " ms after it stopped");
 }
 
 BOOST_AUTO_TEST_CASE(a_worker_whose_heartbeat_moves_is_never_aborted) {
