@@ -99,6 +99,12 @@ class SpawnStarter final : public WorkerStarter {
     executable_ = config.worker_exe.empty() ? this_executable() : config.worker_exe;
     if (::access(executable_.c_str(), X_OK) != 0)
       throw SystemError("access", errno, "worker program " + executable_);
+    // The master's own program runs again as its worker: the image this
+    // master runs (the child of a fork sees it as /proc/self/exe), not
+    // whatever file now has its path. A new build installed there runs
+    // with the new master a binary upgrade (USR2) starts, never under this
+    // one, whose workers it might not understand. argv[0] keeps the path.
+    exec_path_ = config.worker_exe.empty() ? "/proc/self/exe" : executable_;
     // The inherited environment, minus any LISTEN_*/PREFORK_* of our own
     // parent; each worker's WorkerParams and LISTEN_* are added per start.
     for (char** entry = environ; *entry != nullptr; ++entry)
@@ -132,13 +138,17 @@ class SpawnStarter final : public WorkerStarter {
     envp.push_back(nullptr);
     char* digits = environment.back().data() + std::strlen(env::listen_pid) + 1;
 
+    std::vector<const char*> argv{executable_.c_str()};
+    for (const std::string& arg : config_.worker_args) argv.push_back(arg.c_str());
+    argv.push_back(nullptr);
+
     ListenerHandover handover{sources, moved, envp.data(), digits, master_pid_, signals_};
     bp::error_code error;
     bp::posix::default_launcher launcher;
     // (The overload taking an io_context drops the error_code in 1.81; the
     // one taking an executor honours it.)
     SignalPipe::Blocked blocked(signals_);
-    auto child = launcher(io_.get_executor(), error, executable_, config_.worker_args, handover);
+    auto child = launcher(io_.get_executor(), error, exec_path_, argv.data(), handover);
     blocked.restore();
     if (error) {
       log_info("spawn %s failed: %s (worker %u)", executable_.c_str(), error.message().c_str(),
@@ -169,7 +179,8 @@ class SpawnStarter final : public WorkerStarter {
   WorkerPlan& plan_;
   SignalPipe& signals_;
   pid_t master_pid_;
-  std::string executable_;
+  std::string executable_;  // the program's path: argv[0], and what the log shows
+  std::string exec_path_;   // what the child executes
   std::vector<std::string> inherited_;
   boost::asio::io_context io_;
 };

@@ -215,11 +215,13 @@ BOOST_AUTO_TEST_CASE(a_segment_truncated_under_the_server_leaves_it_serving_and_
   BOOST_TEST(server.process().running());
   BOOST_TEST(http(metrics, "GET /metrics HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200 OK\r\n", 0) == 0u);
 
-  // A reader that opens it now refuses it with a message, not a signal.
+  // A reader that opens it now refuses it with a message naming it, not a
+  // signal. Which message depends on whether the master has put the size
+  // back meanwhile (at its next look): empty, zero-filled, or not settled.
   BOOST_REQUIRE(::truncate(shm_path(server.stats_name()).c_str(), 0) == 0);
   const Finished once = run_to_end(bin_path("prefork-top"), {"--once", server.stats_name()});
   BOOST_TEST(status_or_running(once.status) == 1, once.description);
-  BOOST_TEST(contains(once.err, "stats segment " + server.stats_name()), once.description);
+  BOOST_TEST(contains(once.err, server.stats_name()), once.description << once.err);
   BOOST_TEST(!top.wait_exit(0ms).has_value(), top.describe());  // still running: no SIGBUS
 }
 

@@ -204,6 +204,33 @@ BOOST_AUTO_TEST_CASE(usr2_hands_the_listeners_and_the_name_to_a_new_master) {
              std::string::npos);
 }
 
+// Spawn mode executes the program again for each worker: a new build
+// installed at its path (here, one that fails at once) is what the next
+// USR2 starts, but a worker replaced before that runs this master's own
+// build, which it understands.
+BOOST_AUTO_TEST_CASE(a_worker_replaced_after_a_new_build_is_installed_runs_the_masters_build,
+                     *boost::unit_test::precondition(only_in_spawn_mode)) {
+  UpgradeFixture f;
+  ServerProcess& server = f.start({"--framed", "127.0.0.1:0"});
+  f.replace_program("#!/bin/sh\nexit 1\n");
+  const auto before = fresh_snapshot(f.name());
+  BOOST_TEST_REQUIRE(before.has_value());
+  const pid_t victim = before->slots.at(0).pid;
+  BOOST_TEST_REQUIRE(::kill(victim, SIGKILL) == 0);
+  std::optional<prefork::ScoreboardSnapshot> after;
+  BOOST_TEST_REQUIRE(wait_until(
+                         [&] {
+                           after = fresh_snapshot(f.name());
+                           return after && after->worker_restarts > before->worker_restarts &&
+                                  all_workers_ready(*after) && after->slots.at(0).pid != victim;
+                         },
+                         start_timeout),
+                     server.describe());
+  BOOST_TEST(after->start_failures == 0u, server.describe());
+  BOOST_TEST(TcpClient::connect(f.endpoint("framed")).request_frame("same build") == "SAME BUILD");
+  BOOST_TEST(master_of(f.name()) == server.pid());
+}
+
 BOOST_AUTO_TEST_CASE(a_new_program_that_fails_is_rolled_back) {
   UpgradeFixture f;
   ServerProcess& server = f.start({"--framed", "127.0.0.1:0"});

@@ -8,6 +8,9 @@
 #include <prefork/worker.hpp>
 #include <prefork/workers/runtime.hpp>
 
+#include <errno.h>
+#include <sys/prctl.h>
+
 #include <stdexcept>
 #include <string>
 
@@ -16,6 +19,11 @@ namespace prefork {
 bool started_as_worker() { return WorkerParams::in_environment(); }
 
 int serve_as_worker(Handler& handler) {
+  // Executed as /proc/self/exe (the master's own image, spawn.cpp), the
+  // kernel names this process "exe": ps -C, pgrep and top know a program
+  // by its file's name, which argv[0] still carries.
+  if (::prctl(PR_SET_NAME, program_invocation_short_name) != 0)
+    log_sys_error("prctl", errno, "PR_SET_NAME %s", program_invocation_short_name);
   try {
     const WorkerParams params = WorkerParams::from_environment();
     // A new program image: the master's log settings come with the params.
