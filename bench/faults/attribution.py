@@ -47,9 +47,10 @@ class Failure:
     # by the client after the failure); None when unknown. A write() that returned has
     # put the request in the kernel, not in the server's socket: on a loaded machine the
     # loopback delivery may wait for ksoftirqd, and a worker that closes the connection
-    # meanwhile (idle, from all it could read) sends a FIN, then an RST for the bytes
-    # that come after it, which it never acknowledges. Unread bytes in the socket at the
-    # close are acknowledged, and the close is an RST: delivered, and lost.
+    # meanwhile (idle, from all it could read) sends a FIN, which the client reads as EOF,
+    # then an RST for the bytes that come after it, never acknowledged. Unread bytes in
+    # the socket at the close make it an RST at once (ECONNRESET), acknowledged or not
+    # (the ACK may have been delayed): lost.
     delivered: bool = None
 
 
@@ -93,14 +94,16 @@ class Policy:
 
 
 def closed_idle(f):
-    return f.reply_bytes == 0 and f.conn_answered > 0 and (
-        f.error == EOF or (f.error == RESET and f.delivered is False))
+    return f.error == EOF and f.reply_bytes == 0 and f.conn_answered > 0
 
 
 def not_delivered(f):
-    """The connection ended (FIN or RST) with no byte of the reply, and the server's TCP
-    never acknowledged the request: it never reached a socket a worker could read."""
-    return f.error in (EOF, RESET) and f.reply_bytes == 0 and f.delivered is False
+    """The server closed first (FIN: the client read EOF) with no byte of the reply, and
+    its TCP never acknowledged the request: it came after the close. A reset (ECONNRESET)
+    is not excused whatever the count says: a worker closing with the request unread in
+    its socket sends an RST at once, and the ACK it delayed (Linux waits up to ~40 ms to
+    ride on the reply) never comes."""
+    return f.error == EOF and f.reply_bytes == 0 and f.delivered is False
 
 
 def classify(f, policy):
