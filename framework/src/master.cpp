@@ -242,8 +242,12 @@ void Master::reload() {
       if (error.empty() && loaded->stats_name != config_.stats_name)
         error = "the scoreboard's name changes only with a restart";
       if (const char* setting = set_up_once(config_, *loaded); error.empty() && setting) {
+        // An upgrade's new master takes over the listening sockets as they are.
+        const std::string_view name = setting;
         error = setting;
-        error += " changes only with a restart or an upgrade (USR2)";
+        error += name == "backlog" || name == "metrics"
+                     ? " changes only with a restart (an upgrade, USR2, keeps the sockets)"
+                     : " changes only with a restart or an upgrade (USR2)";
       }
       if (error.empty()) error = plan_.reload_error(*loaded);
     }
@@ -397,7 +401,10 @@ bool Master::stopped(pid_t pid) {
   char path[32];
   std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
   const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) {
+    if (errno != ENOENT) log_sys_error("open", errno, "%s", path);  // ENOENT: already gone
+    return false;
+  }
   char text[512];
   const ssize_t n = ::read(fd, text, sizeof text - 1);
   ::close(fd);

@@ -152,7 +152,7 @@ void Supervisor::on_start_failure(unsigned slot, int seat_index, int status, std
   std::string what = name(slot) + " " + describe_status(status) + " before it was ready";
 
   if (rolling_ && config == config_ && config_ != previous_config_) {
-    log_info(
+    log_warning(
         "%s: the new configuration does not start; the workers of the previous one go on "
         "serving",
         what.c_str());
@@ -204,7 +204,8 @@ void Supervisor::watch_workers() {
     } else if (view.waiting && settings_.timeout.count() > 0 &&
                now - worker.last_progress >= settings_.timeout / 2 && !host_.stopped(worker.pid)) {
       // Asleep waiting for work, not stopped there: progress. Looked at
-      // twice per --timeout, so a stopped worker is aborted within 1.5 of it.
+      // twice per --timeout: a stopped worker is aborted between half a
+      // --timeout and a whole one after it stopped.
       worker.last_progress = now;
     }
     worker.busy = view.busy;
@@ -251,6 +252,7 @@ void Supervisor::watch_workers() {
 void Supervisor::promote(unsigned slot) {
   Worker& worker = workers_[slot];
   worker.state = State::ready;
+  worker.was_ready = true;
   if (trace_enabled())
     trace("ready: slot %u pid %d (seen %.3f ms after its start)", slot, worker.pid,
           std::chrono::duration<double, std::milli>(host_.now() - worker.started).count());
@@ -288,8 +290,8 @@ void Supervisor::roll_back() {
   for (Seat& seat : seats_)
     if (seat.replacement != none) retire(static_cast<unsigned>(seat.replacement), "not needed");
   if (settings_.resizable && settings_.pool == PoolMode::fixed) fit_seats(settings_.workers);
-  // Its first new worker failed: the old ones are all there, nothing to
-  // promote, so nothing else would end the roll.
+  // When no new worker was promoted yet, every seat already has a worker
+  // of the previous configuration: nothing else would end the roll.
   end_roll_if_done();
 }
 
@@ -545,10 +547,12 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
 
 unsigned Supervisor::signal_workers(int signal) {
   unsigned signalled = 0;
-  // Not one still starting: until it is ready, its handlers may not be
-  // installed, and the default action of most signals is to die.
+  // Not one that never was ready (starting, or retired while starting: a
+  // roll back): its handlers may not be installed, and the default action
+  // of most signals is to die.
   for (const Worker& worker : workers_)
-    if ((worker.state == State::ready || worker.state == State::retiring) && !worker.killed) {
+    if ((worker.state == State::ready || worker.state == State::retiring) && worker.was_ready &&
+        !worker.killed) {
       host_.kill(worker.pid, signal, false);
       signalled += 1;
     }

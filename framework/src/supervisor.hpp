@@ -169,6 +169,7 @@ class Supervisor {
     Clock::time_point kill_at{};  // aborting, retiring: SIGKILL then
     bool killed = false;          // SIGKILL sent
     bool timed_out = false;       // by the heartbeat
+    bool was_ready = false;       // reported ready once (its handlers are in place)
     bool busy = false;            // as last observed
     bool retire_requested = false;
   };

@@ -755,7 +755,9 @@ BOOST_AUTO_TEST_CASE(hup_applies_a_changed_config_file_and_refuses_a_broken_one)
   write_config("max-message = 100000\nbacklog = 64\n");
   server.process().signal(SIGHUP);
   BOOST_TEST_REQUIRE(logged_when(server, "reload refused", 2), server.process().stderr_text());
-  BOOST_TEST(logged(server, "backlog changes only with a restart or an upgrade (USR2)") == 1u);
+  BOOST_TEST(
+      logged(server, "backlog changes only with a restart (an upgrade, USR2, keeps the sockets)") ==
+      1u);
   BOOST_TEST(ready_pids(server.snapshot()) == before);
 
   write_config("max-message = 100000\n");

@@ -661,6 +661,26 @@ BOOST_AUTO_TEST_CASE(usr1_is_passed_on_to_the_ready_and_retiring_workers) {
   BOOST_TEST(host.kills_of(starting).empty());
 }
 
+// A reload rolled back retires the new workers still starting: never ready,
+// they get no USR1 either (its default action would kill them).
+BOOST_AUTO_TEST_CASE(usr1_spares_a_worker_retired_before_it_was_ready) {
+  FakeHost host;
+  SupervisorSettings s = settings(2);
+  s.max_recycling = 2;
+  Supervisor supervisor(s, 6, host);
+  start_ready(supervisor, host);
+  supervisor.roll(s);
+  supervisor.tick();
+  BOOST_TEST_REQUIRE(host.starts.size() == 4u);  // 102 and 103, both starting
+  host.die(102, exited(1));
+  supervisor.tick();
+  BOOST_TEST_REQUIRE(supervisor.roll_failed());
+  BOOST_TEST_REQUIRE((host.kills_of(103) == std::vector<Kill>{{103, SIGTERM, false}}));
+  host.kills.clear();
+  BOOST_TEST(supervisor.signal_workers(SIGUSR1) == 2u);
+  BOOST_TEST(host.kills_of(103).empty());
+}
+
 // The master's signal table: every catchable signal that would end it is
 // taken (with a meaning, or ignored); the faults keep their default.
 BOOST_AUTO_TEST_CASE(the_master_takes_every_catchable_signal_but_the_faults) {

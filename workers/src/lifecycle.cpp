@@ -172,9 +172,16 @@ int serve_worker(const WorkerParams& params, const WorkerResources& resources, H
     trace("exit: status %d, without finish() (threads still in the handler)", status);
     ::_exit(status);
   }
+  // The runtime's signal handlers go with it (back to their defaults): a
+  // logrotate USR1 (the master passes it on) is held back meanwhile, then
+  // ignored, never a default death.
+  sigset_t usr1;
+  ::sigemptyset(&usr1);
+  ::sigaddset(&usr1, SIGUSR1);
+  ::pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
   runtime.reset();  // its threads and descriptors end before finish()
-  // The runtime's handlers are gone; a late logrotate must not kill us.
   ::signal(SIGUSR1, SIG_IGN);
+  ::pthread_sigmask(SIG_UNBLOCK, &usr1, nullptr);
   trace("finish: handler.finish()");
   try {
     handler.finish();
