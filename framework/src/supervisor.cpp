@@ -253,6 +253,10 @@ void Supervisor::promote(unsigned slot) {
   Worker& worker = workers_[slot];
   worker.state = State::ready;
   worker.was_ready = true;
+  if (worker.signal_when_ready != 0) {
+    host_.kill(worker.pid, worker.signal_when_ready, false);
+    worker.signal_when_ready = 0;
+  }
   if (trace_enabled())
     trace("ready: slot %u pid %d (seen %.3f ms after its start)", slot, worker.pid,
           std::chrono::duration<double, std::milli>(host_.now() - worker.started).count());
@@ -547,15 +551,19 @@ std::uint64_t Supervisor::roll(const SupervisorSettings& settings) {
 
 unsigned Supervisor::signal_workers(int signal) {
   unsigned signalled = 0;
-  // Not one that never was ready (starting, or retired while starting: a
-  // roll back): its handlers may not be installed, and the default action
-  // of most signals is to die.
-  for (const Worker& worker : workers_)
-    if ((worker.state == State::ready || worker.state == State::retiring) && worker.was_ready &&
-        !worker.killed) {
+  // Not one that never was ready: its handlers may not be installed, and
+  // the default action of most signals is to die. One still starting gets
+  // it once ready (a forked worker holds the log file its master had at the
+  // fork); one retired while starting (a roll back) is going anyway.
+  for (Worker& worker : workers_) {
+    if (worker.killed) continue;
+    if ((worker.state == State::ready || worker.state == State::retiring) && worker.was_ready) {
       host_.kill(worker.pid, signal, false);
       signalled += 1;
+    } else if (worker.state == State::starting) {
+      worker.signal_when_ready = signal;
     }
+  }
   return signalled;
 }
 

@@ -127,8 +127,8 @@ class Supervisor {
   // Returns the new configuration's number (StartOrder::config).
   std::uint64_t roll(const SupervisorSettings& settings);
   // Passes `signal` on to every worker that is ready or stopping gracefully
-  // (USR1: reopen the log files, as nginx's master tells its workers); the
-  // number signalled.
+  // (USR1: reopen the log files, as nginx's master tells its workers), and
+  // to each one still starting once it is ready; the number signalled now.
   unsigned signal_workers(int signal);
 
   // --- State ---
@@ -170,6 +170,7 @@ class Supervisor {
     bool killed = false;          // SIGKILL sent
     bool timed_out = false;       // by the heartbeat
     bool was_ready = false;       // reported ready once (its handlers are in place)
+    int signal_when_ready = 0;    // a signal it was starting for (USR1): sent once ready
     bool busy = false;            // as last observed
     bool retire_requested = false;
   };

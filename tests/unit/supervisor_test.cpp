@@ -642,8 +642,9 @@ BOOST_AUTO_TEST_CASE(a_start_that_fails_outright_backs_off) {
 }
 
 // USR1 (logrotate's postrotate) reaches the workers too, as nginx's master
-// tells its own: every ready or retiring worker, not one still starting
-// (its handlers may not be installed yet: USR1 would kill it).
+// tells its own: every ready or retiring worker at once; one still starting
+// once it is ready (before, its handlers may not be installed: USR1 would
+// kill it).
 BOOST_AUTO_TEST_CASE(usr1_is_passed_on_to_the_ready_and_retiring_workers) {
   FakeHost host;
   Supervisor supervisor(settings(2), 5, host);
@@ -659,6 +660,11 @@ BOOST_AUTO_TEST_CASE(usr1_is_passed_on_to_the_ready_and_retiring_workers) {
   BOOST_TEST((host.kills_of(first) == std::vector<Kill>{{first, SIGUSR1, false}}));
   BOOST_TEST((host.kills_of(second) == std::vector<Kill>{{second, SIGUSR1, false}}));
   BOOST_TEST(host.kills_of(starting).empty());
+  // The one starting gets it once ready: it may hold the file its master
+  // had before the rotation.
+  host.ready(starting);
+  supervisor.tick();
+  BOOST_TEST((host.kills_of(starting) == std::vector<Kill>{{starting, SIGUSR1, false}}));
 }
 
 // A reload rolled back retires the new workers still starting: never ready,
