@@ -12,7 +12,8 @@
 #                   the thread models' tests, the sessions' test in every
 #                   model and the master's metrics thread (only the targets
 #                   they need are built)
-#   4. the libFuzzer targets (tests/fuzz), 5 s each, in build-fuzz/ (clang)
+#   4. the libFuzzer targets (tests/fuzz), a fixed count of inputs from a
+#                   fixed seed each (~5 s), in build-fuzz/ (clang)
 #   5. clang-format --dry-run -Werror over the project's C++ files
 #   6. no scoreboard segment left behind in /dev/shm by any of the tests
 # Each step runs even when an earlier one failed, so one run reports every
@@ -135,9 +136,11 @@ if step "configure build-tsan/" configure build-tsan -DCMAKE_BUILD_TYPE=RelWithD
     -E '_spawn' || true
 fi
 
-# libFuzzer: every parser of outside input, 5 s each over its committed
-# corpus, in a clang tree of its own (scripts/fuzz.sh).
-step "fuzz (tests/fuzz, 5 s each)" bash scripts/fuzz.sh 5 || true
+# libFuzzer: every parser of outside input over its committed corpus, in a
+# clang tree of its own (scripts/fuzz.sh). Seeded, not timed: a time-bound
+# random search fails CI by chance on a bug older than the change under test
+# (it did, in toml++); finding new inputs is a developer's longer run.
+step "fuzz (tests/fuzz, seeded)" bash scripts/fuzz.sh --seeded || true
 
 step "clang-format" format_check || true
 step "no segment left in /dev/shm" no_segment_left || true

@@ -453,6 +453,32 @@ BOOST_AUTO_TEST_CASE(non_ascii_outside_strings_and_comments_is_refused_with_its_
   BOOST_TEST(result.config->stats_name == "caf\xC3\xA9\"\xEF\xBA\x80");
 }
 
+// A multi-line string's line-ending backslash: toml++ asks of the first
+// character after the whitespace whether it is whitespace. Valid TOML there
+// is read as written; what is not is refused in one line, never undefined.
+BOOST_AUTO_TEST_CASE(non_ascii_after_a_line_ending_backslash_is_read_or_refused) {
+  ConfigFile file(
+      "workers = 2\nstats = \"\"\"caf\\\n   \t\n  \xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80\\\n"
+      "\xF0\x9F\x98\x80\"\"\"\n");
+  {
+    Captured err(stderr);
+    const prefork::CommandLine result = parse({"--config", file.path}, defaults());
+    BOOST_TEST_REQUIRE(result.config.has_value(), err.text());
+    BOOST_TEST(result.config->stats_name ==
+               "caf\xC3\xA9t\xC3\xA9 \xF0\x9F\x98\x80\xF0\x9F\x98\x80");
+  }
+  // Found by tests/fuzz: a backslash, tabs, then U+0169 on the same line.
+  file.write("s = \"\"\"\\\t\t\t\xC5\xA9\tl\nr\tas]\n");
+  BOOST_TEST(Pattern(file.path + R"(:1:\d+: .*line-ending backslashes must be .+)")
+                 .matches(error_of({"--config", file.path})),
+             error_of({"--config", file.path}));
+  file.write("workers = 2\nstats = \"\"\"x\\\n  \xC5\"\"\"\n");
+  BOOST_TEST(error_of({"--config", file.path}) == file.path + ":3: not UTF-8");
+  file.write("workers = 2\nstats = \"\"\"x\\\xC3\xA9\"\"\"\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":2: a backslash before a non-ASCII character (TOML's escapes are ASCII)");
+}
+
 BOOST_AUTO_TEST_CASE(a_missing_file_is_named_with_the_reason) {
   BOOST_TEST(error_of({"--config", "/nonexistent/prefork.toml"}) ==
              "open /nonexistent/prefork.toml: No such file or directory");
