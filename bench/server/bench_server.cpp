@@ -53,10 +53,10 @@ int main(int argc, char** argv) {
   defaults.listeners = {{prefork::Protocol::framed, prefork::Address::parse("127.0.0.1:8082")}};
   defaults.stats_name = "bench_server";
   defaults.options = {
-      {"--io-wait-us", "each request waits this long, CPU idle (default 0)",
-       [&](std::string_view v) { handler.io_wait_us = microseconds("--io-wait-us", v); }},
-      {"--cpu-us", "each request computes this long, CPU busy (default 0)",
-       [&](std::string_view v) { handler.cpu_us = microseconds("--cpu-us", v); }},
+      {"--io-wait-us", "each request waits this long, CPU idle",
+       [&](std::string_view v) { handler.io_wait_us = microseconds("--io-wait-us", v); }, "0"},
+      {"--cpu-us", "each request computes this long, CPU busy",
+       [&](std::string_view v) { handler.cpu_us = microseconds("--cpu-us", v); }, "0"},
   };
   return prefork::prefork_main(argc, argv, handler, defaults);
 }

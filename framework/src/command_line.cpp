@@ -438,7 +438,9 @@ std::vector<FlagGroup> server_flags(ServerConfig& config, Requests& requests,
     FlagGroup own{defaults.program + "'s own options", {}};
     for (const ExtraOption& option : defaults.options) {
       const std::size_t dashes = std::min(option.flag.find_first_not_of('-'), option.flag.size());
-      own.flags.push_back({{option.flag.substr(dashes), "VALUE", option.help},
+      std::string help = option.help;
+      if (option.initial) help += " (default " + *option.initial + ")";
+      own.flags.push_back({{option.flag.substr(dashes), "VALUE", help},
                            [&option](const std::string& v) { option.apply(v); }});
     }
     groups.push_back(own);
@@ -626,8 +628,12 @@ CommandLine parse(const std::vector<std::string>& arguments, const CommandLineDe
       if (!quiet) std::printf("%s (prefork %s)\n", defaults.program.c_str(), PREFORK_VERSION);
       return result;
     }
-    // The file first, so that the command line's flags win whatever their
-    // order: a later value replaces an earlier one.
+    // The program's own options from their initial values (a reload reads
+    // again into the same handler), then the file, so that the command
+    // line's flags win whatever their order: a later value replaces an
+    // earlier one.
+    for (const ExtraOption& option : defaults.options)
+      if (option.initial) option.apply(*option.initial);
     bool listeners_given = false;
     for (const po::option& option : parsed.options) {
       if (option.string_key.empty())

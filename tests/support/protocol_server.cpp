@@ -124,13 +124,15 @@ int main(int argc, char** argv) {
   defaults.program = "protocol_server";
   defaults.description = "Ends connections every way the protocol API allows (tests only).";
   defaults.listeners = {{prefork::Protocol::stream, prefork::Address::parse("127.0.0.1:0")}};
-  defaults.options.push_back(
-      {"--handler", "session (default), function or connection", [](std::string_view value) {
-         if (value != "session" && value != "function" && value != "connection")
-           throw std::invalid_argument(
-               "--handler: session, function "
-               "or connection");
-       }});
+  defaults.options.push_back({"--handler", "session, function or connection",
+                              [](std::string_view value) {
+                                if (value != "session" && value != "function" &&
+                                    value != "connection")
+                                  throw std::invalid_argument(
+                                      "--handler: session, function "
+                                      "or connection");
+                              },
+                              "session"});
   const std::string kind = handler_kind(argc, argv);
   if (kind == "function") {
     return prefork::prefork_main(

@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   defaults.description = "Answers in upper case, each worker ready only after --setup-delay-ms.";
   defaults.listeners = {{prefork::Protocol::framed, prefork::Address::parse("127.0.0.1:0")}};
   defaults.stats_name = "slow_start_server";
-  defaults.options = {{"--setup-delay-ms", "each worker's setup() sleeps this long (default 0)",
-                       [&](std::string_view v) { handler.setup_delay_ms = milliseconds(v); }}};
+  defaults.options = {{"--setup-delay-ms", "each worker's setup() sleeps this long",
+                       [&](std::string_view v) { handler.setup_delay_ms = milliseconds(v); }, "0"}};
   return prefork::prefork_main(argc, argv, handler, defaults);
 }

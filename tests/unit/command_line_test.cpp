@@ -426,6 +426,30 @@ BOOST_AUTO_TEST_CASE(a_bad_value_names_the_key_the_file_and_the_line) {
              file.path + ":1: workers wants a string, a number or a boolean, not a date or a time");
 }
 
+// A reload reads into the same handler: an option with an initial value goes
+// back to it when its key leaves the file; one without keeps its last value.
+BOOST_AUTO_TEST_CASE(a_programs_own_option_removed_from_the_file_goes_back_to_its_initial) {
+  prefork::CommandLineDefaults d = defaults();
+  std::string delay, kept;
+  d.options = {{"--delay-us", "a delay", [&](std::string_view value) { delay = value; }, "7"},
+               {"--kept", "no initial", [&](std::string_view value) { kept = value; }}};
+  ConfigFile file("delay-us = 25\nkept = \"x\"\n");
+  prefork::CommandLine first = parse({"--config", file.path}, d);
+  BOOST_TEST_REQUIRE(first.config.has_value(), first.error);
+  BOOST_TEST(delay == "25");
+  BOOST_TEST(kept == "x");
+  file.write("workers = 2\n");
+  const prefork::CommandLine again = first.reload();
+  BOOST_TEST_REQUIRE(again.config.has_value(), again.error);
+  BOOST_TEST(delay == "7");
+  BOOST_TEST(kept == "x");
+  BOOST_TEST(parse({"--delay-us", "3"}, d).config.has_value());
+  BOOST_TEST(delay == "3");
+  Captured out(stdout);
+  parse({"--help"}, d);
+  BOOST_TEST(out.text().find("a delay (default 7)") != std::string::npos, out.text());
+}
+
 BOOST_AUTO_TEST_CASE(a_syntax_error_names_the_line_and_the_column) {
   ConfigFile file("workers = 2\nmodel = \"event\nstats = \"x\"\n");
   const std::string error = error_of({"--config", file.path});

@@ -20,8 +20,12 @@ namespace prefork {
 // then the command line's.
 struct ExtraOption {
   std::string flag;  // with the dashes: "--io-wait-us"
-  std::string help;  // one line for --help
+  std::string help;  // one line for --help ("(default X)" is added from `initial`)
   std::function<void(std::string_view value)> apply;
+  // What `apply` hears first each time the configuration is read, so that a
+  // key removed from the --config file before a SIGHUP goes back to it, as
+  // prefork's own keys do. Without it, the value last applied stays.
+  std::optional<std::string> initial = std::nullopt;
 };
 
 struct CommandLineDefaults {
