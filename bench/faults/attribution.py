@@ -57,11 +57,14 @@ class Failure:
 @dataclass(frozen=True)
 class Cut:
     """A worker (pid) frozen at `at`, holding the server side of the connections whose
-    client ports are `ports`. `reason` is the category its failures get."""
+    client ports are `ports`. `reason` is the category its failures get. `exact` is False
+    when some thread of it still ran as its connections were listed (a connection it
+    accepted after the list would be counted lost, not cut)."""
     pid: int
     at: float
     ports: frozenset
     reason: str = KILLED
+    exact: bool = True
 
 
 def cut_of(f, cuts):

@@ -11,16 +11,14 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <string_view>
 #include <tuple>
 #include <utility>
 #include <vector>
 
 #include "config_file.hpp"
+#include "toml_input.hpp"
 
 namespace prefork {
 
@@ -111,166 +109,6 @@ std::string config_location(const std::string& path, unsigned line) {
   location += std::to_string(line);
   return location;
 }
-
-namespace {
-
-// The code point of the UTF-8 sequence at text[i], and its length; 0 for
-// one that is not valid UTF-8 (overlong, a surrogate, beyond U+10FFFF).
-std::pair<char32_t, std::size_t> code_point_at(std::string_view text, std::size_t i) {
-  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[i + k]); };
-  const unsigned lead = byte(0);
-  const std::size_t length = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 0;
-  if (length == 0 || lead >= 0xF8 || i + length > text.size()) return {0, 0};
-  char32_t point = lead & (0x7F >> length);
-  for (std::size_t k = 1; k < length; ++k) {
-    if ((byte(k) & 0xC0) != 0x80) return {0, 0};
-    point = point << 6 | (byte(k) & 0x3F);
-  }
-  constexpr char32_t least[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (point < least[length] || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF))
-    return {0, 0};
-  return {point, length};
-}
-
-// toml++ 3.3 (Debian 12) reaches __builtin_unreachable() (undefined
-// behaviour) when it asks whether some non-ASCII characters are whitespace
-// (U+00A1..U+0499, say: its whitespace table misses buckets; found by
-// tests/fuzz). It asks of every character outside strings and comments, and
-// in a multi-line string of the first one after a backslash's whitespace.
-// TOML allows no non-ASCII character outside strings and comments (bare
-// keys, numbers, booleans and dates are ASCII), so such a character is
-// refused, with its line, before toml++ reads the file. After a line-ending
-// backslash, where it is valid TOML, it is handed to toml++ as the \u or \U
-// escape of itself (the same string; toml++'s columns on that line move).
-// Strings and comments may hold any UTF-8.
-std::string readable_by_toml(const std::string& path, const std::string& text) {
-  std::vector<std::pair<std::size_t, std::size_t>> escaped;  // offset, length
-  enum class In { code, comment, basic, literal, multi_basic, multi_literal } in = In::code;
-  unsigned line = 1;
-  bool value = false;  // after '=': where toml++ scans bare values
-  unsigned braces = 0;
-  constexpr auto npos = std::string_view::npos;
-  const auto at = [&](std::size_t i, std::string_view what) {
-    return text.compare(i, what.size(), what) == 0;
-  };
-  const auto non_ascii = [&] {
-    std::string message = config_location(path, line);
-    message += ": a non-ASCII character outside a string or a comment";
-    throw UsageError(message);
-  };
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    // TOML allows no control character but tab and a line's end, anywhere;
-    // refusing them here keeps this scan and toml++'s in step.
-    const auto byte = static_cast<unsigned char>(c);
-    if ((byte < 0x20 && c != '\t' && c != '\n' && !(c == '\r' && at(i, "\r\n"))) || byte == 0x7F) {
-      char what[48];
-      std::snprintf(what, sizeof what, ": a control character (0x%02X)", byte);
-      std::string message = config_location(path, line);
-      message += what;
-      throw UsageError(message);
-    }
-    if (c == '\n') {
-      ++line;
-      if (in == In::comment || in == In::basic || in == In::literal) in = In::code;
-      if (in == In::code && braces == 0) value = false;
-      continue;
-    }
-    switch (in) {
-      case In::code:
-        if (byte >= 0x80) non_ascii();
-        // A value that is not a string (a number, a date, a boolean) is
-        // scanned by toml++ up to the next space, comma, bracket or comment
-        // whatever it holds, quotes included: all of it must be ASCII.
-        if (value && (std::isalnum(byte) || std::string_view("_+-:.").find(c) != npos)) {
-          std::size_t end = i;
-          while (end < text.size() && std::string_view(" \t\r\n,]}#").find(text[end]) == npos) {
-            if (static_cast<unsigned char>(text[end]) >= 0x80) non_ascii();
-            ++end;
-          }
-          i = end - 1;
-          break;
-        }
-        if (c == '=') value = true;
-        if (c == '{') value = false, ++braces;
-        if (c == '}' && braces > 0) --braces;
-        if (c == ',' && braces > 0) value = false;
-        if (c == '#')
-          in = In::comment;
-        else if (at(i, "\"\"\""))
-          in = In::multi_basic, i += 2;
-        else if (at(i, "\'\'\'"))
-          in = In::multi_literal, i += 2;
-        else if (c == '"')
-          in = In::basic;
-        else if (c == '\'')
-          in = In::literal;
-        break;
-      case In::comment:
-        break;
-      case In::basic:
-      case In::multi_basic:
-        // An escape (TOML's are ASCII; toml++ asks whether a non-ASCII
-        // one is a line-ending backslash's whitespace).
-        if (c == '\\' && in == In::multi_basic && i + 1 < text.size() &&
-            std::string_view(" \t\r\n").find(text[i + 1]) != npos) {
-          // A line-ending backslash (or what toml++ takes for one until it
-          // finds no line break): it skips the whitespace after it, asking
-          // of the first other character whether it is whitespace.
-          std::size_t next = text.find_first_not_of(" \t", i + 1);
-          if (next != npos && (text[next] == '\n' || text[next] == '\r'))
-            next = text.find_first_not_of(" \t\r\n", next);
-          next = std::min(next, text.size());
-          for (std::size_t k = i; k < next; ++k) line += text[k] == '\n';
-          if (next < text.size() && static_cast<unsigned char>(text[next]) >= 0x80) {
-            const std::size_t length = code_point_at(text, next).second;
-            if (length == 0) {
-              std::string message = config_location(path, line);
-              message += ": not UTF-8";
-              throw UsageError(message);
-            }
-            escaped.emplace_back(next, length);
-            next += length;
-          }
-          i = next - 1;
-          break;
-        }
-        if (c == '\\' && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80) {
-          std::string message = config_location(path, line);
-          message += ": a backslash before a non-ASCII character (TOML's escapes are ASCII)";
-          throw UsageError(message);
-        } else if (c == '\\' && i + 1 < text.size() && text[i + 1] != '\n')
-          ++i;
-        else if (in == In::multi_basic && at(i, "\"\"\""))
-          in = In::code, i += 2;
-        else if (in == In::basic && c == '"')
-          in = In::code;
-        break;
-      case In::literal:
-        if (c == '\'') in = In::code;
-        break;
-      case In::multi_literal:
-        if (at(i, "\'\'\'")) in = In::code, i += 2;
-        break;
-    }
-  }
-  if (escaped.empty()) return text;
-  std::string readable;
-  std::size_t from = 0;
-  for (const auto& [offset, length] : escaped) {
-    readable.append(text, from, offset - from);
-    char escape[16];
-    const char32_t point = code_point_at(text, offset).first;
-    std::snprintf(escape, sizeof escape, point > 0xFFFF ? "\\U%08X" : "\\u%04X",
-                  static_cast<unsigned>(point));
-    readable += escape;
-    from = offset + length;
-  }
-  readable.append(text, from);
-  return readable;
-}
-
-}  // namespace
 
 std::vector<ConfigEntry> read_config_file(const std::string& path) {
   const std::string text = read_whole(path);
