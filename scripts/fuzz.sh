@@ -53,7 +53,9 @@ for name in "${targets[@]}"; do
     bound=(-max_total_time="$seconds")
     echo "fuzz_$name: ${seconds} s over $(find "$corpus" -type f | wc -l) corpus inputs"
   fi
-  if ! build-fuzz/fuzz/fuzz_"$name" "${bound[@]}" -timeout=10 -rss_limit_mb=2048 \
+  dict=()
+  [[ -f tests/fuzz/$name.dict ]] && dict=(-dict=tests/fuzz/"$name".dict)
+  if ! build-fuzz/fuzz/fuzz_"$name" "${bound[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix=build-fuzz/findings/"$name"- -print_final_stats=0 -close_fd_mask=3 \
       "$scratch" "$corpus" >build-fuzz/findings/"$name".log 2>&1; then
     echo "fuzz_$name: FAILED (input and log in build-fuzz/findings/)"

@@ -2,6 +2,7 @@
 
 #include <prefork/flag_parser.hpp>
 
+#include <cctype>
 #include <cstddef>
 #include <cstdio>
 #include <string_view>
@@ -76,6 +77,20 @@ std::string readable_by_toml(const std::string& path, const std::string& text) {
   // toml++'s value terminators (the ASCII ones; it asks of every other
   // character, non-ASCII ones included, whether it is one).
   constexpr std::string_view value_end = " \t\r\n,]}#";
+  // Where toml++'s reading of a bare value from text[i] ends; `first_any`:
+  // it reads text[i] whatever it is.
+  const auto bare_value_end = [&](std::size_t i, bool first_any) {
+    for (; i < text.size() && (first_any || value_end.find(text[i]) == npos); ++i) {
+      first_any = false;
+      const auto b = static_cast<unsigned char>(text[i]);
+      if (b >= 0x80) refuse("a non-ASCII character outside a string or a comment");
+      if (text[i] == '\n')
+        ++line;
+      else if (is_control(b) && text[i] != '\r')
+        break;  // refused by the loop
+    }
+    return i;
+  };
 
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char c = text[i];
@@ -103,13 +118,14 @@ std::string readable_by_toml(const std::string& path, const std::string& text) {
         if (expect_value && value_end.find(c) == npos && c != '"' && c != '\'' && c != '[' &&
             c != '{') {
           // A bare value (a number, a date, a boolean, or a mistake): toml++
-          // reads it to its end, whatever it holds, quotes included.
-          std::size_t end = i;
-          for (; end < text.size() && value_end.find(text[end]) == npos; ++end) {
-            const auto b = static_cast<unsigned char>(text[end]);
-            if (b >= 0x80) refuse("a non-ASCII character outside a string or a comment");
-            if (is_control(b)) break;  // refused by the loop
-          }
+          // reads it to its end, whatever it holds, quotes included; after
+          // a space and a digit (a date's time?) it reads on, the character
+          // after the digit whatever it is (a line's end too), then to the
+          // next end (what it read then is never valid: it fails after).
+          std::size_t end = bare_value_end(i, false);
+          if (end + 1 < text.size() && text[end] == ' ' &&
+              std::isdigit(static_cast<unsigned char>(text[end + 1])))
+            end = bare_value_end(end + 2, true);
           readable.append(text, i, end - i);
           i = end - 1;
           quote_opens = false;

@@ -513,6 +513,14 @@ BOOST_AUTO_TEST_CASE(non_ascii_in_strings_is_read_and_elsewhere_refused) {
   file.write("workers = 2\nu = [{a = [0, 1,\n72$\'$\xEF\xB3\xBF\'], b = 1}]\n");
   BOOST_TEST(error_of({"--config", file.path}) ==
              file.path + ":3: a non-ASCII character outside a string or a comment");
+  // Found by tests/fuzz: after a date, a space and one digit, toml++ reads
+  // on past the line's end (then fails); a date-time with a space is read.
+  file.write("workers = 2\ns=1979-05-27 8\n\'\xEF\xB7\xBF\'-\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":3: a non-ASCII character outside a string or a comment");
+  file.write("workers = 1979-05-27 07:32:00\n");
+  BOOST_TEST(error_of({"--config", file.path}) ==
+             file.path + ":1: workers wants a string, a number or a boolean, not a date or a time");
   file.write("workers = 2\nu = 1\'\xC3\xA9\'\n");
   BOOST_TEST(error_of({"--config", file.path}) ==
              file.path + ":2: a non-ASCII character outside a string or a comment");
