@@ -28,7 +28,7 @@ for arg in "$@"; do
 done
 # Inputs per target for --seeded: about 5 s each on a 2-core CI machine
 # (the targets' speeds differ a hundredfold).
-declare -A seeded_runs=([codecs]=100000 [command_line]=4000 [config_file]=30000
+declare -A seeded_runs=([codecs]=100000 [command_line]=4000 [config_file]=10000
   [datagram]=10000 [metrics_request]=400000 [scoreboard_reader]=800)
 [[ ${#targets[@]} -gt 0 ]] || targets=(codecs command_line config_file datagram metrics_request scoreboard_reader)
 
