@@ -518,6 +518,12 @@ BOOST_AUTO_TEST_CASE(non_ascii_in_strings_is_read_and_elsewhere_refused) {
   file.write("workers = 2\ns=1979-05-27 8\n\'\xEF\xB7\xBF\'-\n");
   BOOST_TEST(error_of({"--config", file.path}) ==
              file.path + ":3: a non-ASCII character outside a string or a comment");
+  // Malformed files that break toml++'s internal assumptions: a parse error.
+  for (const char* text : {"[&\n", "workers = 1979-05-27 8,\n"}) {
+    file.write(text);
+    BOOST_TEST(Pattern(file.path + R"(:1:\d+: .+)").matches(error_of({"--config", file.path})),
+               error_of({"--config", file.path}));
+  }
   file.write("workers = 1979-05-27 07:32:00\n");
   BOOST_TEST(error_of({"--config", file.path}) ==
              file.path + ":1: workers wants a string, a number or a boolean, not a date or a time");
