@@ -47,12 +47,11 @@ for name in "${targets[@]}"; do
   scratch=$(mktemp -d)
   mkdir -p "$corpus"
   if [[ $seeded -eq 1 ]]; then
-    bound=(-seed=1 -runs="${seeded_runs[$name]}")
-    echo "fuzz_$name: ${seeded_runs[$name]} inputs from seed 1 over $(find "$corpus" -type f | wc -l) corpus inputs"
+    bound=(-seed=1 -runs="${seeded_runs[$name]}") how_long="${seeded_runs[$name]} inputs from seed 1"
   else
-    bound=(-max_total_time="$seconds")
-    echo "fuzz_$name: ${seconds} s over $(find "$corpus" -type f | wc -l) corpus inputs"
+    bound=(-max_total_time="$seconds") how_long="$seconds s"
   fi
+  echo "fuzz_$name: $how_long over $(find "$corpus" -type f | wc -l) corpus inputs"
   dict=()
   [[ -f tests/fuzz/$name.dict ]] && dict=(-dict=tests/fuzz/"$name".dict)
   if ! build-fuzz/fuzz/fuzz_"$name" "${bound[@]}" "${dict[@]}" -timeout=10 -rss_limit_mb=2048 \

@@ -16,6 +16,7 @@ namespace prefork {
 namespace {
 
 constexpr auto npos = std::string_view::npos;
+constexpr std::string_view outside_strings = "a non-ASCII character outside a string or a comment";
 
 // The code point of the UTF-8 sequence at text[i], and its length; length 0
 // for one that is not UTF-8 (overlong, a surrogate, beyond U+10FFFF).
@@ -83,7 +84,7 @@ std::string readable_by_toml(const std::string& path, const std::string& text) {
     for (; i < text.size() && (first_any || value_end.find(text[i]) == npos); ++i) {
       first_any = false;
       const auto b = static_cast<unsigned char>(text[i]);
-      if (b >= 0x80) refuse("a non-ASCII character outside a string or a comment");
+      if (b >= 0x80) refuse(outside_strings);
       if (text[i] == '\n')
         ++line;
       else if (is_control(b) && text[i] != '\r')
@@ -114,7 +115,7 @@ std::string readable_by_toml(const std::string& path, const std::string& text) {
     }
     switch (in) {
       case In::code:
-        if (byte >= 0x80) refuse("a non-ASCII character outside a string or a comment");
+        if (byte >= 0x80) refuse(outside_strings);
         if (expect_value && value_end.find(c) == npos && c != '"' && c != '\'' && c != '[' &&
             c != '{') {
           // A bare value (a number, a date, a boolean, or a mistake): toml++

@@ -319,14 +319,7 @@ BOOST_AUTO_TEST_CASE(a_reload_takes_the_pool_size_from_the_file_again) {
   server.signal(SIGHUP);
   BOOST_TEST(scoreboard_when(shm.name(), rolled_to(4), start_timeout, &last).has_value(),
              describe(last) << server.describe());
-  // Logged before the roll, read through a pipe: waited for all the same.
-  BOOST_TEST(wait_until(
-                 [&] {
-                   return server.stderr_text().find(
-                              "workers = 9 is more than this master has room for: 4") !=
-                          std::string::npos;
-                 },
-                 state_timeout),
+  BOOST_TEST(logged_when(server, "workers = 9 is more than this master has room for: 4"),
              server.describe());
   server.signal(SIGTERM);
   BOOST_TEST(status_or_running(server.wait_exit(state_timeout)) == 0, server.describe());

@@ -221,4 +221,21 @@ std::string TempDir::script(const std::string& name, const std::string& text) co
   return path;
 }
 
+std::size_t count_of(std::string_view text, std::string_view part) {
+  std::size_t n = 0;
+  for (std::size_t at = text.find(part); at != std::string_view::npos && !part.empty();
+       at = text.find(part, at + part.size()))
+    ++n;
+  return n;
+}
+
+std::size_t logged(const ServerProcess& server, std::string_view what) {
+  return count_of(server.stderr_text(), what);
+}
+
+bool logged_when(const ServerProcess& server, std::string_view what, std::size_t times,
+                 Milliseconds timeout) {
+  return wait_until([&] { return logged(server, what) >= times; }, timeout);
+}
+
 }  // namespace prefork::test

@@ -162,4 +162,22 @@ struct Finished {
 };
 Finished run_to_end(const std::string& program, std::vector<std::string> args);
 
+// How many times `part` occurs in `text`.
+std::size_t count_of(std::string_view text, std::string_view part);
+
+// A server's log (its stderr) reaches the test through a pipe, after the
+// event it tells of: wait for a line, never read it once after the event.
+// How many times `what` is in the log read so far:
+std::size_t logged(const ServerProcess& server, std::string_view what);
+inline std::size_t logged(UpperServer& server, std::string_view what) {
+  return logged(server.process(), what);
+}
+// Waits until `what` has been logged `times` times (false after `timeout`).
+bool logged_when(const ServerProcess& server, std::string_view what, std::size_t times = 1,
+                 Milliseconds timeout = state_timeout);
+inline bool logged_when(UpperServer& server, std::string_view what, std::size_t times = 1,
+                        Milliseconds timeout = state_timeout) {
+  return logged_when(server.process(), what, times, timeout);
+}
+
 }  // namespace prefork::test

@@ -55,24 +55,6 @@ bool contains(const std::vector<pid_t>& pids, pid_t pid) {
   return std::find(pids.begin(), pids.end(), pid) != pids.end();
 }
 
-std::size_t count_of(const std::string& text, std::string_view what) {
-  std::size_t count = 0;
-  for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1))
-    ++count;
-  return count;
-}
-
-// How many of the server's log lines (stderr) contain `what`.
-std::size_t logged(UpperServer& server, std::string_view what) {
-  return count_of(server.process().stderr_text(), what);
-}
-
-// Waits until `what` has been logged `times` times.
-bool logged_when(UpperServer& server, std::string_view what, std::size_t times,
-                 Milliseconds timeout = state_timeout) {
-  return wait_until([&] { return logged(server, what) >= times; }, timeout);
-}
-
 // One framed request on a connection of its own: the answer.
 std::string ask(UpperServer& server, std::string_view payload) {
   auto client = TcpClient::connect(server.endpoint("framed"));

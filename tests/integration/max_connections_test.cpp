@@ -22,7 +22,6 @@
 #include <deque>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 using namespace prefork::test;
 namespace json = boost::json;
@@ -75,16 +74,6 @@ boost::test_tools::assertion_result only_where_the_flag_binds(boost::unit_test::
   return result;
 }
 
-// True once the process's stderr holds `text` (its reader thread may lag).
-bool says(const ServerProcess& process, const std::string& text) {
-  const auto deadline = std::chrono::steady_clock::now() + state_timeout;
-  while (process.stderr_text().find(text) == std::string::npos) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(20ms);  // polling a bounded wait, not synchronising
-  }
-  return true;
-}
-
 boost::test_tools::assertion_result only_in_pools(boost::unit_test::test_unit_id) {
   boost::test_tools::assertion_result result(!one_process());
   result.message() << "the model runs one worker process";
@@ -96,7 +85,7 @@ boost::test_tools::assertion_result only_in_pools(boost::unit_test::test_unit_id
 BOOST_AUTO_TEST_CASE(a_worker_at_its_cap_accepts_no_more_until_one_closes) {
   UpperServer server = start(1, 3);
   BOOST_TEST_REQUIRE(server.ready_snapshot().slots.size() >= 1u);
-  BOOST_TEST(says(server.process(), "at most 3 connections each, 3 in all"),
+  BOOST_TEST(logged_when(server.process(), "at most 3 connections each, 3 in all"),
              server.process().stderr_text());
   BOOST_TEST(server.ready_snapshot().slots[0].connections_max == 3u);
 
@@ -181,8 +170,8 @@ BOOST_AUTO_TEST_CASE(a_cap_over_the_open_files_limit_is_warned_about,
     args.push_back(std::move(arg));
   ServerProcess server("prlimit", args);  // prlimit sets the limits, then execs the server
   server.wait_for_listening(1, start_timeout);
-  BOOST_TEST(says(server, "--max-connections 1000 per worker"), server.describe());
-  BOOST_TEST(says(server, "RLIMIT_NOFILE is 128"), server.describe());
+  BOOST_TEST(logged_when(server, "--max-connections 1000 per worker"), server.describe());
+  BOOST_TEST(logged_when(server, "RLIMIT_NOFILE is 128"), server.describe());
 }
 
 // The cap is a worker setting a reload (SIGHUP) changes: the workers started

@@ -249,7 +249,5 @@ BOOST_AUTO_TEST_CASE(the_open_files_limit_is_raised_to_the_hard_limit) {
   // own: seeing the workers ready says nothing about that thread's progress.
   const std::string raised =
       "open-files limit raised from " + std::to_string(soft) + " to " + std::to_string(hard);
-  BOOST_TEST(wait_until([&] { return server.stderr_text().find(raised) != std::string::npos; },
-                        state_timeout),
-             server.stderr_text());
+  BOOST_TEST(logged_when(server, raised), server.stderr_text());
 }

@@ -196,20 +196,13 @@ BOOST_AUTO_TEST_CASE(a_segment_truncated_under_the_server_leaves_it_serving_and_
   const std::string text = http(metrics, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
   BOOST_TEST(text.rfind("HTTP/1.1 200 OK\r\n", 0) == 0u, text.substr(0, 300));
   BOOST_TEST(contains(text, "\nprefork_scoreboard_corrupt 1\n"), text.substr(0, 300));
-  BOOST_TEST(wait_until(
-                 [&] {
-                   return contains(server.process().stderr_text(),
-                                   "was truncated under the master: gave it its");
-                 },
-                 state_timeout),
+  BOOST_TEST(logged_when(server, "was truncated under the master: gave it its"),
              server.process().stderr_text());
   // ...and it still supervises: a worker killed now is folded in and replaced.
   ::kill(victim, SIGKILL);
   // (It may have died of its own write to the cut segment first.)
   const std::string restarted = "(pid " + std::to_string(victim) + ") was killed by SIG";
-  BOOST_TEST(wait_until([&] { return contains(server.process().stderr_text(), restarted); },
-                        state_timeout),
-             server.process().stderr_text());
+  BOOST_TEST(logged_when(server, restarted), server.process().stderr_text());
   TcpClient client = TcpClient::connect(server.endpoint("framed"));
   BOOST_TEST(client.request_frame("still") == "STILL");
   BOOST_TEST(server.process().running());

@@ -276,14 +276,6 @@ class PtyProcess {
 constexpr std::string_view cursor_home = "\x1b[H", clear_screen = "\x1b[2J",
                            hide_cursor = "\x1b[?25l", show_cursor = "\x1b[?25h";
 
-std::size_t count_of(std::string_view text, std::string_view part) {
-  std::size_t n = 0;
-  for (std::size_t at = text.find(part); at != std::string_view::npos;
-       at = text.find(part, at + part.size()))
-    ++n;
-  return n;
-}
-
 // The screen lines of one frame, control sequences removed.
 std::vector<std::string> screen_lines(std::string_view frame) {
   static const Pattern control("\x1b\\[[0-9;?]*[@-~]");

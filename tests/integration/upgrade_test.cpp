@@ -236,9 +236,7 @@ BOOST_AUTO_TEST_CASE(a_new_program_that_fails_is_rolled_back) {
   ServerProcess& server = f.start({"--framed", "127.0.0.1:0"});
   f.replace_program("#!/bin/sh\necho 'broken program started' >&2\nexit 1\n");
   server.signal(SIGUSR2);
-  BOOST_TEST_REQUIRE(
-      wait_until([&] { return server.stderr_text().find("upgrade failed") != std::string::npos; },
-                 start_timeout));
+  BOOST_TEST_REQUIRE(logged_when(server, "upgrade failed", 1, start_timeout));
   BOOST_TEST(server.stderr_text().find("broken program started") != std::string::npos);
   BOOST_TEST(server.running());
   BOOST_TEST(master_of(f.name()) == server.pid());
@@ -255,9 +253,7 @@ BOOST_AUTO_TEST_CASE(a_new_master_not_ready_in_time_is_stopped) {
   // It starts, then never reports anything: the deadline must end it.
   f.replace_program("#!/bin/sh\nexec sleep 300\n");
   server.signal(SIGUSR2);
-  BOOST_TEST_REQUIRE(
-      wait_until([&] { return server.stderr_text().find("upgrade failed") != std::string::npos; },
-                 start_timeout));
+  BOOST_TEST_REQUIRE(logged_when(server, "upgrade failed", 1, start_timeout));
   // Its pid from the master's line (a marker file the script wrote could
   // still be empty: the deadline may come before a starved shell runs).
   const std::string log = server.stderr_text(), said = "upgrade: new master pid ";
